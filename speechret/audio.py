@@ -1,0 +1,370 @@
+"""Audio I/O: load / save / resample / validate, with errors that name the file.
+
+All audio enters the pipeline here (``audio file -> load/validate -> (CPO) -> features``, see
+``../shared/docs/DESIGN.md``). The papers' corpora are 16 kHz, 16-bit mono speech (paper A §5.1,
+paper B §V-A, paper C §5.1: THCHS-30 / AISHELL-3 / DSPSpeech-20), so the defaults are 16 kHz and
+16-bit PCM WAV.
+
+* I/O goes through :mod:`soundfile` (libsndfile), which reads and writes WAV, FLAC and MP3.
+  ``torchaudio.load`` is deliberately not used.
+* Every problem with a file is reported as a single exception type, :class:`AudioError` (a
+  :class:`ValueError`), whose message starts with the file name and then states the problem:
+  missing file, 0-byte file, unsupported extension/container, unreadable or corrupt data, truncated
+  data, 0 samples, non-finite samples (NaN/inf, possible in float WAV), too short / too long.
+* Multichannel audio is mixed down to mono by the **mean** over channels (not by taking the first
+  channel, and not by summing, so a stereo file with identical channels loads exactly as its
+  mono version).
+* Resampling uses a polyphase filter (:func:`scipy.signal.resample_poly`) with the rational
+  ratio ``new/old`` reduced by :func:`math.gcd`; :func:`resample_torch` is the batched torch
+  equivalent (``torchaudio.functional.resample``, windowed-sinc) for tensors ``(..., T)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+__all__ = [
+    "AudioError",
+    "AudioInfo",
+    "SUPPORTED_EXTENSIONS",
+    "audio_info",
+    "load_audio",
+    "save_audio",
+    "resample",
+    "resample_torch",
+    "validate_wave",
+]
+
+#: extension (lower case) -> soundfile container format.
+SUPPORTED_EXTENSIONS: dict[str, str] = {".wav": "WAV", ".wave": "WAV", ".flac": "FLAC", ".mp3": "MP3"}
+
+# Containers libsndfile may report for a file we accept (content is detected by libsndfile, the
+# extension is only a first filter).
+_ACCEPTED_CONTAINERS = {"WAV", "WAVEX", "RF64", "W64", "FLAC", "MP3"}
+
+# Default subtype per container when saving.
+_DEFAULT_SUBTYPE = {"WAV": "PCM_16", "FLAC": "PCM_16", "MP3": "MPEG_LAYER_III"}
+
+# Integer PCM subtypes: values are clipped to the representable range before writing.
+_INT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"}
+
+# An MP3 stream decodes a few frames short / long of what its header announces when it has no
+# exact length tag, so truncation of MP3 is only declared beyond this tolerance (samples).
+_MP3_LENGTH_TOLERANCE = 2 * 1152
+
+
+class AudioError(ValueError):
+    """A problem with one audio file or waveform.
+
+    ``str(err)`` is ``"<source>: <problem>"``; the parts are kept as ``err.source`` and
+    ``err.problem`` for programmatic use.
+    """
+
+    def __init__(self, source: str | os.PathLike[str], problem: str) -> None:
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across DataLoader workers
+        return (type(self), (self.source, self.problem))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header information of an audio file (from :func:`soundfile.info`, no decoding)."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds (``frames / sample_rate``)."""
+        return self.frames / self.sample_rate if self.sample_rate > 0 else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _format_for_path(path: Path, *, for_writing: bool) -> str:
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        verb = "write" if for_writing else "read"
+        raise AudioError(path, f"unsupported audio format/extension {ext or '(none)'!r}; "
+                               f"can {verb} {supported}")
+    return SUPPORTED_EXTENSIONS[ext]
+
+
+def _check_file(path: Path) -> None:
+    """Existence, regular file, non-empty, supported extension."""
+    _format_for_path(path, for_writing=False)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if not path.is_file():
+        raise AudioError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+
+
+def _libsndfile_problem(exc: Exception) -> str:
+    msg = str(exc)
+    # libsndfile messages look like "Error opening '/x/y.wav': Format not recognised."
+    if "':" in msg:
+        msg = msg.split("':", 1)[1].strip()
+    return msg or type(exc).__name__
+
+
+def _wav_declared_data_bytes(path: Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file: ``(declared data-chunk bytes, bytes actually present)``.
+
+    libsndfile silently shortens a WAV whose ``data`` chunk is cut (it reports the frames that
+    are present), so truncation must be detected from the header. Returns ``None`` when the file
+    is not a plain RIFF/WAVE or when the writer left the size unknown (0 or 0xFFFFFFFF,
+    streaming writers do that).
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                if csize in (0, 0xFFFFFFFF):
+                    return None
+                return csize, size - (pos + 8)
+            pos += 8 + csize + (csize & 1)  # chunks are word aligned
+    return None
+
+
+def _to_numpy(wave: Any) -> np.ndarray:
+    if hasattr(wave, "detach"):  # torch.Tensor without importing torch here
+        wave = wave.detach().cpu().numpy()
+    return np.asarray(wave)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+
+def validate_wave(
+    wave: Any,
+    source: str | os.PathLike[str],
+    sample_rate: int = 16000,
+    min_duration: float = 0.0,
+    max_duration: float | None = None,
+) -> np.ndarray:
+    """Check a mono waveform and return it as a float32 numpy array.
+
+    Raises :class:`AudioError` naming ``source`` (a file name, an item id, ...) when the wave is
+    not 1-D, is empty (0 samples), contains non-finite samples (NaN / inf, which float WAV files
+    can hold), is shorter than ``min_duration`` seconds, or longer than ``max_duration`` seconds.
+    Accepts numpy arrays, sequences and torch tensors (moved to CPU).
+    """
+    arr = _to_numpy(wave)
+    if arr.ndim != 1:
+        raise AudioError(source, f"expected a mono 1-D waveform, got shape {tuple(arr.shape)}")
+    if arr.size == 0:
+        raise AudioError(source, "empty audio (0 samples)")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise AudioError(source, f"waveform has non-real dtype {arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        n_nan = int(np.isnan(arr).sum())
+        raise AudioError(
+            source,
+            f"{bad.size} non-finite sample(s) ({n_nan} NaN, {bad.size - n_nan} inf), "
+            f"first at sample {int(bad[0])}",
+        )
+    duration = arr.size / float(sample_rate)
+    if min_duration and duration < min_duration:
+        raise AudioError(source, f"too short: {duration:.3f} s ({arr.size} samples at "
+                                 f"{sample_rate} Hz) < minimum duration {min_duration:g} s")
+    if max_duration is not None and duration > max_duration:
+        raise AudioError(source, f"too long: {duration:.3f} s > maximum duration {max_duration:g} s")
+    return arr
+
+
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Header information (sample rate, channels, frames, duration) without decoding.
+
+    Raises :class:`AudioError` for a missing / empty / unsupported / unreadable file.
+    """
+    p = Path(path)
+    _check_file(p)
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # libsndfile raises LibsndfileError / RuntimeError
+        raise AudioError(p, f"unreadable or corrupt audio ({_libsndfile_problem(exc)})") from exc
+    if info.format not in _ACCEPTED_CONTAINERS:
+        raise AudioError(p, f"unsupported audio container {info.format!r} ({info.format_info})")
+    return AudioInfo(
+        path=str(p),
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        format=str(info.format),
+        subtype=str(info.subtype),
+    )
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int | None = 16000,
+    *,
+    min_duration: float = 0.0,
+    max_duration: float | None = None,
+) -> np.ndarray:
+    """Load a WAV / FLAC / MP3 file as a float32 mono waveform at ``sample_rate``.
+
+    * Integer PCM is scaled to [-1, 1) (``int16 / 32768``, exact); float files are returned as
+      stored (values beyond +-1 are kept, not clipped or renormalised).
+    * Multichannel audio is mixed down by the mean over channels.
+    * The wave is resampled (polyphase, :func:`resample`) when the file's rate differs from
+      ``sample_rate``; ``sample_rate=None`` keeps the file's rate.
+    * Validation (:func:`validate_wave`) runs on the decoded audio *before* resampling, with the
+      file's own rate, so durations refer to the file.
+
+    Raises :class:`AudioError` (message ``"<path>: <problem>"``) when the file is missing, 0 bytes,
+    of an unsupported extension or container, unreadable / corrupt, truncated (a WAV whose data
+    chunk is shorter than its header declares, an MP3 / FLAC stream that ends early), holds 0
+    samples or non-finite samples, or is shorter than ``min_duration`` / longer than
+    ``max_duration`` seconds.
+    """
+    p = Path(path)
+    info = audio_info(p)
+    if info.format in {"WAV", "WAVEX"}:
+        declared = _wav_declared_data_bytes(p)
+        if declared is not None and declared[1] < declared[0]:
+            raise AudioError(p, f"truncated file: data chunk declares {declared[0]} bytes but "
+                                f"only {declared[1]} are present")
+    if info.channels < 1:
+        raise AudioError(p, "no audio channels")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(p, f"unreadable, corrupt or truncated audio data "
+                            f"({_libsndfile_problem(exc)})") from exc
+    n = data.shape[0]
+    if info.frames > 0:
+        tolerance = _MP3_LENGTH_TOLERANCE if info.format == "MP3" else 0
+        if n + tolerance < info.frames:
+            raise AudioError(p, f"truncated file: header announces {info.frames} frames but only "
+                                f"{n} could be decoded")
+    if n == 0:
+        raise AudioError(p, "empty audio (0 samples)")
+    wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    wave = validate_wave(wave, str(p), int(sr), min_duration, max_duration)
+    if sample_rate is not None and int(sr) != int(sample_rate):
+        wave = resample(wave, int(sr), int(sample_rate))
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def save_audio(
+    path: str | os.PathLike[str],
+    wave: Any,
+    sample_rate: int = 16000,
+    subtype: str | None = None,
+) -> Path:
+    """Write a mono (``(T,)``) or multichannel (``(T, C)``) wave; container by extension.
+
+    ``.wav`` (default subtype ``PCM_16``), ``.flac`` (``PCM_16``), ``.mp3`` (MPEG Layer III at
+    libsndfile's default quality). For integer subtypes the samples are clipped to the
+    representable range first (libsndfile would otherwise wrap around). The file is written to a
+    temporary name in the same directory and renamed into place, so a crash never leaves a
+    half-written file. Non-finite samples raise :class:`AudioError`. Returns the path.
+    """
+    p = Path(path)
+    fmt = _format_for_path(p, for_writing=True)
+    arr = _to_numpy(wave)
+    if arr.ndim == 1:
+        validate_wave(arr, str(p), sample_rate)
+    elif arr.ndim == 2:
+        if arr.size == 0:
+            raise AudioError(p, "empty audio (0 samples)")
+        for c in range(arr.shape[1]):
+            validate_wave(arr[:, c], str(p), sample_rate)
+    else:
+        raise AudioError(p, f"expected a (T,) or (T, channels) waveform, got shape {arr.shape}")
+    arr = arr.astype(np.float32, copy=False)
+    subtype = (subtype or _DEFAULT_SUBTYPE[fmt]).upper()
+    if not sf.check_format(fmt, subtype):
+        raise AudioError(p, f"unsupported subtype {subtype!r} for {fmt}")
+    if subtype in _INT_SUBTYPES:
+        arr = np.clip(arr, -1.0, 1.0)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix + ".part", dir=p.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, arr, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, p)
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, AudioError):
+            raise
+        raise AudioError(p, f"cannot write audio ({_libsndfile_problem(exc)})") from exc
+    return p
+
+
+def resample(wave: Any, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Polyphase resampling of a numpy wave along its last axis.
+
+    Uses :func:`scipy.signal.resample_poly` with ``up/down = new_sr/orig_sr`` reduced by their
+    gcd (e.g. 44100 -> 16000 is up=160, down=441). Output length is ``ceil(T * new_sr / orig_sr)``;
+    float32. Returns the input (as float32) when the rates are equal.
+    """
+    from scipy.signal import resample_poly
+
+    orig_sr, new_sr = int(orig_sr), int(new_sr)
+    if orig_sr <= 0 or new_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
+    arr = np.asarray(_to_numpy(wave), dtype=np.float32)
+    if orig_sr == new_sr:
+        return arr
+    g = math.gcd(orig_sr, new_sr)
+    out = resample_poly(arr, new_sr // g, orig_sr // g, axis=-1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def resample_torch(wave: Any, orig_sr: int, new_sr: int) -> Any:
+    """Batched resampling of a tensor ``(..., T)`` with ``torchaudio.functional.resample``.
+
+    Windowed-sinc (Hann) interpolation evaluated as a strided convolution on the tensor's device;
+    torchaudio reduces the ratio by the gcd internally. Output length is
+    ``ceil(T * new_sr / orig_sr)``. Returns the input unchanged when the rates are equal.
+    """
+    import torch
+    import torchaudio.functional as AF
+
+    orig_sr, new_sr = int(orig_sr), int(new_sr)
+    if orig_sr <= 0 or new_sr <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
+    x = wave if isinstance(wave, torch.Tensor) else torch.as_tensor(np.asarray(wave))
+    if not x.is_floating_point():
+        x = x.float()
+    if orig_sr == new_sr:
+        return x
+    return AF.resample(x, orig_sr, new_sr)

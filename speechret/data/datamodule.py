@@ -1,0 +1,552 @@
+"""LightningDataModule: any manifest → batches of waveforms, features and labels.
+
+Data path (DESIGN.md "The flow of data")::
+
+    manifest ─► select labels / languages / speakers ─► split (speaker-disjoint, repetition, ...)
+            ─► load + validate audio (worker processes) ─► [CPO copies, deterministic]
+            ─► variable-length collate (B, T) + lengths
+            ─► on the device: [CPO augmentation, train only] ─► features ─► batch dict
+
+CPO augmentation and feature extraction run in :meth:`SpeechDataModule.on_after_batch_transfer`,
+i.e. batched on the accelerator the Trainer uses (GPU when ``trainer=gpu``), never as a per-sample
+Python loop on the CPU.  The feature module is the same object the :class:`~speechret.hashing`
+front half uses at indexing and search time, built from the same ``features`` config, so training,
+indexing and search cannot disagree about features.
+
+Batch dict keys:
+
+``wave`` (B, T) float32, ``wave_lengths`` (B,), ``features`` (model input), ``feature_lengths``
+(B,), ``label`` (B,) content class (contiguous 0..K-1 after selection, -1 unknown),
+``targets`` (B, L) pronunciation labels padded with -1 and ``target_lengths`` (B,) for CTC,
+``index`` (B,) dataset index, ``item_index`` (B,) index into :attr:`SpeechDataModule.items`,
+``cpo`` (B,) index of the CPO copy (-1 for the original), ``ids`` list of item ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from speechret.audio import load_audio
+from speechret.data.corpora import load_corpus
+from speechret.data.manifest import Item, Manifest
+from speechret.data.pronunciation import pinyin_to_labels, text_to_labels
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------
+def split_by_speaker(
+    items: Sequence[Item], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[int]]:
+    """Speaker-disjoint split: speakers are shuffled with ``seed`` and assigned whole.
+
+    The number of val/test speakers is ``round(fraction * n_speakers)``, at least one when the
+    fraction is positive and at least one speaker stays in train.
+    """
+    speakers = sorted({it.speaker for it in items})
+    rng = random.Random(seed)
+    rng.shuffle(speakers)
+    n = len(speakers)
+
+    def count(frac: float) -> int:
+        return 0 if frac <= 0 else max(1, round(frac * n))
+
+    n_test, n_val = count(test_fraction), count(val_fraction)
+    if n_test + n_val >= n:
+        raise ValueError(
+            f"speaker split needs more speakers: {n} speakers cannot give {n_val} val + "
+            f"{n_test} test speakers and keep one for training"
+        )
+    test_spk = set(speakers[:n_test])
+    val_spk = set(speakers[n_test : n_test + n_val])
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for i, it in enumerate(items):
+        out["test" if it.speaker in test_spk else "val" if it.speaker in val_spk else "train"].append(i)
+    return out
+
+
+def split_by_repetition(
+    items: Sequence[Item], val_repetitions: Sequence[int], test_repetitions: Sequence[int]
+) -> dict[str, list[int]]:
+    """Repetition split: every speaker and word in every split, repetitions held out."""
+    if any(it.repetition < 0 for it in items):
+        raise ValueError("repetition split needs a repetition number on every item (manifest column 'repetition')")
+    val_r, test_r = set(val_repetitions), set(test_repetitions)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for i, it in enumerate(items):
+        out["test" if it.repetition in test_r else "val" if it.repetition in val_r else "train"].append(i)
+    return out
+
+
+def split_random(
+    items: Sequence[Item], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[int]]:
+    """Random split stratified by content label (each label keeps the same proportions)."""
+    by_label: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        by_label.setdefault(it.label, []).append(i)
+    rng = random.Random(seed)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for label in sorted(by_label):
+        idx = by_label[label]
+        rng.shuffle(idx)
+        n_test = round(test_fraction * len(idx))
+        n_val = round(val_fraction * len(idx))
+        out["test"] += idx[:n_test]
+        out["val"] += idx[n_test : n_test + n_val]
+        out["train"] += idx[n_test + n_val :]
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def split_from_manifest(items: Sequence[Item]) -> dict[str, list[int]]:
+    """Use each item's ``split`` field ("dev"/"valid" count as val; empty counts as train)."""
+    alias = {"": "train", "dev": "val", "valid": "val", "validation": "val"}
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for i, it in enumerate(items):
+        s = alias.get(it.split, it.split)
+        if s not in out:
+            raise ValueError(f"item {it.id}: unknown split {it.split!r} (expected train/val/test)")
+        out[s].append(i)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset and collate
+# --------------------------------------------------------------------------------------------
+def pronunciation_targets(item: Item) -> list[int]:
+    """CTC targets of paper C §4.2: one pronunciation class per syllable (pinyin, else text)."""
+    if item.pinyin:
+        return pinyin_to_labels(item.pinyin)
+    if item.text and item.language.startswith("zh"):
+        return text_to_labels(item.text)
+    return []
+
+
+class SpeechDataset(Dataset):
+    """Items (optionally × CPO copies) → dict of a float32 waveform and its labels.
+
+    ``copies`` is the papers' training-set expansion (paper A §5, paper B §V-A: "CPO'd copies of
+    every utterance"): dataset index ``i`` maps to item ``i // (n_copies)`` and copy
+    ``i % n_copies`` where copy 0 is the original when ``include_original``.  A copy is made
+    deterministically from ``(seed, item, copy)`` so every epoch (and the feature cache) sees the
+    same copy.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        sample_rate: int,
+        *,
+        copies: Sequence[Callable] = (),
+        include_original: bool = True,
+        seed: int = 0,
+        max_samples: int | None = None,
+        waveforms: Mapping[int, np.ndarray] | None = None,
+        item_indices: Sequence[int] | None = None,
+    ) -> None:
+        self.items = list(items)
+        self.sample_rate = sample_rate
+        self.copies = list(copies)
+        self.include_original = include_original
+        self.seed = seed
+        self.max_samples = max_samples
+        self.waveforms = waveforms
+        self.item_indices = list(item_indices) if item_indices is not None else list(range(len(self.items)))
+        self.variants = ([-1] if include_original or not self.copies else []) + list(range(len(self.copies)))
+        self.targets = [pronunciation_targets(it) for it in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items) * len(self.variants)
+
+    def load(self, k: int) -> np.ndarray:
+        it = self.items[k]
+        gi = self.item_indices[k]
+        wave = self.waveforms.get(gi) if self.waveforms is not None else None
+        if wave is None:
+            wave = load_audio(it.path, self.sample_rate)
+        if self.max_samples is not None and wave.shape[0] > self.max_samples:
+            wave = wave[: self.max_samples]
+        return wave
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        k, v = divmod(index, len(self.variants))
+        cpo = self.variants[v]
+        wave = self.load(k)
+        if cpo >= 0:
+            g = torch.Generator().manual_seed(hash((self.seed, self.item_indices[k], cpo)) & 0x7FFFFFFF)
+            wave = self.copies[cpo](torch.from_numpy(wave)[None], generator=g)[0].numpy()
+        it = self.items[k]
+        return {
+            "wave": np.ascontiguousarray(wave, dtype=np.float32),
+            "label": it.label,
+            "targets": self.targets[k],
+            "index": index,
+            "item_index": self.item_indices[k],
+            "cpo": cpo,
+            "id": it.id,
+        }
+
+
+def collate_speech(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Variable-length collate: zero-pad waveforms to the longest, keep lengths; pad CTC targets
+    with -1 (``target_lengths`` says how many are real)."""
+    lengths = torch.tensor([b["wave"].shape[0] for b in batch], dtype=torch.long)
+    wave = torch.zeros(len(batch), int(lengths.max()))
+    for i, b in enumerate(batch):
+        wave[i, : lengths[i]] = torch.from_numpy(b["wave"])
+    tl = torch.tensor([len(b["targets"]) for b in batch], dtype=torch.long)
+    targets = torch.full((len(batch), max(1, int(tl.max()))), -1, dtype=torch.long)
+    for i, b in enumerate(batch):
+        if b["targets"]:
+            targets[i, : tl[i]] = torch.tensor(b["targets"], dtype=torch.long)
+    out = {
+        "wave": wave,
+        "wave_lengths": lengths,
+        "label": torch.tensor([b["label"] for b in batch], dtype=torch.long),
+        "targets": targets,
+        "target_lengths": tl,
+        "index": torch.tensor([b["index"] for b in batch], dtype=torch.long),
+        "item_index": torch.tensor([b["item_index"] for b in batch], dtype=torch.long),
+        "cpo": torch.tensor([b["cpo"] for b in batch], dtype=torch.long),
+        "ids": [b["id"] for b in batch],
+    }
+    if "features" in batch[0]:
+        out["features"], out["feature_lengths"] = _pad_stack([b["features"] for b in batch])
+    return out
+
+
+def _pad_stack(feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack cached per-item features, zero-padding the first (time) axis."""
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    out = feats[0].new_zeros((len(feats), int(lengths.max()), *feats[0].shape[1:]))
+    for i, f in enumerate(feats):
+        out[i, : f.shape[0]] = f
+    return out, lengths
+
+
+class _CachedFeatureDataset(Dataset):
+    """Wraps a :class:`SpeechDataset` and adds precomputed per-item features."""
+
+    def __init__(self, base: SpeechDataset, features: Sequence[torch.Tensor]) -> None:
+        self.base, self.features = base, features
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        d = self.base[index]
+        d["features"] = self.features[index]
+        return d
+
+
+# --------------------------------------------------------------------------------------------
+# DataModule
+# --------------------------------------------------------------------------------------------
+class SpeechDataModule(L.LightningDataModule):
+    """Any corpus or manifest → train/val/test loaders of waveforms, features and labels.
+
+    Args:
+        corpus: corpus kind for :func:`speechret.data.corpora.load_corpus` (``synthetic``,
+            ``dspspeech20``, ``thchs30``, ``aishell3``, ``folder``, ``manifest``).
+        root: corpus root (for ``manifest``: the CSV/JSONL file).
+        corpus_kwargs: extra arguments of the loader (for ``synthetic``: the generator's
+            arguments; the corpus is generated in :meth:`prepare_data` when missing).
+        features: feature extractor (``nn.Module`` from ``conf/features``), applied on the device.
+        augment: train-time CPO augmentation (``speechret.cpo.CPOAugment``), applied on the device
+            to training batches only, before the features.
+        copies: CPO names or objects; the training set becomes the originals plus one CPO'd copy
+            of every utterance per op (papers A and B's 3,060-utterance training sets).
+        labels / languages / speakers: selection (``data.labels=[0,1,2]``, ``data.languages=[zh]``).
+        relabel: map the selected labels to contiguous 0..K-1 (mapping in :attr:`label_map`).
+        split: ``speaker`` (speaker-disjoint, seeded), ``repetition``, ``random`` (stratified),
+            ``manifest`` (the items' own split field) or ``none`` (everything is test: evaluation).
+        target: ``class`` (content label), ``ctc`` (pronunciation sequence; items without one are
+            dropped with a warning) or ``both``.
+        max_seconds: crop longer waveforms (memory bound for long sentences); ``None`` keeps all.
+        cache_waveforms: decode every selected file once in :meth:`setup` (shared by forked workers).
+        cache_features: precompute features of every batch that is not augmented on the fly
+            (val/test, and train when ``augment`` is None — CPO copies are deterministic and cached
+            too); stored in memory, and in ``cache_dir`` when given, keyed by the manifest and the
+            feature config.
+    """
+
+    def __init__(
+        self,
+        corpus: str = "synthetic",
+        root: str | Path = "data/synth_cmn",
+        corpus_kwargs: Mapping[str, Any] | None = None,
+        features: nn.Module | None = None,
+        augment: nn.Module | None = None,
+        copies: Sequence[str | Callable] | None = None,
+        include_original: bool = True,
+        sample_rate: int = 16000,
+        labels: Sequence[int] | None = None,
+        languages: Sequence[str] | None = None,
+        speakers: Sequence[str] | None = None,
+        relabel: bool = True,
+        split: str = "speaker",
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        val_repetitions: Sequence[int] = (7,),
+        test_repetitions: Sequence[int] = (8,),
+        target: str = "class",
+        max_seconds: float | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        cache_waveforms: bool = False,
+        cache_features: bool = False,
+        cache_dir: str | Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if split not in {"speaker", "repetition", "random", "manifest", "none"}:
+            raise ValueError(f"unknown split {split!r}: speaker, repetition, random, manifest or none")
+        if target not in {"class", "ctc", "both"}:
+            raise ValueError(f"unknown target {target!r}: class, ctc or both")
+        self.corpus, self.root = corpus, Path(root)
+        self.corpus_kwargs = dict(corpus_kwargs or {})
+        self.features = features
+        self.augment = augment
+        self.copy_ops = [self._build_cpo(c) for c in (copies or [])]
+        self.include_original = include_original
+        self.sample_rate = sample_rate
+        self.select = dict(
+            labels=list(labels) if labels is not None else None,
+            languages=list(languages) if languages is not None else None,
+            speakers=[str(s) for s in speakers] if speakers is not None else None,
+        )
+        self.relabel = relabel
+        self.split, self.val_fraction, self.test_fraction = split, val_fraction, test_fraction
+        self.val_repetitions, self.test_repetitions = list(val_repetitions), list(test_repetitions)
+        self.target = target
+        self.max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.cache_waveforms, self.cache_features = cache_waveforms, cache_features
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.seed = seed
+        self.items: list[Item] = []
+        self.label_map: dict[int, int] = {}
+        self.label_names: dict[int, str] = {}
+        self.split_indices: dict[str, list[int]] = {}
+        self.datasets: dict[str, Dataset] = {}
+        self._waveforms: dict[int, np.ndarray] | None = None
+        self._is_setup = False
+
+    @staticmethod
+    def _build_cpo(c: str | Callable) -> Callable:
+        if isinstance(c, str):
+            from speechret.cpo import build_cpo
+
+            return build_cpo(c)
+        return c
+
+    # ---------------------------------------------------------------- corpus
+    def prepare_data(self) -> None:
+        """Generate the built-in synthetic corpus when it is the corpus and is missing."""
+        if self.corpus == "synthetic":
+            from speechret.data.synthetic import generate_corpus
+
+            generate_corpus(self.root, **self.corpus_kwargs)
+
+    def load_manifest(self) -> Manifest:
+        kwargs = {} if self.corpus == "synthetic" else self.corpus_kwargs
+        return load_corpus(self.corpus, self.root, **kwargs)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._is_setup:
+            return
+        manifest = self.load_manifest().filter(**self.select)
+        items = list(manifest)
+        if self.target in {"ctc", "both"}:
+            keep = [it for it in items if pronunciation_targets(it)]
+            if len(keep) < len(items):
+                log.warning("target=%s: dropped %d items without Mandarin pinyin/text", self.target, len(items) - len(keep))
+            items = keep
+        if not items:
+            raise ValueError(f"no items left in {self.corpus} corpus at {self.root} after selection {self.select}")
+        self.label_names = {}
+        for it in items:
+            if it.label >= 0:
+                self.label_names.setdefault(it.label, it.text)
+        if self.relabel:
+            self.label_map = {old: new for new, old in enumerate(sorted(self.label_names))}
+            items = [_with_label(it, self.label_map.get(it.label, -1)) for it in items]
+            self.label_names = {self.label_map[k]: v for k, v in self.label_names.items()}
+        else:
+            self.label_map = {k: k for k in self.label_names}
+        self.items = items
+        self.split_indices = self._make_split(items)
+        if self.cache_waveforms:
+            self._waveforms = {i: self._load_item(i) for i in range(len(items))}
+        for name, idx in self.split_indices.items():
+            train = name == "train"
+            ds = SpeechDataset(
+                [items[i] for i in idx],
+                self.sample_rate,
+                copies=self.copy_ops if train else (),
+                include_original=self.include_original,
+                seed=self.seed,
+                max_samples=self.max_samples,
+                waveforms=self._waveforms,
+                item_indices=idx,
+            )
+            if self.cache_features and self.features is not None and not (train and self.augment is not None):
+                ds = _CachedFeatureDataset(ds, self._cached_features(name, ds))
+            self.datasets[name] = ds
+        self._is_setup = True
+
+    def _load_item(self, i: int) -> np.ndarray:
+        return load_audio(self.items[i].path, self.sample_rate)
+
+    def _make_split(self, items: list[Item]) -> dict[str, list[int]]:
+        if self.split == "speaker":
+            return split_by_speaker(items, self.val_fraction, self.test_fraction, self.seed)
+        if self.split == "repetition":
+            return split_by_repetition(items, self.val_repetitions, self.test_repetitions)
+        if self.split == "random":
+            return split_random(items, self.val_fraction, self.test_fraction, self.seed)
+        if self.split == "manifest":
+            return split_from_manifest(items)
+        return {"train": [], "val": [], "test": list(range(len(items)))}
+
+    # ---------------------------------------------------------------- features
+    def _cache_key(self, split: str, ds: SpeechDataset) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps([asdict(it) for it in ds.items], sort_keys=True, default=str).encode())
+        h.update(repr(self.features).encode())
+        h.update(json.dumps([split, [getattr(c, "name", repr(c)) for c in ds.copies], ds.include_original,
+                             ds.seed, self.max_samples, self.sample_rate]).encode())
+        return h.hexdigest()[:20]
+
+    @torch.no_grad()
+    def _cached_features(self, split: str, ds: SpeechDataset) -> list[torch.Tensor]:
+        path = self.cache_dir / f"features-{split}-{self._cache_key(split, ds)}.pt" if self.cache_dir else None
+        if path is not None and path.is_file():
+            return torch.load(path)
+        out: list[torch.Tensor] = []
+        self.features.eval()
+        for start in range(0, len(ds), self.eval_batch_size):
+            batch = collate_speech([ds[i] for i in range(start, min(len(ds), start + self.eval_batch_size))])
+            feats, flen = self.features(batch["wave"], batch["wave_lengths"])
+            out += [f[: int(n)].clone() for f, n in zip(feats, flen)]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(out, tmp)
+            tmp.replace(path)
+        return out
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """On the device: CPO augmentation (training only), then features (unless cached)."""
+        training = self.trainer is not None and self.trainer.training
+        return self.prepare_batch(batch, augment=training)
+
+    def prepare_batch(self, batch: dict[str, Any], augment: bool = False) -> dict[str, Any]:
+        """Apply augmentation (when asked) and features to a collated batch already on its device."""
+        wave, lengths = batch["wave"], batch["wave_lengths"]
+        if augment and self.augment is not None:
+            self.augment.to(wave.device)
+            wave = self.augment(wave, lengths)
+            batch["wave"] = wave
+            batch.pop("features", None)
+        if "features" not in batch and self.features is not None:
+            self.features.to(wave.device)
+            batch["features"], batch["feature_lengths"] = self.features(wave, lengths)
+        return batch
+
+    # ---------------------------------------------------------------- loaders
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        if not self._is_setup:
+            self.setup()
+        ds = self.datasets[split]
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_speech,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.eval_batch_size)
+
+    # ---------------------------------------------------------------- facts
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def summary(self) -> dict[str, Any]:
+        """Items, speakers, durations and label counts overall and per split."""
+        if not self._is_setup:
+            self.setup()
+        out: dict[str, Any] = {"corpus": self.corpus, "root": str(self.root), "classes": self.num_classes}
+        out["all"] = Manifest(self.items).summary()
+        for name, idx in self.split_indices.items():
+            out[name] = Manifest([self.items[i] for i in idx]).summary() if idx else {"items": 0}
+            out[name]["batches_items"] = len(self.datasets[name])
+        return out
+
+
+def _with_label(item: Item, label: int) -> Item:
+    d = asdict(item)
+    d["label"] = label
+    return Item(**d)
+
+
+def speaker_overlap(dm: SpeechDataModule) -> set[str]:
+    """Speakers present in more than one split (empty for a speaker-disjoint split)."""
+    sets = [{dm.items[i].speaker for i in dm.split_indices[s]} for s in SPLITS]
+    return (sets[0] & sets[1]) | (sets[0] & sets[2]) | (sets[1] & sets[2])
+
+
+def expected_ctc_frames_ok(n_frames: int, targets: Sequence[int]) -> bool:
+    """CTC feasibility: frames ≥ labels + number of adjacent repeats (a blank between repeats)."""
+    repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
+    return n_frames >= len(targets) + repeats
+
+
+__all__ = [
+    "SpeechDataModule",
+    "SpeechDataset",
+    "collate_speech",
+    "split_by_speaker",
+    "split_by_repetition",
+    "split_random",
+    "split_from_manifest",
+    "pronunciation_targets",
+    "speaker_overlap",
+]

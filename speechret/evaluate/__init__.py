@@ -1,0 +1,1 @@
+"""Evaluation: metrics (:mod:`speechret.evaluate.metrics`)."""

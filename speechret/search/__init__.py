@@ -1,0 +1,1 @@
+"""Matchers: grouped 27-bit sliding matching (paper C §4.4)."""
