@@ -43,9 +43,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_sentences(tmp_path_factory) -> Path:
-    """A tiny synthetic sentence corpus for CTC: 3 speakers × 4 sentences."""
+    """A tiny synthetic sentence corpus for CTC: 3 speakers × 4 sentences × 2 repetitions."""
     from speechret.data.synthetic import DEFAULT_SENTENCES, generate_corpus
 
     root = tmp_path_factory.mktemp("tiny_sentences")
-    generate_corpus(root, n_speakers=3, sentences=DEFAULT_SENTENCES[:4], repetitions=1, seed=0, kind="sentences")
+    generate_corpus(root, n_speakers=3, sentences=DEFAULT_SENTENCES[:4], repetitions=2, seed=0, kind="sentences")
     return root

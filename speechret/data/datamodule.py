@@ -397,6 +397,12 @@ class SpeechDataModule(L.LightningDataModule):
             self.label_map = {k: k for k in self.label_names}
         self.items = items
         self.split_indices = self._make_split(items)
+        # Evaluation splits are put in a seeded random order: any prefix (limit_val_batches, a
+        # first batch) then mixes content classes and speakers, so a partial validation still
+        # has relevant pairs for its mAP; the full-set metrics do not depend on the order.
+        rng = random.Random(self.seed)
+        for name in ("val", "test"):
+            rng.shuffle(self.split_indices[name])
         if self.cache_waveforms:
             self._waveforms = {i: self._load_item(i) for i in range(len(items))}
         for name, idx in self.split_indices.items():

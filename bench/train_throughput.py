@@ -1,0 +1,91 @@
+"""Training throughput per experiment: samples per second of forward + backward + optimizer step.
+
+Features are computed once per batch outside the timed region when ``--features-outside``
+(default: inside, as training does them on the device).  Prints a table; on a GPU use
+``--device cuda --precision bf16`` for bf16 autocast.
+
+    .venv/bin/python bench/train_throughput.py                         # every experiment, CPU
+    .venv/bin/python bench/train_throughput.py --experiments cnn_hash --device cuda --precision bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from speechret.training import build_datamodule, build_model
+
+REPO = Path(__file__).resolve().parents[1]
+ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline"]
+
+
+def measure(experiment: str, device: str, precision: str, batch_size: int, steps: int, threads: int | None,
+            overrides: list[str]) -> dict:
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=[f"experiment={experiment}", f"data.batch_size={batch_size}",
+                                          "paths.output_dir=/tmp/speechret-bench", *overrides])
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.setup()
+    model = build_model(cfg, dm).to(device)
+    model.train()
+    opt = model.configure_optimizers()
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt
+    loader = iter(dm.train_dataloader())
+    batches = [next(loader) for _ in range(min(steps + 1, len(dm.train_dataloader())))]
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+    def step(b):
+        b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in b.items()}
+        b = dm.prepare_batch(b)
+        with autocast:
+            loss = model.compute_loss(model(b["features"], b.get("feature_lengths")), b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return b["wave"].shape[0], float(b["wave_lengths"].sum()) / dm.sample_rate
+
+    step(batches[0])  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    n = audio = 0.0
+    t0 = time.perf_counter()
+    for b in batches[1:]:
+        k, s = step(b)
+        n += k
+        audio += s
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    params = sum(p.numel() for p in model.parameters())
+    return {"experiment": experiment, "params_M": params / 1e6, "samples_s": n / dt, "audio_x_realtime": audio / dt,
+            "steps": len(batches) - 1}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--experiments", nargs="*", default=ALL)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=["32", "bf16"], default="32")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data=dspspeech20")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"device={args.device} precision={args.precision} batch={args.batch_size} threads={torch.get_num_threads()}")
+    print(f"{'experiment':<22}{'params (M)':>11}{'samples/s':>11}{'audio x RT':>12}{'steps':>7}")
+    for e in args.experiments:
+        r = measure(e, args.device, args.precision, args.batch_size, args.steps, args.threads, args.overrides)
+        print(f"{r['experiment']:<22}{r['params_M']:>11.2f}{r['samples_s']:>11.1f}{r['audio_x_realtime']:>12.1f}{r['steps']:>7}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Hasher: checkpoint + audio → hash codes, through exactly the training feature pipeline.
+
+The checkpoint carries the resolved run config (``checkpoint["speechret"]``, written by
+:class:`speechret.models.hash_modules.HashingModule`).  From it the Hasher rebuilds the same
+feature extractor (``cfg.features``) and LightningModule (``cfg.model``), loads the weights and
+then runs the steps training runs in :meth:`SpeechDataModule.prepare_batch` and
+:meth:`HashingModule.codes`: load/validate audio → variable-length collate → features → network
+→ :func:`speechret.hashing.codes_from_output`.  Batched, on CPU or GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from speechret.audio import load_audio, validate_wave
+from speechret.data.datamodule import collate_speech
+
+AudioLike = str | Path | np.ndarray | torch.Tensor
+
+
+class Hasher:
+    """Turns audio (paths, arrays or batches) into codes with a trained model.
+
+    Args:
+        module: the trained :class:`~speechret.models.hash_modules.HashingModule`.
+        features: the feature extractor used in training.
+        sample_rate: audio rate the features expect.
+        device: ``"cpu"``, ``"cuda"``, ...
+        batch_size: utterances per forward pass.
+    """
+
+    def __init__(self, module, features: nn.Module, sample_rate: int = 16000, device: str = "cpu",
+                 batch_size: int = 32, config: dict[str, Any] | None = None) -> None:
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval()
+        self.features = features.to(self.device).eval()
+        self.sample_rate = sample_rate
+        self.batch_size = batch_size
+        self.config = config or {}
+
+    @property
+    def method(self) -> str:
+        return self.module.hash_method
+
+    @property
+    def n_classes(self) -> int:
+        return self.module.n_classes
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 32) -> "Hasher":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if "speechret" not in ckpt:
+            raise ValueError(f"{path}: not a speechret checkpoint (no run config stored in it)")
+        cfg = OmegaConf.create(ckpt["speechret"])
+        return cls.from_config(cfg, ckpt["state_dict"], device=device, batch_size=batch_size)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, state_dict: dict[str, torch.Tensor] | None = None,
+                    device: str = "cpu", batch_size: int = 32) -> "Hasher":
+        features = instantiate(cfg.features)
+        module = instantiate(cfg.model)
+        if state_dict is not None:
+            # torch.compile wraps the net as ``net._orig_mod``: accept either naming.
+            state_dict = {k.replace("net._orig_mod.", "net."): v for k, v in state_dict.items()}
+            module.load_state_dict(state_dict)
+        module.run_config = OmegaConf.to_container(cfg, resolve=True)
+        sr = int(OmegaConf.select(cfg, "data.sample_rate", default=16000))
+        return cls(module, features, sample_rate=sr, device=device, batch_size=batch_size,
+                   config=module.run_config)
+
+    # ------------------------------------------------------------------ inputs
+    def _wave(self, audio: AudioLike, name: str) -> np.ndarray:
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio, self.sample_rate)
+        wave = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim != 1:
+            raise ValueError(f"{name}: expected a mono waveform (T,), got shape {wave.shape}")
+        validate_wave(wave, name, self.sample_rate, 0.0)
+        return wave
+
+    @torch.no_grad()
+    def outputs(self, waves: Sequence[np.ndarray]):
+        """Network outputs for one batch of waveforms (features computed on the device)."""
+        batch = collate_speech([{"wave": w, "label": -1, "targets": [], "index": i, "item_index": i,
+                                 "cpo": -1, "id": str(i)} for i, w in enumerate(waves)])
+        wave = batch["wave"].to(self.device)
+        lengths = batch["wave_lengths"].to(self.device)
+        feats, flen = self.features(wave, lengths)
+        return self.module(feats, flen)
+
+    def codes_of_waves(self, waves: Sequence[np.ndarray]) -> Any:
+        """Codes for a list of waveforms: an (N, bits) bool array, or a list of (S, 27) arrays
+        for paper C's variable-length codes."""
+        parts = []
+        for start in range(0, len(waves), self.batch_size):
+            out = self.outputs(waves[start : start + self.batch_size])
+            parts.append(self.module.codes(out))
+        if self.method == "paper_c":
+            return [c for p in parts for c in p]
+        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, 0), dtype=bool)
+
+    def __call__(self, audio: AudioLike | Iterable[AudioLike]) -> Any:
+        """Codes of one item (path, array) or of a list of items; one item gives one code."""
+        single = isinstance(audio, (str, Path)) or (
+            isinstance(audio, (np.ndarray, torch.Tensor)) and audio.ndim == 1)
+        items = [audio] if single else list(audio)
+        waves = [self._wave(a, str(a) if isinstance(a, (str, Path)) else f"array[{i}]") for i, a in enumerate(items)]
+        codes = self.codes_of_waves(waves)
+        return codes[0] if single else codes

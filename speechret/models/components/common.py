@@ -1,0 +1,176 @@
+"""Building blocks shared by the architectures of papers A, B and C.
+
+* :class:`ModelOutput` - the one output convention of every model in :mod:`speechret.models`
+  (documented in :mod:`speechret.models.components`).
+* :class:`ReLU20` - the clipped ReLU of paper C eq. (6).
+* :func:`length_mask`, :func:`reverse_padded`, :func:`mask_time` - helpers that make the
+  sequence models of paper C exact under padding (an item's outputs never depend on how much
+  padding, or which other items, share its batch).
+* :class:`MaskedBatchNorm` - batch normalisation whose training statistics are taken over the
+  valid (un-padded) frames only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+class ModelOutput(NamedTuple):
+    """What every ``forward(x, lengths=None)`` in :mod:`speechret.models.components` returns.
+
+    Fields
+    ------
+    logits:
+        Classification models (papers A and B): ``(B, n_classes)`` un-normalised class scores
+        (softmax / cross-entropy are applied by the loss or at inference, never inside the model).
+        Sequence (CTC) models (paper C): ``(B, T, n_outputs)`` per-frame un-normalised scores;
+        ``n_outputs = 28`` by default = the 27 pronunciation classes (index 26 = "other") followed
+        by the CTC blank at the LAST index 27. Frames ``t >= lengths[b]`` are zero.
+    hash_features:
+        The real-valued vectors the hash of each paper is built from.
+        Classification models: the hash-layer activations before binarisation, ``(B, K)``
+        (paper A: the ReLU output of Dense 384; paper B: tanh(omega), eq. (10)).
+        Sequence models: the per-frame scores of the 27 pronunciation classes with the blank
+        column excluded, ``(B, T, 27)`` (paper C §4.4 step 1, o_t = {y_1..y_27}).
+    lengths:
+        Sequence models: ``LongTensor[B]`` valid frames per item of ``logits`` / ``hash_features``
+        (the input lengths; paper C's front end preserves the frame axis). ``None`` for
+        classification models.
+    """
+
+    logits: Tensor
+    hash_features: Tensor
+    lengths: Tensor | None = None
+
+
+class ReLU20(nn.Module):
+    """Clipped ReLU, paper C eq. (6): ``ReLU20(x) = min(max(x, 0), 20)`` in ``[0, 20]``."""
+
+    def __init__(self, clip: float = 20.0) -> None:
+        super().__init__()
+        if clip <= 0:
+            raise ValueError(f"ReLU20 clip must be positive, got {clip}")
+        self.clip = float(clip)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.clamp(x, min=0.0, max=self.clip)
+
+    def extra_repr(self) -> str:
+        return f"clip={self.clip}"
+
+
+def make_activation(name: str, clip: float = 20.0) -> nn.Module:
+    """``"relu20" | "relu" | "tanh" | "elu" | "identity"`` -> module."""
+    name = name.lower()
+    if name == "relu20":
+        return ReLU20(clip)
+    if name == "relu":
+        return nn.ReLU()
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "elu":
+        return nn.ELU()
+    if name in ("identity", "none", "linear"):
+        return nn.Identity()
+    raise ValueError(f"unknown activation {name!r} (relu20, relu, tanh, elu, identity)")
+
+
+def check_lengths(lengths: Tensor | None, batch: int, max_len: int, device: torch.device) -> Tensor:
+    """Validate ``lengths`` (or build all-full lengths) as a LongTensor on ``device``."""
+    if lengths is None:
+        return torch.full((batch,), max_len, dtype=torch.long, device=device)
+    lengths = torch.as_tensor(lengths, device=device).long()
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
+    if batch and (int(lengths.min()) < 1 or int(lengths.max()) > max_len):
+        raise ValueError(
+            f"lengths must lie in [1, {max_len}] (the padded length), got "
+            f"min={int(lengths.min())}, max={int(lengths.max())}"
+        )
+    return lengths
+
+
+def length_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """``BoolTensor[B, max_len]``: True at valid frames ``t < lengths[b]``."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def mask_time(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:
+    """Zero every frame ``t >= lengths[b]`` of ``x`` (batch on dim 0, time on ``time_dim``)."""
+    mask = length_mask(lengths, x.shape[time_dim])
+    shape = [x.shape[0]] + [1] * (x.dim() - 1)
+    shape[time_dim] = x.shape[time_dim]
+    return x * mask.view(shape).to(x.dtype)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:
+    """Reverse the valid part of each sequence, leaving the padding in place.
+
+    ``out[b, t] = x[b, lengths[b] - 1 - t]`` for ``t < lengths[b]`` and ``x[b, t]`` otherwise.
+    Applying it twice is the identity. A causal recurrence run over the result starts at each
+    item's LAST VALID frame, which is what a backward RNN over a padded batch must do.
+    """
+    t_max = x.shape[time_dim]
+    t = torch.arange(t_max, device=x.device)[None, :]
+    rev = lengths[:, None] - 1 - t
+    idx = torch.where(rev >= 0, rev, t)  # (B, T)
+    shape = [x.shape[0]] + [1] * (x.dim() - 1)
+    shape[time_dim] = t_max
+    idx = idx.view(shape).expand_as(x)
+    return torch.gather(x, time_dim, idx)
+
+
+class MaskedBatchNorm(nn.Module):
+    """Batch normalisation over channel dim 1 whose statistics ignore padded frames.
+
+    Input ``(B, C, T, *spatial)`` with the frame axis at dim 2 and ``lengths[B]``. In training the
+    mean / variance of each channel are taken over the valid frames only (so an item's padding
+    never shifts the statistics) and the running estimates are updated like
+    :class:`torch.nn.BatchNorm3d` (unbiased variance, ``momentum``); in evaluation the running
+    estimates are used. Padded frames of the output are zero.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        out_dtype = x.dtype
+        x = x.float()  # statistics in float32, also under autocast
+        shape = [1, self.num_features] + [1] * (x.dim() - 2)
+        mask = length_mask(lengths, x.shape[2]).to(x.dtype)  # (B, T)
+        mask = mask.view(x.shape[0], 1, x.shape[2], *([1] * (x.dim() - 3)))
+        if self.training:
+            dims = [0] + list(range(2, x.dim()))
+            n = mask.sum() * math.prod(x.shape[3:])
+            mean = (x * mask).sum(dim=dims) / n
+            var = (((x - mean.view(shape)) ** 2) * mask).sum(dim=dims) / n
+            with torch.no_grad():
+                unbiased = var * n / torch.clamp(n - 1, min=1.0)
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+                self.num_batches_tracked += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = y * self.weight.view(shape) + self.bias.view(shape)
+        return (y * mask).to(out_dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Output length of a convolution / pooling along one axis (floor mode)."""
+    return (size + 2 * padding - kernel) // stride + 1

@@ -1,0 +1,158 @@
+"""train.py end to end: every experiment composes and runs, modules learn, checkpoint → Hasher
+reproduces the in-training codes, sweeps write their summary table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from speechret.hasher import Hasher
+from speechret.models.components.bilstm_baseline import BiLSTMBaseline
+from speechret.models.hash_modules import ClassificationHashModule, CTCHashModule, greedy_ctc_decode
+from speechret.training import build_datamodule, build_model, train
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+CTC_EXPERIMENTS = {"cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline"}
+
+
+def compose_cfg(overrides: list[str]):
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose("train", overrides=overrides)
+
+
+def corpus_overrides(root: Path, out: Path) -> list[str]:
+    return [
+        "data=manifest", f"data.root={root / 'manifest.csv'}", "data.batch_size=4",
+        "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={out}",
+    ]
+
+
+def test_all_paper_experiments_exist():
+    assert set(EXPERIMENTS) >= {"lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", *CTC_EXPERIMENTS}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_fast_dev_run(experiment, tiny_corpus, tiny_sentences, tmp_path):
+    root = tiny_sentences if experiment in CTC_EXPERIMENTS else tiny_corpus
+    extra = ["data.target=ctc"] if experiment in CTC_EXPERIMENTS else []
+    cfg = compose_cfg([f"experiment={experiment}", "debug=default", *corpus_overrides(root, tmp_path), *extra])
+    summary = train(cfg)
+    assert np.isfinite(summary["metrics"]["train/loss"])
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+def test_lstm_hash_module_overfits_one_batch(tiny_corpus, tmp_path):
+    """Paper A's LSTM with its own loss (BCE on softmax) and optimizer (SGD) memorises a batch."""
+    cfg = compose_cfg(["experiment=lstm_hash", *corpus_overrides(tiny_corpus, tmp_path),
+                       "model.net.lstm_units=32", "model.hash_bits=64", "model.net.dropout=0.0"])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    model = build_model(cfg, dm)
+    batch = dm.prepare_batch(next(iter(dm.train_dataloader())))
+    opt = model.configure_optimizers()
+    model.train()
+    losses = []
+    for _ in range(60):
+        loss = model.compute_loss(model(batch["features"]), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] / 10
+
+
+def test_ctc_module_learns_a_toy_sequence():
+    torch.manual_seed(0)
+    net = BiLSTMBaseline(n_features=8, hidden=32, layers=1, n_classes=27, n_outputs=27)
+    module = CTCHashModule(net, blank=26)
+    x = torch.randn(2, 20, 8)
+    lengths = torch.tensor([20, 16])
+    batch = {"features": x, "feature_lengths": lengths,
+             "targets": torch.tensor([[0, 11, 5], [3, 3, -1]]), "target_lengths": torch.tensor([3, 2])}
+    opt = torch.optim.Adam(module.parameters(), lr=0.02)
+    first = None
+    for _ in range(400):
+        out = module(x, lengths)
+        loss = module.compute_loss(out, batch)
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
+        opt.step()
+    assert float(loss.detach()) < first / 20
+    module.eval()
+    out = module(x, lengths)
+    assert greedy_ctc_decode(out.logits, out.lengths, blank=26) == [[0, 11, 5], [3, 3]]
+
+
+def test_bce_loss_is_keras_binary_crossentropy_on_softmax():
+    module = ClassificationHashModule(torch.nn.Identity(), num_classes=3, loss="bce")
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+
+    class Out:
+        pass
+
+    out = Out()
+    out.logits = logits
+    p = torch.softmax(logits, -1)[0]
+    expected = -(torch.log(p[0]) + torch.log(1 - p[1]) + torch.log(1 - p[2])) / 3
+    torch.testing.assert_close(module.compute_loss(out, {"label": torch.tensor([0])}), expected)
+
+
+@pytest.mark.parametrize("experiment", ["lstm_hash", "bilstm_ctc_baseline"])
+def test_checkpoint_hasher_matches_training_path(experiment, tiny_corpus, tiny_sentences, tmp_path):
+    root = tiny_sentences if experiment in CTC_EXPERIMENTS else tiny_corpus
+    extra = ["data.target=ctc"] if experiment in CTC_EXPERIMENTS else ["model.net.lstm_units=32"]
+    cfg = compose_cfg([f"experiment={experiment}", "debug=limit", "trainer.max_epochs=1", "logger=csv",
+                       "test=false", *corpus_overrides(root, tmp_path), *extra])
+    summary = train(cfg)
+    ckpt = summary["best_checkpoint"]
+    assert ckpt and Path(ckpt).is_file()
+
+    hasher = Hasher.from_checkpoint(ckpt)
+    dm = build_datamodule(cfg)
+    dm.setup()
+    batch = next(iter(dm.val_dataloader()))
+    model = hasher.module
+    with torch.no_grad():
+        prepared = dm.prepare_batch(dict(batch))
+        expected = model.codes(model(prepared["features"], prepared["feature_lengths"]))
+    paths = [dm.items[i].path for i in batch["item_index"].tolist()]
+    got = hasher(paths)
+    if experiment in CTC_EXPERIMENTS:
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+    else:
+        np.testing.assert_array_equal(got, expected)
+    # one path in → one code out; arrays work as well as paths
+    single = hasher(paths[0])
+    np.testing.assert_array_equal(np.asarray(single), np.asarray(got[0]))
+
+
+def test_hash_length_sweep_writes_summary(tiny_corpus, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "experiment=cnn_hash", "model.hash_bits=16,32",
+           "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
+           "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}", "data.batch_size=4",
+           f"hydra.sweep.dir={sweep_dir}", "data.val_fraction=0.25", "data.test_fraction=0.25"]
+    env = dict(os.environ, HYDRA_FULL_ERROR="1")
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = (sweep_dir / "summary.csv").read_text().splitlines()
+    assert rows[0].startswith("job,hash_bits")
+    assert [r.split(",")[1] for r in rows[1:]] == ["16", "32"]
+    md = (sweep_dir / "summary.md").read_text()
+    assert "val/map" in md and md.count("\n") == 4
+    for job in ("0", "1"):
+        assert json.loads((sweep_dir / job / "summary.json").read_text())["epochs"] >= 0
