@@ -156,3 +156,17 @@ def test_hash_length_sweep_writes_summary(tiny_corpus, tmp_path):
     assert "val/map" in md and md.count("\n") == 4
     for job in ("0", "1"):
         assert json.loads((sweep_dir / job / "summary.json").read_text())["epochs"] >= 0
+
+
+def test_bf16_mixed_precision_trains(tiny_corpus, tmp_path):
+    """trainer=bf16 (autocast bf16; on CPU here, on GPU with trainer=gpu) runs a training step."""
+    cfg = compose_cfg(["experiment=crnn_hash", "debug=default", "trainer=bf16", "trainer.accelerator=cpu",
+                       *corpus_overrides(tiny_corpus, tmp_path)])
+    assert cfg.trainer.precision == "bf16-mixed"
+    summary = train(cfg)
+    assert np.isfinite(summary["metrics"]["train/loss"])
+
+
+def test_gpu_trainer_config_composes():
+    cfg = compose_cfg(["experiment=cnn3d_bilstm_ctc", "trainer=gpu", "paths.output_dir=/tmp/x"])
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
