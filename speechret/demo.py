@@ -121,7 +121,7 @@ def main(cfg: DictConfig) -> None:
     train_cfg = compose(config_name="train", overrides=[*cfg.train_overrides, f"paths.output_dir={out_dir}"])
     summary = train(train_cfg)
     m = summary["metrics"]
-    t = Table(title=f"{summary['experiment']}: {summary['epochs'] + 1} epochs in {summary['wall_time_s']:.0f} s")
+    t = Table(title=f"{summary['experiment']}: {summary['epochs']} epochs in {summary['wall_time_s']:.0f} s")
     for col in ("split", "accuracy", "mAP (Hamming ranking)"):
         t.add_column(col, justify="right")
     for split in ("val", "test"):
