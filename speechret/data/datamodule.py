@@ -440,7 +440,7 @@ class SpeechDataModule(L.LightningDataModule):
     def _cache_key(self, split: str, ds: SpeechDataset) -> str:
         h = hashlib.sha256()
         h.update(json.dumps([asdict(it) for it in ds.items], sort_keys=True, default=str).encode())
-        h.update(repr(self.features).encode())
+        h.update(json.dumps(getattr(self.features, "config", None) or repr(self.features), sort_keys=True, default=str).encode())
         h.update(json.dumps([split, [getattr(c, "name", repr(c)) for c in ds.copies], ds.include_original,
                              ds.seed, self.max_samples, self.sample_rate]).encode())
         return h.hexdigest()[:20]
