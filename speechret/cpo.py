@@ -30,6 +30,7 @@ CPOs at random as a seeded ``nn.Module`` and :func:`expand_with_cpos` builds the
 
 from __future__ import annotations
 
+import abc
 import io
 import math
 import re
@@ -175,7 +176,7 @@ def _fmt(v: float) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class CPO:
+class CPO(abc.ABC):
     """Base class of content-preserving operations.
 
     Subclasses implement :meth:`_apply` on a float32 ``(B, T)`` batch; :meth:`__call__` handles
@@ -212,9 +213,10 @@ class CPO:
             y = y.to(in_dtype)
         return y[0] if was_1d else y
 
+    @abc.abstractmethod
     def _apply(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor | None,
-               mask: Tensor | None) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+               mask: Tensor | None) -> Tensor:
+        """The operation on a float (B, T) batch (padded zone already zero)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

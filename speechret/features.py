@@ -32,6 +32,7 @@ mel filterbanks, DCT matrix, deltas); replacing it is a change to this file alon
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -174,7 +175,7 @@ def _masked_max(x: Tensor, mask: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-class FeatureExtractor(nn.Module):
+class FeatureExtractor(nn.Module, abc.ABC):
     """Common plumbing: input checking, float32 + autocast off, ``config`` for reproducibility."""
 
     #: number of time steps / channels, set by subclasses
@@ -187,14 +188,17 @@ class FeatureExtractor(nn.Module):
         self.config: dict[str, Any] = {"_target_": f"{__name__}.{type(self).__name__}", **config}
 
     # -- interface -----------------------------------------------------------------------------
-    def num_frames(self, n_samples: int) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def num_frames(self, n_samples: int) -> int:
+        """Number of feature frames (time steps) for a waveform of ``n_samples``."""
 
-    def output_shape(self, n_samples: int) -> tuple[int, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def output_shape(self, n_samples: int) -> tuple[int, ...]:
+        """Per-item output shape (without batch) for a waveform of ``n_samples``."""
 
-    def _forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Features of a zero-padded float32 batch and their per-item lengths."""
 
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if wave.dim() == 1:
