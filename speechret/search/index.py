@@ -1,0 +1,223 @@
+"""FAISS binary indexes for fixed-length hash codes (and the d = 32 group index of paper C).
+
+:func:`build_binary_index` builds one of three kinds, always wrapped in
+``faiss.IndexBinaryIDMap2`` so every row carries an ``int64`` item id (IDMap2 also keeps the id →
+row map needed by ``reconstruct``):
+
+* ``"flat"`` — ``IndexBinaryFlat``: exhaustive, exact (the default; a linear scan of popcounts is
+  memory-bound and fast up to millions of codes).
+* ``"ivf"`` — ``IndexBinaryIVF`` over a flat Hamming quantizer with ``nlist`` inverted lists,
+  ``nprobe`` probed at search time. IVF needs training: :func:`add_codes` trains it on the first
+  batch of codes added (or a random sample of at most ``train_size`` of them) when it is not
+  trained yet; ``nlist`` is clamped to the number of training codes. With ``nprobe == nlist`` the
+  search is exhaustive and exact.
+* ``"hnsw"`` — ``IndexBinaryHNSW`` (``M`` neighbours per node, ``efConstruction``, ``efSearch``):
+  approximate. FAISS does **not** implement ``range_search`` for binary HNSW (it raises), so
+  :func:`range_search` falls back to a ``search`` with ``k = range_k`` (default 1024, capped by
+  ``ntotal``) followed by the distance filter; results beyond ``range_k`` neighbours — and those
+  HNSW misses — are lost (documented approximation; use flat/IVF for exact thresholds).
+
+Radii follow FAISS: binary ``range_search`` returns the rows whose Hamming distance is
+**strictly less** than the radius.
+
+:func:`save_index` / :func:`load_index` wrap ``faiss.write_index_binary`` /
+``read_index_binary``; the write is atomic (a temporary file in the same directory, fsync, then
+``os.replace``), so a crash never leaves a truncated index under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+KINDS = ("flat", "ivf", "hnsw")
+#: default neighbour count of the search-then-filter range fallback (HNSW).
+DEFAULT_RANGE_K = 1024
+
+
+def _inner(index: Any) -> Any:
+    """The wrapped index of an IDMap (or the index itself)."""
+    if isinstance(index, (faiss.IndexBinaryIDMap, faiss.IndexBinaryIDMap2)):
+        return faiss.downcast_IndexBinary(index.index)
+    return index
+
+
+def index_kind(index: Any) -> str:
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexBinaryHNSW):
+        return "hnsw"
+    if isinstance(inner, faiss.IndexBinaryIVF):
+        return "ivf"
+    if isinstance(inner, faiss.IndexBinaryFlat):
+        return "flat"
+    return type(inner).__name__
+
+
+def build_binary_index(kind: str = "flat", d_bits: int = 64, **params: Any) -> Any:
+    """An empty binary index of ``d_bits`` bits (a multiple of 8) wrapped in ``IndexBinaryIDMap2``.
+
+    Parameters by kind: ``ivf``: ``nlist`` (default 256), ``nprobe`` (default 8);
+    ``hnsw``: ``M`` (default 16), ``efConstruction`` (default 40), ``efSearch`` (default 64).
+    Unknown parameters raise. Add codes with :func:`add_codes` (trains IVF if needed).
+    """
+    if d_bits <= 0 or d_bits % 8:
+        raise ValueError(f"binary index width must be a positive multiple of 8 bits, got {d_bits}")
+    params = dict(params)
+    if kind == "flat":
+        inner = faiss.IndexBinaryFlat(d_bits)
+    elif kind == "ivf":
+        nlist = int(params.pop("nlist", 256))
+        nprobe = int(params.pop("nprobe", 8))
+        quantizer = faiss.IndexBinaryFlat(d_bits)
+        inner = faiss.IndexBinaryIVF(quantizer, d_bits, nlist)
+        inner.own_fields = True
+        quantizer.this.disown()  # owned by the IVF now
+        inner.nprobe = nprobe
+    elif kind == "hnsw":
+        m = int(params.pop("M", 16))
+        inner = faiss.IndexBinaryHNSW(d_bits, m)
+        inner.hnsw.efConstruction = int(params.pop("efConstruction", 40))
+        inner.hnsw.efSearch = int(params.pop("efSearch", 64))
+    else:
+        raise ValueError(f"unknown binary index kind {kind!r}; choose one of {KINDS}")
+    params.pop("train_size", None)  # used by add_codes
+    params.pop("range_k", None)
+    if params:
+        raise ValueError(f"unknown parameters for a {kind} index: {sorted(params)}")
+    index = faiss.IndexBinaryIDMap2(inner)
+    index.own_fields = True
+    inner.this.disown()
+    return index
+
+
+def set_search_params(index: Any, **params: Any) -> None:
+    """Change ``nprobe`` (IVF) or ``efSearch`` (HNSW) on a built / loaded index."""
+    inner = _inner(index)
+    if "nprobe" in params and isinstance(inner, faiss.IndexBinaryIVF):
+        inner.nprobe = int(params["nprobe"])
+    if "efSearch" in params and isinstance(inner, faiss.IndexBinaryHNSW):
+        inner.hnsw.efSearch = int(params["efSearch"])
+
+
+def _as_codes(codes: np.ndarray, index: Any) -> np.ndarray:
+    c = np.ascontiguousarray(codes)
+    if c.dtype != np.uint8:
+        raise ValueError(f"packed codes must be uint8, got {c.dtype}")
+    c = c.reshape(-1, c.shape[-1]) if c.ndim != 2 else c
+    if c.shape[1] * 8 != index.d:
+        raise ValueError(f"codes have {c.shape[1] * 8} bits, index has {index.d}")
+    return c
+
+
+def add_codes(index: Any, codes: np.ndarray, ids: np.ndarray | None = None,
+              train_size: int = 100_000, seed: int = 0) -> Any:
+    """Add packed codes ``uint8 (N, d/8)`` with ``int64`` ids (default ``ntotal + arange(N)``).
+
+    An untrained IVF is trained first on these codes (a random sample of at most ``train_size``);
+    its ``nlist`` is lowered to the number of training codes when there are fewer."""
+    c = _as_codes(codes, index)
+    if ids is None:
+        ids = np.arange(index.ntotal, index.ntotal + len(c), dtype=np.int64)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if ids.shape != (len(c),):
+        raise ValueError(f"{len(ids)} ids for {len(c)} codes")
+    inner = _inner(index)
+    if not inner.is_trained:
+        if len(c) == 0:
+            raise ValueError("an IVF index needs codes to train on")
+        sample = c
+        if len(c) > train_size:
+            sample = c[np.random.default_rng(seed).choice(len(c), train_size, replace=False)]
+        if isinstance(inner, faiss.IndexBinaryIVF) and inner.nlist > len(sample):
+            _shrink_nlist(inner, len(sample))
+        inner.train(sample)
+        index.is_trained = True
+    if len(c):
+        index.add_with_ids(c, ids)
+    return index
+
+
+def _shrink_nlist(ivf: Any, nlist: int) -> None:
+    # The inverted lists are allocated in the constructor; rebuild them for the smaller nlist.
+    ivf.nlist = nlist
+    invlists = faiss.ArrayInvertedLists(nlist, ivf.code_size)
+    ivf.replace_invlists(invlists, True)
+    invlists.this.disown()
+
+
+def make_index(kind: str, codes: np.ndarray, ids: np.ndarray | None = None, **params: Any) -> Any:
+    """:func:`build_binary_index` + :func:`add_codes` in one call (``d_bits`` from the codes)."""
+    c = np.asarray(codes)
+    train_size = int(params.pop("train_size", 100_000))
+    index = build_binary_index(kind, c.shape[-1] * 8, **params)
+    return add_codes(index, c, ids, train_size=train_size)
+
+
+def range_search(index: Any, queries: np.ndarray, radius: int,
+                 range_k: int = DEFAULT_RANGE_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FAISS ``range_search`` (rows with Hamming distance ``< radius``): ``(lims, D, I)``.
+
+    For HNSW, whose binary ``range_search`` FAISS does not implement, ``search`` with
+    ``k = min(range_k, ntotal)`` then keep ``D < radius`` (approximate, see module docstring)."""
+    q = _as_codes(queries, index)
+    if index_kind(index) != "hnsw":
+        lims, dist, ids = index.range_search(q, int(radius))
+        return lims.astype(np.int64), dist.astype(np.int64), ids.astype(np.int64)
+    k = max(1, min(int(range_k), index.ntotal))
+    if index.ntotal == 0:
+        return np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist, ids = index.search(q, k)
+    keep = (dist < radius) & (ids >= 0)
+    lims = np.zeros(len(q) + 1, dtype=np.int64)
+    lims[1:] = np.cumsum(keep.sum(axis=1))
+    return lims, dist[keep].astype(np.int64), ids[keep].astype(np.int64)
+
+
+def save_index(index: Any, path: str | os.PathLike) -> Path:
+    """Atomically write a binary index: temp file in the same directory, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        faiss.write_index_binary(index, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # persist the rename itself
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - platforms without directory fsync
+        pass
+    return path
+
+
+def load_index(path: str | os.PathLike) -> Any:
+    """Read an index written by :func:`save_index` (keeps its nprobe / efSearch)."""
+    return faiss.read_index_binary(str(path))
+
+
+__all__ = [
+    "DEFAULT_RANGE_K",
+    "KINDS",
+    "add_codes",
+    "build_binary_index",
+    "index_kind",
+    "load_index",
+    "make_index",
+    "range_search",
+    "save_index",
+    "set_search_params",
+]
