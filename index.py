@@ -1,11 +1,22 @@
-"""index.py — entry point of the encrypted speech library (issue 4: library, FAISS index, search).
+"""index.py — add a corpus to an encrypted speech library (or rebuild / fsck it).
 
-Until that issue lands this entry point only says so; train.py and the demo are complete.
+Examples::
+
+    python index.py ckpt=logs/train/runs/<run>/checkpoints/epoch_005.ckpt create_key=true
+    python index.py ckpt=... data=dspspeech20 data.root=../shared/data/dspspeech20 library=libraries/dsp
+    python index.py command=rebuild library=libraries/dsp
 """
 
-import sys
+import hydra
+from omegaconf import DictConfig
+
+from speechret.library.indexer import run_index
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="index")
+def main(cfg: DictConfig) -> None:
+    run_index(cfg)
+
 
 if __name__ == "__main__":
-    print("index.py: not yet - the encrypted library and its index command arrive with the library/search issue",
-          file=sys.stderr)
-    sys.exit(2)
+    main()

@@ -1,11 +1,22 @@
-"""search.py — entry point of the encrypted speech library (issue 4: library, FAISS index, search).
+"""search.py — query an encrypted speech library by spoken example.
 
-Until that issue lands this entry point only says so; train.py and the demo are complete.
+Examples::
+
+    python search.py library=libraries/dsp queries=query.wav
+    python search.py library=libraries/dsp queries=queries/ mode=threshold threshold=0.2 format=json
+    python search.py library=libraries/dsp queries=q.wav decrypt=hits/   # needs the key
 """
 
-import sys
+import hydra
+from omegaconf import DictConfig
+
+from speechret.search.query import run_search
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="search")
+def main(cfg: DictConfig) -> None:
+    run_search(cfg)
+
 
 if __name__ == "__main__":
-    print("search.py: not yet - the encrypted library and its search command arrive with the library/search issue",
-          file=sys.stderr)
-    sys.exit(2)
+    main()

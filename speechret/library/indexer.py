@@ -1,0 +1,170 @@
+"""Adding a corpus to an encrypted library (the work behind ``index.py``).
+
+For every item of a manifest, in batches: load and validate the audio (:func:`load_audio`: a
+file that is unreadable, empty, truncated, non-finite or too short is *reported and skipped*,
+never fatal) → codes through the checkpoint's :class:`~speechret.hasher.Hasher` (the training
+feature pipeline) → encrypt the 16-bit PCM at the model's sample rate → :meth:`SpeechLibrary.add_batch`
+(blobs first, then one SQLite transaction per batch).  Items already committed are skipped, so a
+run interrupted at any point is resumed by running it again.  The FAISS index is synced at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from speechret.audio import AudioError, load_audio
+from speechret.data.manifest import Item
+from speechret.hasher import Hasher
+from speechret.library.store import SpeechLibrary
+
+log = logging.getLogger(__name__)
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """float [-1, 1) → int16 PCM (×32768, clipped), the form every library blob stores.
+
+    soundfile reads 16-bit files as ``int / 32768``, so a 16-bit source is stored bit-exactly."""
+    return np.clip(np.round(np.asarray(wave, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def library_manifest(hasher: Hasher, checkpoint: str | Path | None, index: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a new library for codes made by ``hasher``."""
+    probe = hasher.codes_of_waves([np.zeros(hasher.sample_rate, dtype=np.float32)])
+    bits = 27 if hasher.method == "paper_c" else int(np.asarray(probe).shape[1])
+    cfg = hasher.config or {}
+    return {
+        "hash_method": hasher.method,
+        "code_bits": bits,
+        "n_classes": hasher.n_classes if hasher.method == "paper_b" else None,
+        "sample_rate": hasher.sample_rate,
+        "model": cfg.get("model"),
+        "features": cfg.get("features"),
+        "hash": {"method": hasher.method, "n_classes": hasher.n_classes},
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "index": dict(index),
+    }
+
+
+def open_or_create(path: str | Path, hasher: Hasher, cipher: Any, checkpoint: str | Path | None,
+                   index: dict[str, Any]) -> SpeechLibrary:
+    """Open the library at ``path`` (checking the key), or create it for this hasher."""
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        lib = SpeechLibrary.open(path, cipher)
+        if lib.manifest["hash_method"] != hasher.method:
+            raise ValueError(f"{path}: library holds {lib.manifest['hash_method']} codes, the checkpoint makes {hasher.method}")
+        return lib
+    m = library_manifest(hasher, checkpoint, index)
+    if m["checkpoint"] is None:
+        m.pop("checkpoint")
+    return SpeechLibrary.create(path, m, cipher)
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    skipped_existing: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def seconds_of_audio_per_second(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def index_items(lib: SpeechLibrary, hasher: Hasher, items: Sequence[Item], cipher: Any,
+                batch_size: int = 32, progress: bool = True) -> IndexReport:
+    """Add ``items`` to ``lib`` in batches (resumable, idempotent); returns what happened."""
+    report = IndexReport()
+    t0 = time.perf_counter()
+    todo = []
+    for it in items:
+        if lib.has(it.id):
+            report.skipped_existing += 1
+        else:
+            todo.append(it)
+    columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("index", total=len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            waves, ok = [], []
+            for it in batch:
+                try:
+                    waves.append(load_audio(it.path, hasher.sample_rate))
+                    ok.append(it)
+                except AudioError as exc:
+                    report.failed.append((it.path, str(exc)))
+                    log.warning("skipped: %s", exc)
+            if ok:
+                codes = hasher.codes_of_waves(waves)
+                rows = [
+                    {"item_id": it.id, "source": it.path, "pcm": to_pcm16(w), "sample_rate": hasher.sample_rate,
+                     "duration": len(w) / hasher.sample_rate, "speaker": it.speaker, "label": it.label,
+                     "text": it.text}
+                    for it, w in zip(ok, waves)
+                ]
+                added = lib.add_batch(rows, codes, cipher=cipher)
+                report.added += len(added)
+                report.audio_seconds += sum(len(w) for w in waves) / hasher.sample_rate
+            bar.advance(task, len(batch))
+    lib.sync_index()
+    report.wall_seconds = time.perf_counter() - t0
+    return report
+
+
+def build_cipher_from_cfg(cfg_cipher: Any, create_key: bool = False) -> Any:
+    """Instantiate ``conf/cipher``; with ``create_key`` a missing AES key file is generated first."""
+    from hydra.utils import instantiate
+
+    from speechret.crypto.aead import generate_key_file
+
+    km = cfg_cipher.get("key_material") or {}
+    key_file = km.get("key_file") if hasattr(km, "get") else None
+    if create_key and cfg_cipher.get("name") == "aes_gcm" and key_file and not Path(key_file).expanduser().exists():
+        generate_key_file(key_file)
+        log.info("created key file %s (mode 0600): keep it, the library cannot be decrypted without it", key_file)
+    return instantiate(cfg_cipher)
+
+
+def run_index(cfg: Any) -> IndexReport | dict:
+    """``index.py``: add the configured corpus to the library, or rebuild / fsck it."""
+    from hydra.utils import instantiate
+
+    from speechret.data.corpora import load_corpus
+
+    cipher = build_cipher_from_cfg(cfg.cipher, cfg.get("create_key", False))
+    if cfg.command in ("rebuild", "fsck"):
+        lib = SpeechLibrary.open(cfg.library, cipher)
+        if cfg.command == "rebuild":
+            n = lib.rebuild()
+            print(f"[speechret] rebuilt the FAISS index of {cfg.library} from SQLite: {n} rows")
+            return {"rows": n}
+        res = lib.fsck()
+        print(f"[speechret] fsck {cfg.library}: {res}")
+        return res
+    if cfg.command != "add":
+        raise ValueError(f"command must be add, rebuild or fsck, not {cfg.command!r}")
+    hasher = Hasher.from_checkpoint(cfg.ckpt, device=cfg.device)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    kwargs = {} if dm.corpus == "synthetic" else dm.corpus_kwargs
+    items = list(load_corpus(dm.corpus, dm.root, **kwargs).filter(**dm.select))
+    index_cfg = {"kind": cfg.index.kind, "params": dict(cfg.index.get("params") or {})}
+    lib = open_or_create(cfg.library, hasher, cipher, cfg.ckpt, index_cfg)
+    report = index_items(lib, hasher, items, cipher, batch_size=cfg.batch_size, progress=cfg.progress)
+    print(f"[speechret] library {cfg.library}: {len(lib)} items ({report.added} added, "
+          f"{report.skipped_existing} already there, {len(report.failed)} failed) in {report.wall_seconds:.1f} s, "
+          f"{report.seconds_of_audio_per_second:.1f} s of audio per second")
+    for path, why in report.failed:
+        print(f"  skipped {why}")
+    return report

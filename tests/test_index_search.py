@@ -1,0 +1,109 @@
+"""index.py / search.py end to end: a checkpoint indexes a folder with bad files into an encrypted
+library (bad files reported, the rest indexed, re-runs idempotent), search finds the query's own
+recording first, and decrypted hits are the original samples."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from speechret.audio import load_audio
+from speechret.library.indexer import run_index, to_pcm16
+from speechret.library.store import SpeechLibrary
+from speechret.search.query import run_search
+from speechret.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compose_cfg(name: str, overrides: list[str]):
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose(name, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_corpus, tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("train")
+    cfg = compose_cfg("train", ["experiment=cnn", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
+                                "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}", "data.batch_size=4",
+                                "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={out}"])
+    return train(cfg)["best_checkpoint"]
+
+
+@pytest.fixture()
+def corpus_with_bad_files(tiny_corpus, tmp_path) -> Path:
+    rows = list(csv.DictReader((tiny_corpus / "manifest.csv").open()))[:10]
+    for r in rows:
+        r["path"] = str((tiny_corpus / r["path"]).resolve())
+    bad = {"empty": b"", "corrupt": b"RIFF\x10\x00\x00\x00WAVEgarbage-not-audio", "wrongformat": b"%PDF-1.4 not audio"}
+    for name, data in bad.items():
+        p = tmp_path / f"{name}.wav"
+        p.write_bytes(data)
+        rows.append({**rows[0], "id": f"bad_{name}", "path": str(p)})
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    return manifest
+
+
+def test_index_reports_bad_files_indexes_the_rest_and_search_decrypts(checkpoint, corpus_with_bad_files, tmp_path):
+    lib_dir, key = tmp_path / "lib", tmp_path / "lib.key"
+    common = [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest", f"data.root={corpus_with_bad_files}",
+              f"cipher.key_material.key_file={key}", "progress=false", "batch_size=4"]
+    report = run_index(compose_cfg("index", [*common, "create_key=true"]))
+    assert report.added == 10
+    failed = {Path(p).name: why for p, why in report.failed}
+    assert set(failed) == {"empty.wav", "corrupt.wav", "wrongformat.wav"}
+    assert all(name in why for name, why in failed.items())  # the message names the file
+    again = run_index(compose_cfg("index", common))
+    assert again.added == 0 and again.skipped_existing == 10
+    lib = SpeechLibrary.open(lib_dir)
+    assert len(lib) == 10
+
+    query = next(r for r in csv.DictReader(corpus_with_bad_files.open()) if not r["id"].startswith("bad_"))
+    out = tmp_path / "hits"
+    rows = run_search(compose_cfg("search", [f"library={lib_dir}", f"queries={query['path']}", "k=3", "format=json",
+                                             f"cipher.key_material.key_file={key}", f"decrypt={out}"]))
+    assert rows[0]["item_id"] == query["id"] and rows[0]["ber"] == 0.0
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    decrypted = load_audio(out / f"{query['id']}.wav", 16000)
+    np.testing.assert_array_equal(to_pcm16(decrypted), to_pcm16(load_audio(query["path"], 16000)))
+
+    rebuilt = run_index(compose_cfg("index", [*common, "command=rebuild"]))
+    assert rebuilt["rows"] == 10
+    again_rows = run_search(compose_cfg("search", [f"library={lib_dir}", f"queries={query['path']}", "k=3",
+                                                   "format=json"]))
+    assert [(r["item_id"], r["ber"]) for r in again_rows] == [(r["item_id"], r["ber"]) for r in rows]
+
+
+def test_wrong_key_is_refused_before_indexing(checkpoint, corpus_with_bad_files, tmp_path):
+    lib_dir = tmp_path / "lib"
+    common = [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest", f"data.root={corpus_with_bad_files}",
+              "progress=false"]
+    run_index(compose_cfg("index", [*common, f"cipher.key_material.key_file={tmp_path / 'a.key'}", "create_key=true"]))
+    from speechret.crypto import WrongKeyError
+
+    with pytest.raises(WrongKeyError):
+        run_index(compose_cfg("index", [*common, f"cipher.key_material.key_file={tmp_path / 'b.key'}", "create_key=true"]))
+
+
+def test_search_refuses_a_different_checkpoint(checkpoint, corpus_with_bad_files, tmp_path):
+    lib_dir, key = tmp_path / "lib", tmp_path / "k.key"
+    run_index(compose_cfg("index", [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest",
+                                    f"data.root={corpus_with_bad_files}", f"cipher.key_material.key_file={key}",
+                                    "create_key=true", "progress=false"]))
+    other = tmp_path / "other.ckpt"
+    shutil.copy(checkpoint, other)
+    with other.open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="sha256"):
+        run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt={other}", "queries=x.wav"]))
+    assert json.loads((lib_dir / "manifest.json").read_text())["checkpoint_sha256"]
