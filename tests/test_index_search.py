@@ -107,3 +107,45 @@ def test_search_refuses_a_different_checkpoint(checkpoint, corpus_with_bad_files
     with pytest.raises(ValueError, match="sha256"):
         run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt={other}", "queries=x.wav"]))
     assert json.loads((lib_dir / "manifest.json").read_text())["checkpoint_sha256"]
+
+
+def test_threshold_mode_returns_only_hits_below_the_threshold(checkpoint, corpus_with_bad_files, tmp_path):
+    lib_dir, key = tmp_path / "lib", tmp_path / "k.key"
+    run_index(compose_cfg("index", [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest",
+                                    f"data.root={corpus_with_bad_files}", f"cipher.key_material.key_file={key}",
+                                    "create_key=true", "progress=false"]))
+    query = next(r for r in csv.DictReader(corpus_with_bad_files.open()) if not r["id"].startswith("bad_"))
+    topk = run_search(compose_cfg("search", [f"library={lib_dir}", f"queries={query['path']}", "k=10", "format=json"]))
+    t = topk[3]["ber"] + 1e-9
+    thr = run_search(compose_cfg("search", [f"library={lib_dir}", f"queries={query['path']}", "mode=threshold",
+                                            f"threshold={t}", "format=json"]))
+    assert all(r["ber"] < t for r in thr)
+    assert {r["item_id"] for r in thr} == {r["item_id"] for r in topk if r["ber"] < t}
+
+
+def test_paper_c_library_keyword_search_finds_the_spoken_sentence(tiny_sentences, tmp_path):
+    out = tmp_path / "train"
+    cfg = compose_cfg("train", ["experiment=bilstm_ctc_baseline", "debug=limit", "trainer.max_epochs=1", "logger=csv",
+                                "test=false", "data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}",
+                                "data.batch_size=4", "data.val_fraction=0.34", "data.test_fraction=0.0",
+                                # near-initial weights: an (almost) untrained CTC net still spreads its
+                                # per-frame argmax over classes, so items have segments; a briefly
+                                # trained one outputs "other"/blank everywhere (no segment to match)
+                                "model.optimizer.lr=1e-12", f"paths.output_dir={out}"])
+    ckpt = train(cfg)["best_checkpoint"]
+    lib_dir, key = tmp_path / "lib", tmp_path / "k.key"
+    run_index(compose_cfg("index", [f"ckpt={ckpt}", f"library={lib_dir}", "data=manifest",
+                                    f"data.root={tiny_sentences / 'manifest.csv'}", f"cipher.key_material.key_file={key}",
+                                    "create_key=true", "progress=false"]))
+    lib = SpeechLibrary.open(lib_dir)
+    assert lib.manifest["hash_method"] == "paper_c"
+    _, ids, codes = lib.load_codes()
+    k = next(i for i, c in enumerate(codes) if len(c) > 0)  # an item with at least one segment
+    item = lib.item(ids[k])
+    rows = run_search(compose_cfg("search", [f"library={lib_dir}", f"queries={item['source']}", "mode=full_speech",
+                                             "gamma=0.0", "format=json", "k=0"]))
+    assert rows and rows[0]["item_id"] == ids[k] and rows[0]["ber"] == 0.0
+    assert tuple(rows[0]["span"]) == (0, len(codes[k]))
+    kw = run_search(compose_cfg("search", [f"library={lib_dir}", f"queries={item['source']}", "mode=keyword",
+                                           "gamma=0.0", "format=json", "k=0"]))
+    assert any(r["item_id"] == ids[k] and tuple(r["span"]) == (0, len(codes[k])) for r in kw)
