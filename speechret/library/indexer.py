@@ -86,17 +86,17 @@ def index_items(lib: SpeechLibrary, hasher: Hasher, items: Sequence[Item], ciphe
     """Add ``items`` to ``lib`` in batches (resumable, idempotent); returns what happened."""
     report = IndexReport()
     t0 = time.perf_counter()
-    todo = []
+    pending = []
     for it in items:
         if lib.has(it.id):
             report.skipped_existing += 1
         else:
-            todo.append(it)
+            pending.append(it)
     columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("index", total=len(todo))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+        task = bar.add_task("index", total=len(pending))
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
             waves, ok = [], []
             for it in batch:
                 try:

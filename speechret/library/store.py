@@ -365,7 +365,7 @@ class SpeechLibrary:
         items = list(items)
         encoded = self._encode_codes(codes, len(items))
         seen: set[str] = set()
-        todo = []
+        pending = []
         for it, enc in zip(items, encoded):
             iid = it["item_id"]
             if not isinstance(iid, str) or not iid:
@@ -373,11 +373,11 @@ class SpeechLibrary:
             if iid in seen or self.has(iid):
                 continue
             seen.add(iid)
-            todo.append((it, enc))
-        if not todo:
+            pending.append((it, enc))
+        if not pending:
             return []
         rows = []
-        for it, (code, n_groups, cat) in todo:  # 1. blobs (crash here: orphans only)
+        for it, (code, n_groups, cat) in pending:  # 1. blobs (crash here: orphans only)
             iid = it["item_id"]
             pcm = np.asarray(it["pcm"])
             sr = int(it["sample_rate"])
