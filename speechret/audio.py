@@ -24,13 +24,14 @@ from __future__ import annotations
 import math
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
+
+from speechret.fileio import atomic_path
 
 __all__ = [
     "AudioError",
@@ -315,14 +316,10 @@ def save_audio(
         raise AudioError(p, f"unsupported subtype {subtype!r} for {fmt}")
     if subtype in _INT_SUBTYPES:
         arr = np.clip(arr, -1.0, 1.0)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix + ".part", dir=p.parent)
-    os.close(fd)
     try:
-        sf.write(tmp, arr, int(sample_rate), subtype=subtype, format=fmt)
-        os.replace(tmp, p)
+        with atomic_path(p, suffix=p.suffix + ".part") as tmp:
+            sf.write(tmp, arr, int(sample_rate), subtype=subtype, format=fmt)
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, AudioError):
             raise
         raise AudioError(p, f"cannot write audio ({_libsndfile_problem(exc)})") from exc

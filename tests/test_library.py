@@ -361,13 +361,13 @@ def test_real_process_crash(tmp_path, where):
         lib = SpeechLibrary.open({str(tmp_path / 'lib')!r}, build_cipher("aes_gcm", {key!r}))
         n = {{"n": 0}}
         if {where!r} == "blobs":
-            real = store._atomic_write
+            real = store.atomic_write_bytes
             def die(path, data):
                 n["n"] += 1
                 if n["n"] == 3:
                     os._exit(3)
                 real(path, data)
-            store._atomic_write = die
+            store.atomic_write_bytes = die
         else:
             real = SpeechLibrary._insert_row
             def die(self, conn, r):

@@ -40,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from speechret.audio import load_audio
+from speechret.fileio import atomic_path
 from speechret.data.corpora import load_corpus
 from speechret.data.manifest import Item, Manifest
 from speechret.data.pronunciation import pinyin_to_labels, text_to_labels
@@ -457,10 +458,8 @@ class SpeechDataModule(L.LightningDataModule):
             feats, flen = self.features(batch["wave"], batch["wave_lengths"])
             out += [f[: int(n)].clone() for f, n in zip(feats, flen)]
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(out, tmp)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                torch.save(out, tmp)
         return out
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from speechret.crypto import AuthenticationError, CipherError, WrongKeyError
+from speechret.fileio import atomic_write_bytes, fsync_dir
 from speechret.hashing import pack_bits, unpack_bits
 from speechret.search import index as ix
 from speechret.search.matchers import (
@@ -100,36 +101,6 @@ def cipher_key_id(cipher: Any) -> str:
                            "key": [float.hex(float(v)) for v in key.as_tuple()],
                            "params": repr(params)}, sort_keys=True)
     return hashlib.sha256(b"speechret-chaotic-key-id\0" + material.encode()).hexdigest()[:16]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, ``os.replace``, directory fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _blob_relpath(item_id: str) -> str:
@@ -234,7 +205,7 @@ class SpeechLibrary:
         (path / INDEX_DIR).mkdir(exist_ok=True)
         lib = cls(path, m, cipher)  # creates library.db
         lib._set_meta("format_version", str(FORMAT_VERSION))
-        _atomic_write(path / MANIFEST, (json.dumps(m, indent=2, sort_keys=True, default=str) + "\n").encode())
+        atomic_write_bytes(path / MANIFEST, (json.dumps(m, indent=2, sort_keys=True, default=str) + "\n").encode())
         return lib
 
     @classmethod
@@ -383,7 +354,7 @@ class SpeechLibrary:
             sr = int(it["sample_rate"])
             blob = cipher.encrypt(iid, pcm)
             rel = _blob_relpath(iid)
-            _atomic_write(self.path / rel, blob)
+            atomic_write_bytes(self.path / rel, blob)
             dur = it.get("duration")
             dur = float(dur) if dur is not None else pcm.shape[-1] / sr
             label = it.get("label")
@@ -564,13 +535,13 @@ class SpeechLibrary:
                     for c, index in sorted(m["two_stage"].indexes.items()):
                         ix.save_index(index, tmp / f"cat{c:05d}.faissbin")
             (tmp / "state.json").write_text(json.dumps({"high_water": hwm, "method": self.method}))
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             final = root / f"hw{hwm:012d}-{time.time_ns()}"
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(root)
+        fsync_dir(root)
         for p in root.iterdir():  # old generations
             if p != final and _INDEX_RE.match(p.name):
                 shutil.rmtree(p, ignore_errors=True)

@@ -28,11 +28,12 @@ Radii follow FAISS: binary ``range_search`` returns the rows whose Hamming dista
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import faiss
+
+from speechret.fileio import atomic_path
 import numpy as np
 
 KINDS = ("flat", "ivf", "hnsw")
@@ -179,28 +180,10 @@ def range_search(index: Any, queries: np.ndarray, radius: int,
 
 
 def save_index(index: Any, path: str | os.PathLike) -> Path:
-    """Atomically write a binary index: temp file in the same directory, fsync, ``os.replace``."""
+    """Atomically write a binary index (:func:`speechret.fileio.atomic_path`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        faiss.write_index_binary(index, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # persist the rename itself
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - platforms without directory fsync
-        pass
+    with atomic_path(path) as tmp:
+        faiss.write_index_binary(index, str(tmp))
     return path
 
 
