@@ -538,12 +538,6 @@ def speaker_overlap(dm: SpeechDataModule) -> set[str]:
     return (sets[0] & sets[1]) | (sets[0] & sets[2]) | (sets[1] & sets[2])
 
 
-def expected_ctc_frames_ok(n_frames: int, targets: Sequence[int]) -> bool:
-    """CTC feasibility: frames ≥ labels + number of adjacent repeats (a blank between repeats)."""
-    repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
-    return n_frames >= len(targets) + repeats
-
-
 __all__ = [
     "SpeechDataModule",
     "SpeechDataset",

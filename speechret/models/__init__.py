@@ -5,32 +5,5 @@ Only the architectures are re-exported here so that importing ``speechret.models
 (no Lightning import) for indexing and search.
 """
 
-from .components import (
-    MODELS,
-    BiConvLSTMNet,
-    BiLSTMBaseline,
-    CNN3DBiLSTM,
-    CNNBaselineNet,
-    CNNHashNet,
-    ConvLSTMCell,
-    CRNNHashNet,
-    LSTMHashNet,
-    ModelOutput,
-    RNNBaselineNet,
-    SVSFrontEnd,
-)
-
-__all__ = [
-    "MODELS",
-    "BiConvLSTMNet",
-    "BiLSTMBaseline",
-    "CNN3DBiLSTM",
-    "CNNBaselineNet",
-    "CNNHashNet",
-    "ConvLSTMCell",
-    "CRNNHashNet",
-    "LSTMHashNet",
-    "ModelOutput",
-    "RNNBaselineNet",
-    "SVSFrontEnd",
-]
+from .components import *  # noqa: F401,F403 - the architectures and ModelOutput
+from .components import __all__  # noqa: F401

@@ -54,6 +54,49 @@ def _check_image(model: nn.Module, x: Tensor, in_channels: int, size: tuple[int,
         )
 
 
+def conv_pool_stack(
+    in_channels: int,
+    image_size: tuple[int, int],
+    filters: Sequence[int],
+    kernel_size: int,
+    padding: str,
+    pool_size: int,
+    pool_stride: int,
+    pool_after: Sequence[int],
+    bn_after: Sequence[int],
+    activation: str,
+) -> tuple[nn.Sequential, tuple[int, int, int]]:
+    """The paper-B convolution stack shared by the CNN and CRNN coding models (Fig. 6).
+
+    Layer ``i``: Conv2d(k×k, stride 1) → activation → [MaxPool(pool_size, pool_stride) if
+    ``i in pool_after``] → [BatchNorm2d if ``i in bn_after``].  Returns the stack and its output
+    shape ``(C, H, W)`` for an ``image_size`` input."""
+    filters = [int(f) for f in filters]
+    pool_after, bn_after = {int(i) for i in pool_after}, {int(i) for i in bn_after}
+    for name, idx in (("pool_after", pool_after), ("bn_after", bn_after)):
+        bad = sorted(i for i in idx if not 0 <= i < len(filters))
+        if bad:
+            raise ValueError(f"{name} indices {bad} out of range for {len(filters)} conv layers")
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    pad = kernel_size // 2 if padding == "same" else 0
+    h, w = image_size
+    layers: list[nn.Module] = []
+    c_in = int(in_channels)
+    for i, c in enumerate(filters):
+        layers += [nn.Conv2d(c_in, c, kernel_size, padding=pad), make_activation(activation)]
+        h, w = conv_out(h, kernel_size, 1, pad), conv_out(w, kernel_size, 1, pad)
+        if i in pool_after:
+            layers.append(nn.MaxPool2d(pool_size, stride=pool_stride))
+            h, w = conv_out(h, pool_size, pool_stride), conv_out(w, pool_size, pool_stride)
+        if i in bn_after:
+            layers.append(nn.BatchNorm2d(c))
+        if h < 1 or w < 1:
+            raise ValueError(f"image_size {image_size} too small for this conv/pool stack")
+        c_in = c
+    return nn.Sequential(*layers), (c_in, h, w)
+
+
 class CNNHashNet(nn.Module):
     """Paper B Fig. 6(a) CNN coding model.
 
@@ -83,35 +126,14 @@ class CNNHashNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        filters = [int(f) for f in filters]
-        pool_after, bn_after = set(int(i) for i in pool_after), set(int(i) for i in bn_after)
-        for name, idx in (("pool_after", pool_after), ("bn_after", bn_after)):
-            bad = [i for i in idx if not 0 <= i < len(filters)]
-            if bad:
-                raise ValueError(f"{name} indices {bad} out of range for {len(filters)} conv layers")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
         self.in_channels = int(in_channels)
         self.image_size = _pair(image_size)
         self.hash_bits = int(hash_bits)
         self.n_classes = int(n_classes)
-        pad = kernel_size // 2 if padding == "same" else 0
-        h, w = self.image_size
-        layers: list[nn.Module] = []
-        c_in = self.in_channels
-        for i, c in enumerate(filters):
-            layers += [nn.Conv2d(c_in, c, kernel_size, padding=pad), make_activation(activation)]
-            h, w = conv_out(h, kernel_size, 1, pad), conv_out(w, kernel_size, 1, pad)
-            if i in pool_after:
-                layers.append(nn.MaxPool2d(pool_size, stride=pool_stride))
-                h, w = conv_out(h, pool_size, pool_stride), conv_out(w, pool_size, pool_stride)
-            if i in bn_after:
-                layers.append(nn.BatchNorm2d(c))
-            if h < 1 or w < 1:
-                raise ValueError(f"image_size {self.image_size} too small for this conv/pool stack")
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.feature_shape = (c_in, h, w)
+        self.features, self.feature_shape = conv_pool_stack(
+            in_channels, self.image_size, filters, kernel_size, padding, pool_size, pool_stride,
+            pool_after, bn_after, activation)
+        c_in, h, w = self.feature_shape
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout)
         self.head = DenseHashHead(c_in * h * w, hash_bits, n_classes, hash_activation)
@@ -123,4 +145,4 @@ class CNNHashNet(nn.Module):
         return ModelOutput(logits=logits, hash_features=h, lengths=None)
 
 
-__all__ = ["CNNHashNet"]
+__all__ = ["CNNHashNet", "conv_pool_stack"]

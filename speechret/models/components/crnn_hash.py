@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .cnn_hash import _check_image, _pair
-from .common import ModelOutput, conv_out, make_activation
+from .cnn_hash import _check_image, _pair, conv_pool_stack
+from .common import ModelOutput
 from .lstm_hash import DenseHashHead
 
 
@@ -62,12 +62,6 @@ class CRNNHashNet(nn.Module):
         hash_activation: str = "tanh",
     ) -> None:
         super().__init__()
-        filters = [int(f) for f in filters]
-        bn_after = set(int(i) for i in bn_after)
-        if any(not 0 <= i < len(filters) for i in bn_after):
-            raise ValueError(f"bn_after {sorted(bn_after)} out of range for {len(filters)} convs")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
         if time_axis not in ("width", "height"):
             raise ValueError(f"time_axis must be 'width' or 'height', got {time_axis!r}")
         self.in_channels = int(in_channels)
@@ -75,22 +69,11 @@ class CRNNHashNet(nn.Module):
         self.hash_bits = int(hash_bits)
         self.n_classes = int(n_classes)
         self.time_axis = time_axis
-        pad = kernel_size // 2 if padding == "same" else 0
-        h, w = self.image_size
-        layers: list[nn.Module] = []
-        c_in = self.in_channels
-        for i, c in enumerate(filters):
-            layers += [nn.Conv2d(c_in, c, kernel_size, padding=pad), make_activation(activation),
-                       nn.MaxPool2d(pool_size, stride=pool_stride)]
-            h = conv_out(conv_out(h, kernel_size, 1, pad), pool_size, pool_stride)
-            w = conv_out(conv_out(w, kernel_size, 1, pad), pool_size, pool_stride)
-            if i in bn_after:
-                layers.append(nn.BatchNorm2d(c))
-            if h < 1 or w < 1:
-                raise ValueError(f"image_size {self.image_size} too small for this conv/pool stack")
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.feature_shape = (c_in, h, w)
+        # every conv is followed by a pool (4 conv, 4 max-pool)
+        self.features, self.feature_shape = conv_pool_stack(
+            in_channels, self.image_size, filters, kernel_size, padding, pool_size, pool_stride,
+            range(len(filters)), bn_after, activation)
+        c_in, h, w = self.feature_shape
         steps, feat = (w, c_in * h) if time_axis == "width" else (h, c_in * w)
         self.n_steps = steps
         self.lstm = nn.LSTM(feat, lstm_units, num_layers=lstm_layers, batch_first=True)
