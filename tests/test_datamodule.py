@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechret.cpo import CPOAugment, build_cpo
+from speechret.cpo import CPOAugment
 from speechret.data.datamodule import (
     SpeechDataModule,
     collate_speech,

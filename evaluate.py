@@ -1,0 +1,26 @@
+"""evaluate.py — run an evaluation protocol on a trained checkpoint.
+
+Examples::
+
+    python evaluate.py ckpt=logs/train/runs/<run>/checkpoints/epoch_007.ckpt protocol=cpo_retrieval \
+        data=dspspeech20 data.root=../shared/data/dspspeech20
+    python evaluate.py ckpt=<ckpt> protocol=keyword evaluate.baselines=[dtw]
+    python evaluate.py ckpt=logs/train/multiruns/<sweep> protocol=hash_length
+    python evaluate.py protocol=encryption data=dspspeech20
+
+Writes metrics.json, PNG plots and report.md into the run directory (see conf/evaluate.yaml).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from speechret.evaluate.runner import run_evaluation
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_evaluation(cfg)
+
+
+if __name__ == "__main__":
+    main()
