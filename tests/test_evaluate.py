@@ -135,3 +135,81 @@ def test_retrieval_time_study(ckpts, tiny_corpus, tmp_path):
 def test_single_protocol_refuses_several_checkpoints(ckpts, tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="one checkpoint"):
         evaluate([f"ckpt=[{ckpts[64]},{ckpts[128]}]", "protocol=cpo_retrieval"] + _data(tiny_corpus), tmp_path)
+
+
+class _FakeHasher:
+    """Stands in for a Hasher: fixed codes per waveform (index = first sample)."""
+
+    def __init__(self, method, codes, n_classes=0):
+        self.method, self.codes, self.n_classes, self.config = method, codes, n_classes, {}
+
+    def codes_of_waves(self, waves):
+        idx = [int(w[0]) for w in waves]
+        return self.codes[idx] if isinstance(self.codes, np.ndarray) else [self.codes[i] for i in idx]
+
+
+def test_hash_system_paper_b_distance_is_the_two_stage_order():
+    from speechret.evaluate.systems import HashSystem
+
+    rng = np.random.default_rng(0)
+    n, C, K = 12, 3, 16
+    cat = rng.integers(0, C, n)
+    codes = np.concatenate([np.eye(C, dtype=bool)[cat], rng.random((n, K)) < 0.5], axis=1)
+    sys_ = HashSystem(_FakeHasher("paper_b", codes, C))
+    waves = [np.full(4, i, np.float32) for i in range(n)]
+    q = db = sys_.encode(waves)
+    D = sys_.distances(q, db)
+    ber = (codes[:, None, C:] != codes[None, :, C:]).mean(-1)
+    assert np.allclose(D, ber + (cat[:, None] != cat[None, :]))
+    assert np.allclose(sys_.ber(q, db), ber) and sys_.n_bits(codes) == K
+    # any threshold < 1 retrieves only the query's category (stage 1), then BER(h2) < T (stage 2)
+    assert not ((D < 0.99) & (cat[:, None] != cat[None, :])).any()
+
+
+def test_hash_system_paper_c_uses_the_sliding_decision_distance():
+    from speechret.evaluate.systems import HashSystem
+    from speechret.search.sliding import sliding_match
+
+    rng = np.random.default_rng(1)
+    seqs = [rng.random((int(rng.integers(1, 6)), 27)) < 0.5 for _ in range(10)]
+    sys_ = HashSystem(_FakeHasher("paper_c", seqs))
+    codes = sys_.encode([np.full(3, i, np.float32) for i in range(10)])
+    K = sys_.distances(codes[:4], codes, mode="keyword")
+    for a in range(4):
+        for b in range(10):
+            for g in (0.2, 0.35, 0.5):
+                assert sliding_match(seqs[a], seqs[b], g)[0] == (K[a, b] <= g + 1e-6)
+    F = sys_.distances(codes, codes, mode="full")
+    assert np.allclose(F, F.T) and np.allclose(np.diag(F), 0.0)
+
+
+def test_paper_c_checkpoint_with_asr_baseline_end_to_end(tiny_sentences, tmp_path):
+    out = tmp_path / "train"
+    cfg = compose_cfg("train", ["experiment=bilstm_ctc_baseline", "debug=limit", "trainer.max_epochs=1", "logger=csv",
+                                "test=false", "data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}",
+                                "data.batch_size=4", "data.val_fraction=0.34", "data.test_fraction=0.0",
+                                # near-initial weights keep segments in the codes (see test_index_search)
+                                "model.optimizer.lr=1e-12", f"paths.output_dir={out}"])
+    ckpt = train(cfg)["best_checkpoint"]
+    data = ["data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}"]
+    m = evaluate([f"ckpt={ckpt}", "protocol=cross_speaker", "evaluate.baselines=[asr]", "evaluate.threshold=0.3",
+                  "evaluate.thresholds.asr_edit=0.5"] + data, tmp_path / "cross")
+    assert m["n_queries"] == 3 * 4 * 2 and "asr_edit.map" in m and "same_speaker.map" in m
+    k = evaluate([f"ckpt={ckpt}", "protocol=keyword", "protocol.n_utterances=6", "evaluate.baselines=[asr]",
+                  "evaluate.threshold=0.3", "evaluate.thresholds.asr_edit=0.5"] + data, tmp_path / "kw")
+    assert "keyword_recall" in k and "asr_edit.keyword_recall" in k
+
+
+@pytest.mark.realdata
+def test_protocols_on_dspspeech20_subset(dspspeech20_root, tmp_path):
+    """Real recordings: a briefly trained paper-A CNN through keyword and noise on 4 words."""
+    data = ["data=dspspeech20", f"data.root={dspspeech20_root}"]
+    cfg = compose_cfg("train", ["experiment=cnn", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
+                                "data.labels=[0,1,2,3]", f"paths.output_dir={tmp_path / 'train'}", *data])
+    ckpt = train(cfg)["best_checkpoint"]
+    sub = ["evaluate.labels=[0,1,2,3]", "evaluate.max_items=160", *data]
+    k = evaluate([f"ckpt={ckpt}", "protocol=keyword", "protocol.n_utterances=20", "protocol.max_queries=8"] + sub,
+                 tmp_path / "kw")
+    assert k["n_queries"] == 8 and k["n_database"] == 20 and "(val)" in k["threshold_source"]
+    n = evaluate([f"ckpt={ckpt}", "protocol=noise", "protocol.snrs=[5]", "protocol.max_queries=5"] + sub, tmp_path / "noise")
+    assert n["n_queries"] == 5 * 4 and n["n_database"] == 160 and "ap.white.5" in n

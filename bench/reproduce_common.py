@@ -1,0 +1,140 @@
+"""Shared machinery of the paper reproduction scripts (``bench/reproduce_paper_{a,b,c}.py``).
+
+Each script trains the paper's models with ``train.py`` (speaker-disjoint split), evaluates them
+with ``evaluate.py`` and writes ``reports/paper_<x>.md``: every table of the paper with our
+numbers beside the published ones, and the exact commands that produced ours.  Every step is a
+subprocess running the public entry points, so the report's commands can be pasted as they are.
+
+Profiles: ``--profile quick`` (default) trims epochs and query counts so a 2-core CPU finishes in
+about half an hour per paper; ``--profile paper`` uses the papers' settings (GPU recommended:
+add ``--train-args trainer=gpu``).  ``--reuse`` skips a training or evaluation run whose output
+folder already holds a result made by the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_dsp_root() -> str:
+    env = os.environ.get("SPEECHRET_SHARED_DATA")
+    base = Path(env) if env else REPO.parent / "shared" / "data"
+    return str(base / "dspspeech20")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--profile", choices=["quick", "paper"], default="quick")
+    p.add_argument("--out", default=None, help="run folder (default logs/reproduce/<paper>)")
+    p.add_argument("--report", default=None, help="report file (default reports/<paper>.md)")
+    p.add_argument("--reuse", action="store_true", help="skip runs whose result exists for the same command")
+    p.add_argument("--train-args", nargs="*", default=[], help="extra train.py overrides (e.g. trainer=gpu)")
+    p.add_argument("--eval-args", nargs="*", default=[], help="extra evaluate.py overrides (e.g. evaluate.device=cuda)")
+    p.add_argument("--dsp-root", default=default_dsp_root())
+    return p
+
+
+class Runner:
+    """Runs ``train.py`` / ``evaluate.py`` in subprocesses and remembers the commands."""
+
+    def __init__(self, out: Path, reuse: bool = False, train_args: Sequence[str] = (),
+                 eval_args: Sequence[str] = ()) -> None:
+        self.out = Path(out).resolve()
+        self.reuse = reuse
+        self.train_args, self.eval_args = list(train_args), list(eval_args)
+        self.commands: list[tuple[str, str, float]] = []  # (what, command, seconds)
+
+    def _run(self, what: str, script: str, overrides: Sequence[str], run_dir: Path, result: str) -> Path:
+        cmd = [sys.executable, script, *overrides, f"hydra.run.dir={run_dir}"]
+        shown = " ".join(shlex.quote(c) for c in ["python", script, *overrides])
+        stamp = run_dir / "command.txt"
+        if self.reuse and (run_dir / result).is_file() and stamp.is_file() and stamp.read_text() == shown:
+            print(f"[reproduce] reuse {what}: {run_dir}", flush=True)
+            self.commands.append((what, shown, float("nan")))
+            return run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"[reproduce] {what}: {shown}", flush=True)
+        t0 = time.perf_counter()
+        with open(run_dir / "stdout.log", "w") as log:
+            rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        dt = time.perf_counter() - t0
+        if rc != 0 or not (run_dir / result).is_file():
+            tail = (run_dir / "stdout.log").read_text()[-3000:]
+            raise RuntimeError(f"{what} failed (rc={rc}); see {run_dir / 'stdout.log'}\n{tail}")
+        stamp.write_text(shown)
+        self.commands.append((what, shown, dt))
+        print(f"[reproduce]   done in {dt:.0f} s", flush=True)
+        return run_dir
+
+    def train(self, name: str, overrides: Sequence[str]) -> dict[str, Any]:
+        d = self._run(f"train {name}", "train.py", [*overrides, *self.train_args, "logger=csv"],
+                      self.out / "train" / name, "summary.json")
+        summary = json.loads((d / "summary.json").read_text())
+        if not summary.get("best_checkpoint"):
+            raise RuntimeError(f"train {name}: no checkpoint in {d}")
+        return summary
+
+    def evaluate(self, name: str, overrides: Sequence[str]) -> dict[str, Any]:
+        d = self._run(f"evaluate {name}", "evaluate.py", [*overrides, *self.eval_args], self.out / "eval" / name,
+                      "metrics.json")
+        m = json.loads((d / "metrics.json").read_text())
+        m["_dir"] = str(d)
+        return m
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def fmt(v: Any, pct: bool = False, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, str):
+        return v
+    if pct:
+        return f"{100 * v:.2f}%"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.3g}"
+    return f"{v:.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(v if isinstance(v, str) else fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def delta(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or not (math.isfinite(ours) and math.isfinite(theirs)):
+        return "–"
+    return f"{ours - theirs:+.4f}"
+
+
+def write_report(path: Path, title: str, intro: str, sections: Sequence[tuple[str, str]], runner: Runner,
+                 profile: str, started: float) -> Path:
+    lines = [f"# {title}", "", intro.strip(), "",
+             f"Profile: `{profile}`. Generated {time.strftime('%Y-%m-%d %H:%M')} in "
+             f"{(time.perf_counter() - started) / 60:.1f} min on {os.cpu_count()} CPU cores. "
+             f"Run folders: `{runner.out.relative_to(REPO) if runner.out.is_relative_to(REPO) else runner.out}`."]
+    for t, body in sections:
+        lines += ["", f"## {t}", "", body.strip()]
+    lines += ["", "## Commands", "", "Every number above comes from these runs (paths are the runs' `hydra.run.dir`):", ""]
+    for what, cmd, dt in runner.commands:
+        took = "reused" if not math.isfinite(dt) else f"{dt:.0f} s"
+        lines.append(f"- {what} ({took}): `{cmd}`")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"[reproduce] report written to {path}", flush=True)
+    return path
