@@ -184,24 +184,25 @@ def score(system: Any, trial: Trial) -> Scored:
     return Scored(system, D, q, db, t1 - t0, t2 - t1)
 
 
-def pick_threshold(system: Any, protocol: Protocol, val: EvalData | None, given: float | None,
+def pick_threshold(system: Any, protocol: Protocol, val: EvalData | Trial | None, given: float | None,
                    criterion: str = "f1") -> dict[str, Any]:
-    """The system's threshold: ``given``, or chosen on the validation protocol run."""
+    """The system's threshold: ``given``, or the max-``criterion`` threshold of the protocol run
+    on the validation data (``val``: the data, or the trial already built from it)."""
     if given is not None:
         return {"threshold": float(given), "source": "given (evaluate.threshold)"}
     if val is None:
         raise ValueError(f"{system.name}: no threshold given and no validation data to choose one; "
                          "set evaluate.threshold=<value> (or evaluate.thresholds.<system>=<value>)")
-    trial = protocol.build(val)
+    trial = val if isinstance(val, Trial) else protocol.build(val)
+    where = trial.info.get("source", "the validation data")
     if not trial.relevant.any():
-        raise ValueError(f"{system.name}: the {protocol.name} protocol on the validation data "
-                         f"({val.source}) has no relevant pair to choose a threshold; set "
-                         "evaluate.threshold=<value> or evaluate.threshold_split=[val,train]")
+        raise ValueError(f"{system.name}: the {protocol.name} protocol on {where} has no relevant pair to "
+                         "choose a threshold; set evaluate.threshold=<value> or evaluate.threshold_split=[val,train]")
     s = score(system, trial)
     c = M.choose_threshold(s.distances, trial.relevant, trial.exclude, criterion)
     return {"threshold": c["threshold"], "val_f1": c["f1"], "val_precision": c["precision"],
             "val_recall": c["recall"],
-            "source": f"max {criterion.upper()} on {val.source}: {trial.n_queries} queries × {trial.n_database} items"}
+            "source": f"max {criterion.upper()} on {where}: {trial.n_queries} queries × {trial.n_database} items"}
 
 
 def _paired_distance(system: Any, scored: Scored, trial: Trial) -> np.ndarray:
@@ -312,9 +313,13 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
     res.metrics.update({"protocol": protocol.name, "n_queries": trial.n_queries, "n_database": trial.n_database})
     rows, thr_rows, group_rows, far_rows = [], [], {}, {}
     pr_curves = {}
+    val_trial = None
     for i, system in enumerate(systems):
         prefix = "" if i == 0 else f"{system.name}."
-        th = pick_threshold(system, protocol, val, thresholds.get(system.name), criterion)
+        if thresholds.get(system.name) is None and val is not None and val_trial is None:
+            val_trial = protocol.build(val)  # built once, shared by every system
+            val_trial.info["source"] = val.source
+        th = pick_threshold(system, protocol, val_trial, thresholds.get(system.name), criterion)
         s = score(system, trial)
         m, curves = trial_metrics(s, trial, th["threshold"], strict, inter_class=protocol.inter_class)
         m["encode_s"], m["match_s"] = s.encode_s, s.match_s
