@@ -62,7 +62,8 @@ class Runner:
         stamp = run_dir / "command.txt"
         if self.reuse and (run_dir / result).is_file() and stamp.is_file() and stamp.read_text() == shown:
             print(f"[reproduce] reuse {what}: {run_dir}", flush=True)
-            self.commands.append((what, shown, float("nan")))
+            took = run_dir / "seconds.txt"
+            self.commands.append((what, shown, float(took.read_text()) if took.is_file() else float("nan")))
             return run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         print(f"[reproduce] {what}: {shown}", flush=True)
@@ -74,6 +75,7 @@ class Runner:
             tail = (run_dir / "stdout.log").read_text()[-3000:]
             raise RuntimeError(f"{what} failed (rc={rc}); see {run_dir / 'stdout.log'}\n{tail}")
         stamp.write_text(shown)
+        (run_dir / "seconds.txt").write_text(f"{dt:.1f}")
         self.commands.append((what, shown, dt))
         print(f"[reproduce]   done in {dt:.0f} s", flush=True)
         return run_dir
@@ -121,18 +123,24 @@ def delta(ours: float | None, theirs: float | None) -> str:
     return f"{ours - theirs:+.4f}"
 
 
+def portable(cmd: str) -> str:
+    """A command as a user would type it from the repository root (no machine-specific prefixes)."""
+    return cmd.replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")
+
+
 def write_report(path: Path, title: str, intro: str, sections: Sequence[tuple[str, str]], runner: Runner,
                  profile: str, started: float) -> Path:
+    spent = sum(dt for _, _, dt in runner.commands if math.isfinite(dt))
     lines = [f"# {title}", "", intro.strip(), "",
-             f"Profile: `{profile}`. Generated {time.strftime('%Y-%m-%d %H:%M')} in "
-             f"{(time.perf_counter() - started) / 60:.1f} min on {os.cpu_count()} CPU cores. "
+             f"Profile: `{profile}`. Generated {time.strftime('%Y-%m-%d %H:%M')}; the runs took "
+             f"{spent / 60:.1f} min on {os.cpu_count()} CPU cores (no GPU). "
              f"Run folders: `{runner.out.relative_to(REPO) if runner.out.is_relative_to(REPO) else runner.out}`."]
     for t, body in sections:
         lines += ["", f"## {t}", "", body.strip()]
     lines += ["", "## Commands", "", "Every number above comes from these runs (paths are the runs' `hydra.run.dir`):", ""]
     for what, cmd, dt in runner.commands:
-        took = "reused" if not math.isfinite(dt) else f"{dt:.0f} s"
-        lines.append(f"- {what} ({took}): `{cmd}`")
+        took = "time not recorded" if not math.isfinite(dt) else f"{dt:.0f} s"
+        lines.append(f"- {what} ({took}): `{portable(cmd)}`")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

@@ -245,6 +245,9 @@ def trial_metrics(scored: Scored, trial: Trial, threshold: float, strict: bool =
     """Flat metrics of one system on one trial, and the arrays the plots need."""
     D, T = scored.distances, threshold
     m: dict[str, Any] = {"threshold": T, "n_queries": trial.n_queries, "n_database": trial.n_database}
+    if isinstance(scored.db_codes, list):  # variable-length codes / transcriptions: how many are empty
+        lens = [len(c) for c in list(scored.db_codes) + list(scored.query_codes)]
+        m["empty_codes"] = float(np.mean([n == 0 for n in lens])) if lens else float("nan")
     m.update(_block_metrics(D, trial.relevant, trial.exclude, T, strict))
     groups = trial.group_names()
     g_arr = np.asarray(trial.groups, dtype=object)
@@ -344,6 +347,13 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
         pr = curves["pr"]
         pr_curves[system.name] = (pr["recall"], pr["precision"])
     head = ["system", "mAP", "precision", "recall", "F1", "Ap (paper C)", "identity recall", "threshold"]
+    for i, system in enumerate(systems):
+        empty = res.metrics.get(("" if i == 0 else f"{system.name}.") + "empty_codes", 0.0)
+        if empty and empty > 0.5:
+            res.sections.append((f"Warning: {system.name} codes are degenerate", (
+                f"{100 * empty:.1f}% of {system.name}'s codes are empty (a CTC model that emits blank/\"other\" on "
+                "every frame leaves no pronunciation segment): those items are at distance 1 from everything, so "
+                "its metrics measure nothing but the relevance base rate. Train longer.")))
     res.sections.append(("Retrieval", markdown_table(head, rows) + "\n\nmAP: paper B eq. (17)–(18), tie-aware. "
                          "precision / recall / F1: pooled over queries at the threshold (paper A eq. 14–15, paper B "
                          "eq. 19–21). Ap: mean per-query precision of what is retrieved (paper C Tables 1–5)."))
