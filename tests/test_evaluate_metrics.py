@@ -122,3 +122,15 @@ def test_minimax_sliding_distance_is_the_paper_c_decision():
         for b, x in enumerate(ds):
             for gamma in np.linspace(0.2, 0.6, 9):
                 assert sliding_match(q, x, gamma)[0] == (D[a, b] <= gamma + 1e-12)
+
+
+def test_threshold_choice_respects_the_papers_bound():
+    # the best F1 needs T = 0.7, but papers A/B put T in (0, 0.5): the bounded choice stays below
+    d = np.array([[0.1, 0.6, 0.8], [0.2, 0.65, 0.9]])
+    r = np.array([[1, 1, 0], [1, 1, 0]], bool)
+    assert M.choose_threshold(d, r)["threshold"] == pytest.approx(0.7, abs=0.03)
+    bounded = M.choose_threshold(d, r, max_threshold=0.5)
+    assert bounded["threshold"] <= 0.5 and bounded["recall"] == pytest.approx(0.5)
+    # nothing below the bound (e.g. a degenerate model at distance 1 everywhere): the bound, recall 0
+    none = M.choose_threshold(d + 1, r, max_threshold=0.5)
+    assert none["threshold"] == 0.5 and none["recall"] == 0.0

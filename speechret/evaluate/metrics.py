@@ -229,18 +229,23 @@ def pr_curve(distances: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | 
 
 
 def choose_threshold(distances: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None = None,
-                     criterion: str = "f1") -> dict[str, float]:
+                     criterion: str = "f1", max_threshold: float | None = None) -> dict[str, float]:
     """Threshold that maximises pooled F1 (``criterion="f1"``) on the given (validation) pairs.
 
     Candidates are the midpoints between consecutive distinct distances (plus one above the
     largest), so the choice does not depend on whether retrieval is ``<`` or ``≤``; ties in F1
     go to the smallest threshold (fewest false accepts).  ``criterion="eer"`` instead balances
-    precision and recall.  Never call this on the evaluation set (issue: thresholds come from the
-    validation split of the training data).
+    precision and recall.  ``max_threshold`` bounds the candidates (papers A and B: the BER
+    threshold lies in (0, 0.5), paper A §5.3, paper B §IV-F; for paper B's two-stage distance it
+    also keeps retrieval inside the query's category).  Never call this on the evaluation set
+    (issue: thresholds come from the validation split of the training data).
     """
     c = pr_curve(distances, relevant, exclude)
     if not len(c["threshold"]) or not np.isfinite(c["recall"]).any():
         raise ValueError("cannot choose a threshold: no relevant pair in the selection data")
+    if max_threshold is not None:  # the candidates within the bound, and the bound itself
+        t = np.r_[c["threshold"][c["threshold"] <= max_threshold], max_threshold]
+        c = pr_curve(distances, relevant, exclude, thresholds=np.unique(t))
     if criterion == "f1":
         k = int(np.nanargmax(c["f1"]))
     elif criterion == "eer":

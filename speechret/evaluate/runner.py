@@ -185,7 +185,7 @@ def score(system: Any, trial: Trial) -> Scored:
 
 
 def pick_threshold(system: Any, protocol: Protocol, val: EvalData | Trial | None, given: float | None,
-                   criterion: str = "f1") -> dict[str, Any]:
+                   criterion: str = "f1", max_threshold: float | None = None) -> dict[str, Any]:
     """The system's threshold: ``given``, or the max-``criterion`` threshold of the protocol run
     on the validation data (``val``: the data, or the trial already built from it)."""
     if given is not None:
@@ -199,7 +199,8 @@ def pick_threshold(system: Any, protocol: Protocol, val: EvalData | Trial | None
         raise ValueError(f"{system.name}: the {protocol.name} protocol on {where} has no relevant pair to "
                          "choose a threshold; set evaluate.threshold=<value> or evaluate.threshold_split=[val,train]")
     s = score(system, trial)
-    c = M.choose_threshold(s.distances, trial.relevant, trial.exclude, criterion)
+    bound = max_threshold if getattr(system, "is_hash", False) else None
+    c = M.choose_threshold(s.distances, trial.relevant, trial.exclude, criterion, bound)
     return {"threshold": c["threshold"], "val_f1": c["f1"], "val_precision": c["precision"],
             "val_recall": c["recall"],
             "source": f"max {criterion.upper()} on {where}: {trial.n_queries} queries × {trial.n_database} items"}
@@ -306,8 +307,9 @@ def trial_metrics(scored: Scored, trial: Trial, threshold: float, strict: bool =
 
 def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, val: EvalData | None,
                   thresholds: Mapping[str, float | None], out_dir: Path, criterion: str = "f1",
-                  strict: bool = True) -> Result:
-    """Every system on the protocol's trial: thresholds, metrics, plots and report sections."""
+                  strict: bool = True, max_threshold: float | None = 0.5) -> Result:
+    """Every system on the protocol's trial: thresholds, metrics, plots and report sections.
+    ``max_threshold`` bounds the thresholds chosen for deep hashes (papers: 0 < T < 0.5)."""
     from speechret.evaluate import plots
 
     trial = protocol.build(data)
@@ -322,7 +324,7 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
         if thresholds.get(system.name) is None and val is not None and val_trial is None:
             val_trial = protocol.build(val)  # built once, shared by every system
             val_trial.info["source"] = val.source
-        th = pick_threshold(system, protocol, val_trial, thresholds.get(system.name), criterion)
+        th = pick_threshold(system, protocol, val_trial, thresholds.get(system.name), criterion, max_threshold)
         s = score(system, trial)
         m, curves = trial_metrics(s, trial, th["threshold"], strict, inter_class=protocol.inter_class)
         m["encode_s"], m["match_s"] = s.encode_s, s.match_s
@@ -510,8 +512,10 @@ def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: str | Path, data
     data = data if data is not None else ctx.eval_data(hasher)
     thresholds = ctx.thresholds([s.name for s in systems])
     val = None if all(v is not None for v in thresholds.values()) else ctx.val_data(hasher)
+    bound = ctx.ev.get("max_threshold", 0.5)
     res = run_retrieval(protocol, systems, data, val, thresholds, ctx.out_dir,
-                        str(ctx.ev.get("threshold_criterion", "f1")), bool(ctx.ev.get("strict", True)))
+                        str(ctx.ev.get("threshold_criterion", "f1")), bool(ctx.ev.get("strict", True)),
+                        None if bound is None else float(bound))
     return res, {"hasher": hasher, "system": system, "data": data}
 
 
