@@ -91,7 +91,7 @@ def main() -> None:
         rows.append([NAMES[exp], "identity R", *[fmt(m.get(f"identity_recall.{c}"), pct=True) for c in CPOS]])
     sections.append(("Table 3 — recall and precision per CPO at 384 bits (paper / ours)",
                      table(["model", "metric", *[CPO_NAMES[c] for c in CPOS]], rows)))
-    rows = [[b, f"{PAPER_T4[b][0]:.4f}", fmt(times.get(f"time.{b}.traversal_ms", float("nan")) / 1000),
+    rows = [[str(b), f"{PAPER_T4[b][0]:.4f}", fmt(times.get(f"time.{b}.traversal_ms", float("nan")) / 1000),
              f"{PAPER_T4[b][1]:.4f}", fmt(times.get(f"time.{b}.two_stage_ms", float("nan")) / 1000),
              fmt(times.get(f"time.{b}.faiss_two_stage_ms", float("nan")) / 1000),
              fmt(times.get(f"time.{b}.speedup_two_stage_vs_traversal"))] for b in BITS]
