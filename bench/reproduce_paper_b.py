@@ -10,6 +10,7 @@ paper's four CPOs (−3 dB, +3 dB, MP3, resampling), runs the retrieval-time stu
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def main() -> None:
     rows = []
     for exp in ("cnn_hash", "crnn_hash"):
         sub = Path(lengths[exp]["_dir"]) / "384_bits" / "metrics.json"
-        m = __import__("json").loads(sub.read_text()) if sub.is_file() else {}
+        m = json.loads(sub.read_text()) if sub.is_file() else {}
         pr, pp = PAPER_T3[exp]
         rows.append([NAMES[exp], "R", *[f"{fmt(pr[i], pct=True)} / {fmt(m.get(f'recall.{c}'), pct=True)}" for i, c in enumerate(CPOS)]])
         rows.append([NAMES[exp], "P", *[f"{fmt(pp[i], pct=True)} / {fmt(m.get(f'precision.{c}'), pct=True)}" for i, c in enumerate(CPOS)]])

@@ -60,6 +60,8 @@ class EvalData:
     waves: list[np.ndarray]
     sample_rate: int = 16000
     source: str = ""
+    #: files of the selection that could not be read (message per file), left out
+    skipped: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.items) != len(self.waves):

@@ -22,6 +22,7 @@ and go through the same writer.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -154,9 +155,7 @@ def load_eval_data(data_cfg: Any, split: str = "none", labels: Sequence[int] | N
     if bad:
         log.warning("%d of %d files could not be read and were skipped", len(bad), len(idx))
     source = f"{d.get('corpus')}:{d.get('root')} ({split})"
-    data = EvalData(items, waves, dm.sample_rate, source)
-    data.skipped = bad  # type: ignore[attr-defined]
-    return data
+    return EvalData(items, waves, dm.sample_rate, source, skipped=bad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,7 +444,7 @@ def resolve_checkpoints(spec: Any) -> list[Path]:
         if not found:
             raise FileNotFoundError(f"no checkpoint under {p}")
         return found
-    hits = sorted(Path(x) for x in __import__("glob").glob(str(spec), recursive=True))
+    hits = sorted(Path(x) for x in glob.glob(str(spec), recursive=True))
     if not hits:
         raise FileNotFoundError(f"checkpoint not found: {spec}")
     return hits
@@ -540,7 +539,7 @@ def run_evaluation(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[s
         header.update(info["system"].describe())
         header["checkpoint"] = str(ckpts[0])
         header["evaluation data"] = f"{info['data'].source}, {len(info['data'])} items"
-        if getattr(info["data"], "skipped", None):
+        if info["data"].skipped:
             header["skipped files"] = len(info["data"].skipped)
             res.metrics["n_skipped_files"] = len(info["data"].skipped)
         res.metrics["ckpt"] = str(ckpts[0])
