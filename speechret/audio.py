@@ -40,6 +40,7 @@ __all__ = [
     "audio_info",
     "load_audio",
     "save_audio",
+    "to_pcm16",
     "resample",
     "resample_torch",
     "validate_wave",
@@ -324,6 +325,17 @@ def save_audio(
             raise
         raise AudioError(p, f"cannot write audio ({_libsndfile_problem(exc)})") from exc
     return p
+
+
+def to_pcm16(wave: Any) -> np.ndarray:
+    """float [-1, 1) → int16 PCM (×32768, rounded, clipped): the form every library blob stores and
+    every cipher takes; int16 input is returned as is.
+
+    soundfile reads 16-bit files as ``int / 32768``, so a 16-bit source is stored bit-exactly."""
+    arr = np.asarray(wave)
+    if arr.dtype == np.int16:
+        return arr
+    return np.clip(np.round(np.asarray(arr, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def resample(wave: Any, orig_sr: int, new_sr: int) -> np.ndarray:

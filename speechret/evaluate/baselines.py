@@ -310,28 +310,11 @@ def pairwise_dtw(
 
 
 @numba.njit(cache=True)
-def _levenshtein(a, b):
-    n, m = a.shape[0], b.shape[0]
-    prev = np.arange(m + 1)
-    cur = np.empty(m + 1, dtype=prev.dtype)
-    for i in range(1, n + 1):
-        cur[0] = i
-        for j in range(1, m + 1):
-            v = prev[j - 1] + (0 if a[i - 1] == b[j - 1] else 1)
-            if prev[j] + 1 < v:
-                v = prev[j] + 1
-            if cur[j - 1] + 1 < v:
-                v = cur[j - 1] + 1
-            cur[j] = v
-        prev, cur = cur, prev
-    return prev[m]
-
-
-@numba.njit(cache=True)
-def _sellers(q, s):
-    """min over substrings t of s of lev(q, t) (free start and end in s)."""
+def _edit(q, s, free):
+    """Levenshtein DP of ``q`` against ``s``; ``free``: Sellers' variant — the match may start and
+    end anywhere in ``s`` (row 0 all zeros, answer = min of the last row) = min over substrings."""
     n, m = q.shape[0], s.shape[0]
-    prev = np.zeros(m + 1, dtype=np.int64)  # row 0: empty query prefix matches anywhere
+    prev = np.zeros(m + 1, dtype=np.int64) if free else np.arange(m + 1).astype(np.int64)
     cur = np.empty(m + 1, dtype=np.int64)
     for i in range(1, n + 1):
         cur[0] = i
@@ -343,11 +326,20 @@ def _sellers(q, s):
                 v = cur[j - 1] + 1
             cur[j] = v
         prev, cur = cur, prev
-    best = prev[0]
-    for j in range(1, m + 1):
-        if prev[j] < best:
-            best = prev[j]
-    return best
+    if not free:
+        return prev[m]
+    return prev.min()
+
+
+@numba.njit(cache=True)
+def _levenshtein(a, b):
+    return _edit(a, b, False)
+
+
+@numba.njit(cache=True)
+def _sellers(q, s):
+    """min over substrings t of s of lev(q, t) (free start and end in s)."""
+    return _edit(q, s, True)
 
 
 @numba.njit(cache=True, inline="always")

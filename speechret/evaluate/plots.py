@@ -179,25 +179,9 @@ def _finish_log(ax, heights: np.ndarray) -> None:
 
 
 def plot_bars(values: Mapping[str, float], path, ylabel: str, title: str, log: bool = False) -> Path:
-    """One bar per key (e.g. mean BER per CPO, paper A Table 4); value labels on the bars."""
-    names = [str(k) for k in values]
-    vals = [_as_float(v) for v in values.values()]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(names) + 2), 4.5))
-    if names:
-        h = _heights(vals, log)
-        bars = ax.bar(np.arange(len(names)), np.nan_to_num(h, nan=0.0) if not log else h, color="tab:blue")
-        ax.set_xticks(np.arange(len(names)))
-        ax.set_xticklabels(names, rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5 else "center")
-        if log:
-            _finish_log(ax, h)
-        _bar_labels(ax, bars, vals, log)
-    else:
-        _no_data(ax)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+    """One bar per key (e.g. mean BER per CPO, paper A Table 4); value labels on the bars: the
+    one-series case of :func:`plot_grouped_bars`."""
+    return plot_grouped_bars({k: {ylabel: v} for k, v in values.items()}, path, ylabel, title, log=log)
 
 
 def plot_grouped_bars(values: Mapping[str, Mapping[str, float]], path, ylabel: str, title: str,
@@ -228,7 +212,8 @@ def plot_grouped_bars(values: Mapping[str, Mapping[str, float]], path, ylabel: s
                            ha="right" if len(groups) > 5 else "center")
         if log:
             _finish_log(ax, np.concatenate(all_h))
-        ax.legend(fontsize=8)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
     else:
         _no_data(ax)
     ax.set_ylabel(ylabel)

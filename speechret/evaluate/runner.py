@@ -40,6 +40,7 @@ from speechret.audio import AudioError, load_audio
 from speechret.evaluate import metrics as M
 from speechret.evaluate.protocols import EvalData, Protocol, Trial
 from speechret.evaluate.systems import HashSystem, build_baselines, take
+from speechret.hashing import ber
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def _paired_distance(system: Any, scored: Scored, trial: Trial) -> np.ndarray:
             k = system.n_classes
             q = np.asarray(scored.query_codes, dtype=bool)[rows][:, k:]
             d = np.asarray(scored.db_codes, dtype=bool)[src][:, k:]
-            out[rows] = (q != d).mean(axis=1)
+            out[rows] = ber(q, d)
         else:
             for r, s_ in zip(rows, src):
                 out[r] = float(system.ber([scored.query_codes[r]], [scored.db_codes[s_]])[0, 0])
@@ -502,10 +503,10 @@ class Context:
         return out
 
 
-def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: str | Path, data: EvalData | None = None,
+def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: Any, data: EvalData | None = None,
                         name: str = "deep_hash", baselines: Sequence[str] = ()) -> tuple[Result, dict[str, Any]]:
-    """One checkpoint (plus baselines) on one retrieval protocol."""
-    hasher = ctx.hasher(ckpt)
+    """One checkpoint (a path, or its already loaded Hasher) plus baselines on one retrieval protocol."""
+    hasher = ctx.hasher(ckpt) if isinstance(ckpt, (str, Path)) else ckpt
     system = HashSystem(hasher, name=name)
     systems = [system] + build_baselines(baselines, ctx.ev, system)
     data = data if data is not None else ctx.eval_data(hasher)

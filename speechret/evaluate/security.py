@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from speechret.audio import to_pcm16
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -72,17 +74,6 @@ _LQO_LOW, _LQO_SPAN = 0.999, 4.0
 
 
 # ------------------------------------------------------------------------------------ helpers
-def to_pcm16(wave: np.ndarray) -> np.ndarray:
-    """float [-1, 1) -> int16 PCM (×32768, rounded, clipped); int16 input is returned as is.
-
-    The same conversion as :func:`speechret.library.indexer.to_pcm16` (what the library encrypts),
-    repeated here so that this module does not import the hashing stack."""
-    arr = np.asarray(wave)
-    if arr.dtype == np.int16:
-        return arr
-    return np.clip(np.round(np.asarray(arr, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-
-
 def _as_float(x: np.ndarray, what: str) -> np.ndarray:
     """int16 -> /32768; floats as float64 (expected in [-1, 1]); 1-D."""
     arr = np.asarray(x)

@@ -71,7 +71,7 @@ class HashLength:
             if data is None:
                 data = ctx.eval_data(hasher)
             sub_dir = ctx.out_dir / f"{bits}_bits"
-            sub, _ = evaluate_checkpoint(Context(ctx.cfg, sub_dir), self.inner, ck, data, name=f"{bits}_bits")
+            sub, _ = evaluate_checkpoint(Context(ctx.cfg, sub_dir), self.inner, hasher, data, name=f"{bits}_bits")
             write_outputs(sub_dir, sub, f"speechret evaluation — {self.inner.name}, {bits}-bit codes",
                           {"checkpoint": str(ck), **self.inner.describe()})
             m = sub.metrics
@@ -121,8 +121,8 @@ class Encryption:
         from speechret.evaluate import plots
         from speechret.evaluate.security import ciphertext_as_audio, evaluate_cipher, key_space, to_pcm16
 
-        hasher = ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt)[0]) if ctx.cfg.get("ckpt") else None
-        data = ctx.eval_data(hasher)
+        need_ckpt = not ctx.cfg.get("data") and ctx.cfg.get("ckpt")  # only for its training data config
+        data = ctx.eval_data(ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt)[0]) if need_ckpt else None)
         rng = np.random.default_rng(self.seed)
         idx = rng.choice(len(data), size=min(self.n_items, len(data)), replace=False)
         waves = [data.waves[i] for i in idx]

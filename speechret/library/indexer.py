@@ -20,19 +20,12 @@ from typing import Any
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from speechret.audio import AudioError, load_audio
+from speechret.audio import AudioError, load_audio, to_pcm16  # to_pcm16: the library's PCM form (re-exported)
 from speechret.data.manifest import Item
 from speechret.hasher import Hasher
 from speechret.library.store import SpeechLibrary
 
 log = logging.getLogger(__name__)
-
-
-def to_pcm16(wave: np.ndarray) -> np.ndarray:
-    """float [-1, 1) → int16 PCM (×32768, clipped), the form every library blob stores.
-
-    soundfile reads 16-bit files as ``int / 32768``, so a 16-bit source is stored bit-exactly."""
-    return np.clip(np.round(np.asarray(wave, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def library_manifest(hasher: Hasher, checkpoint: str | Path | None, index: dict[str, Any]) -> dict[str, Any]:
