@@ -318,6 +318,7 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
     res.metrics.update({"protocol": protocol.name, "n_queries": trial.n_queries, "n_database": trial.n_database})
     rows, thr_rows, group_rows, far_rows = [], [], {}, {}
     pr_curves = {}
+    warnings: list[tuple[str, str]] = []
     val_trial = None
     for i, system in enumerate(systems):
         prefix = "" if i == 0 else f"{system.name}."
@@ -348,14 +349,15 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
                 title=f"{system.name}: BER of different content (paper A Fig. 7)"))
         pr = curves["pr"]
         pr_curves[system.name] = (pr["recall"], pr["precision"])
-    head = ["system", "mAP", "precision", "recall", "F1", "Ap (paper C)", "identity recall", "threshold"]
-    for i, system in enumerate(systems):
-        empty = res.metrics.get(("" if i == 0 else f"{system.name}.") + "empty_codes", 0.0)
-        if empty and empty > 0.5:
-            res.sections.append((f"Warning: {system.name} codes are degenerate", (
+        empty = m.get("empty_codes", 0.0)
+        if empty > 0.5:
+            warnings.append((f"Warning: {system.name} codes are degenerate", (
                 f"{100 * empty:.1f}% of {system.name}'s codes are empty (a CTC model that emits blank/\"other\" on "
                 "every frame leaves no pronunciation segment): those items are at distance 1 from everything, so "
-                "its metrics measure nothing but the relevance base rate. Train longer.")))
+                "its metrics measure nothing but the relevance base rate. Train longer, with the gradient norm "
+                "clipped (`trainer.gradient_clip_val`, as in the CTC experiments).")))
+    res.sections.extend(warnings)
+    head = ["system", "mAP", "precision", "recall", "F1", "Ap (paper C)", "identity recall", "threshold"]
     res.sections.append(("Retrieval", markdown_table(head, rows) + "\n\nmAP: paper B eq. (17)–(18), tie-aware. "
                          "precision / recall / F1: pooled over queries at the threshold (paper A eq. 14–15, paper B "
                          "eq. 19–21). Ap: mean per-query precision of what is retrieved (paper C Tables 1–5)."))

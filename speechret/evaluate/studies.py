@@ -119,7 +119,8 @@ class Encryption:
     def run(self, ctx: Context) -> Result:
         from speechret.crypto import build_cipher
         from speechret.evaluate import plots
-        from speechret.evaluate.security import ciphertext_as_audio, evaluate_cipher, key_space, to_pcm16
+        from speechret.audio import to_pcm16
+        from speechret.evaluate.security import ciphertext_as_audio, evaluate_cipher, key_space
 
         need_ckpt = not ctx.cfg.get("data") and ctx.cfg.get("ckpt")  # only for its training data config
         data = ctx.eval_data(ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt)[0]) if need_ckpt else None)
