@@ -1,13 +1,23 @@
 # speechret: the README's two commands.  Both are idempotent and work on a fresh machine with
-# nothing but python3 (>= 3.11): they create .venv, install the package with its pinned
-# dependencies (espeak-ng for the default corpus comes from the espeakng-loader wheel), then run.
+# nothing but python3 (>= 3.11) and make: they create .venv, install exactly what uv.lock records
+# (every package, transitive ones included, at an exact version with hashes; espeak-ng for the
+# default corpus comes from the espeakng-loader wheel), then run.
+#
+#   make demo | make test   install from the lock (a no-op when .venv already matches it), run
+#   make lock               re-resolve every package within pyproject.toml's ranges, rewrite uv.lock
+#   make setup EXTRAS="--extra sweep"   also install an optional group (sweep: Optuna)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.speechret-installed
+UV     := $(BIN)/uv
 PYTEST_ARGS ?=
+EXTRAS ?=
 
-.PHONY: demo test setup bench clean-venv
+# uv works in $(VENV) and never downloads a Python of its own: it uses the one the venv was made with.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test setup lock bench clean-venv
 
 demo: setup
 	$(BIN)/python -m speechret.demo
@@ -15,16 +25,27 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP)
+# --locked: install uv.lock as it is, and fail (instead of silently re-resolving) when
+# pyproject.toml has changed since the lock was written.  `dev` holds pytest and uv itself, so
+# the sync keeps the uv it runs from.
+setup: | $(UV)
+	$(UV) sync --locked --extra dev $(EXTRAS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall whenever pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]"
-	touch $(STAMP)
+# Bootstrap: the uv release that uv.lock records, hash-checked, installed with the venv's pip.
+# Later `uv sync` runs keep it at the locked version.
+$(UV): | $(BIN)/python
+	$(BIN)/python tools/uv_requirement.py uv.lock > $(VENV)/uv-requirement.txt
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps --require-hashes \
+		-r $(VENV)/uv-requirement.txt
+
+# Run after changing dependencies in pyproject.toml, when moving the torch/torchaudio pair
+# ([tool.uv] constraint-dependencies), or to take upstream releases on purpose; then `make test`
+# and commit pyproject.toml and uv.lock together.
+lock: | $(UV)
+	$(UV) lock --upgrade
 
 bench: setup
 	$(BIN)/python bench/features_throughput.py

@@ -366,7 +366,8 @@ def resample_torch(wave: Any, orig_sr: int, new_sr: int) -> Any:
     ``ceil(T * new_sr / orig_sr)``. Returns the input unchanged when the rates are equal.
     """
     import torch
-    import torchaudio.functional as AF
+
+    from speechret.torchaudio_api import resample
 
     orig_sr, new_sr = int(orig_sr), int(new_sr)
     if orig_sr <= 0 or new_sr <= 0:
@@ -376,4 +377,4 @@ def resample_torch(wave: Any, orig_sr: int, new_sr: int) -> Any:
         x = x.float()
     if orig_sr == new_sr:
         return x
-    return AF.resample(x, orig_sr, new_sr)
+    return resample(x, orig_sr, new_sr)

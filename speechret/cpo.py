@@ -511,16 +511,16 @@ class ResampleRoundTrip(CPO):
         self.name = f"resample_{_fmt(self.mid_sr / 1000.0)}k"
 
     def _apply(self, x, generator, lengths, mask):
-        import torchaudio.functional as AF
+        from speechret.torchaudio_api import resample
 
-        down = AF.resample(x, self.orig_sr, self.mid_sr)
+        down = resample(x, self.orig_sr, self.mid_sr)
         if lengths is not None:
             # an item of length L has ceil(L * mid / orig) samples at the middle rate: cut the
             # filter tail that spills into the padding, so batched == per-item processing
             g = math.gcd(self.orig_sr, self.mid_sr)
             mid_len = -(-lengths * (self.mid_sr // g) // (self.orig_sr // g))
             down = down * _valid_mask(mid_len, down.shape[-1], down.device)
-        up = AF.resample(down, self.mid_sr, self.orig_sr)
+        up = resample(down, self.mid_sr, self.orig_sr)
         return _fit_length(up, x.shape[-1])
 
 

@@ -26,8 +26,8 @@ class              paper                                       output with defau
 ``MFCCSequence``   C §5.1 baseline (BiLSTM over MFCC)          ``(B, T_max, 39)``, frames per item
 =================  =========================================  ==========================================
 
-This is the only module of the package that imports torchaudio (only ``torchaudio.functional``:
-mel filterbanks, DCT matrix, deltas); replacing it is a change to this file alone.
+torchaudio is used only through :mod:`speechret.torchaudio_api` (mel filterbanks, DCT matrix,
+deltas, resampling); replacing it is a change to that module alone.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from torch import Tensor, nn
+
+from speechret import torchaudio_api as AF
 
 __all__ = [
     "FeatureExtractor",
