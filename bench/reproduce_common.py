@@ -1,8 +1,10 @@
 """Shared machinery of the paper reproduction scripts (``bench/reproduce_paper_{a,b,c}.py``).
 
 Each script trains the paper's models with ``train.py`` (speaker-disjoint split), evaluates them
-with ``evaluate.py`` and writes ``reports/paper_<x>.md``: every table of the paper with our
-numbers beside the published ones, and the exact commands that produced ours.  Every step is a
+with ``evaluate.py`` on data they never trained or validated on (``evaluate.set``: ``unseen`` with
+the ``data=...`` the scripts pass — the checkpoints' test speakers) and writes
+``reports/paper_<x>.md``: the training CPOs and each evaluation set, every table of the paper with
+our numbers beside the published ones, and the exact commands that produced ours.  Every step is a
 subprocess running the public entry points, so the report's commands can be pasted as they are.
 
 Profiles: ``--profile quick`` (default) trims epochs and query counts so a 2-core CPU finishes in
@@ -55,6 +57,7 @@ class Runner:
         self.reuse = reuse
         self.train_args, self.eval_args = list(train_args), list(eval_args)
         self.commands: list[tuple[str, str, float]] = []  # (what, command, seconds)
+        self.evals: list[tuple[str, dict[str, Any]]] = []  # (name, metrics.json) of every evaluation
 
     def _run(self, what: str, script: str, overrides: Sequence[str], run_dir: Path, result: str) -> Path:
         cmd = [sys.executable, script, *overrides, f"hydra.run.dir={run_dir}"]
@@ -93,6 +96,7 @@ class Runner:
                       "metrics.json")
         m = json.loads((d / "metrics.json").read_text())
         m["_dir"] = str(d)
+        self.evals.append((name, m))
         return m
 
 
@@ -128,13 +132,34 @@ def portable(cmd: str) -> str:
     return cmd.replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")
 
 
+def data_section(runner: Runner, training_cpos: str) -> tuple[str, str]:
+    """The report section that says what the models trained with and what they were evaluated on:
+    the training CPOs, then each evaluation run's set (``eval_set`` / ``eval_set_description`` of
+    its metrics.json — the checkpoint's unheard data, or a study that needs no model)."""
+    rows = []
+    for name, m in runner.evals:
+        desc = portable(m.get("eval_set_description") or "–")
+        if m.get("eval_includes_training_data"):
+            desc = "**includes training data** — " + desc
+        rows.append([name, f"`{m.get('eval_set', '–')}`", desc, str(m.get("n_eval_items", "–")),
+                     str(m.get("n_eval_speakers", "–"))])
+    body = (f"**Training CPOs**: {training_cpos}\n\n**Evaluation sets** (`evaluate.set`; none holds an item "
+            "— or, for the speaker protocols cross_speaker and keyword, a speaker — that the evaluated checkpoint "
+            "trained or validated on, unless marked):\n\n"
+            + table(["evaluation", "set", "what it holds", "items", "speakers"], rows))
+    return "Training and evaluation data", body
+
+
 def write_report(path: Path, title: str, intro: str, sections: Sequence[tuple[str, str]], runner: Runner,
-                 profile: str, started: float) -> Path:
+                 profile: str, started: float, training_cpos: str = "") -> Path:
+    """``reports/<paper>.md``: title, intro, the training CPOs and evaluation sets
+    (:func:`data_section`), the paper's tables and the commands that made them."""
     spent = sum(dt for _, _, dt in runner.commands if math.isfinite(dt))
     lines = [f"# {title}", "", intro.strip(), "",
              f"Profile: `{profile}`. Generated {time.strftime('%Y-%m-%d %H:%M')}; the runs took "
              f"{spent / 60:.1f} min on {os.cpu_count()} CPU cores (no GPU). "
              f"Run folders: `{runner.out.relative_to(REPO) if runner.out.is_relative_to(REPO) else runner.out}`."]
+    sections = [data_section(runner, training_cpos or "not stated"), *sections]
     for t, body in sections:
         lines += ["", f"## {t}", "", body.strip()]
     lines += ["", "## Commands", "", "Every number above comes from these runs (paths are the runs' `hydra.run.dir`):", ""]

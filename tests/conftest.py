@@ -49,3 +49,66 @@ def tiny_sentences(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_sentences")
     generate_corpus(root, n_speakers=3, sentences=DEFAULT_SENTENCES[:4], repetitions=2, seed=0, kind="sentences")
     return root
+
+
+# --------------------------------------------------------------------------------------------
+# a small trained paper-C model (tests with teeth: tests/test_eval_unheard_voices.py)
+# --------------------------------------------------------------------------------------------
+
+#: Voices, split speaker-disjoint 6 train / 2 val / 2 test (seeded), so that the thresholds come
+#: from a validation split that can form cross-speaker pairs and the test split holds two voices
+#: the model never heard.
+TRAINED_C_SPEAKERS = 10
+TRAINED_C_SPLIT = ("data.val_fraction=0.2", "data.test_fraction=0.2")
+
+
+def distinct_initial_words(n: int) -> list[tuple[str, str]]:
+    """The first ``n`` built-in words whose initials (paper C's 26 pronunciation classes, §3.3)
+    differ as sequences: two words with the same initials get the same paper-C code even from a
+    perfect model, which would cap every precision below 1 for reasons the test is not about."""
+    from speechret.data.pronunciation import pinyin_to_labels
+    from speechret.data.synthetic import DEFAULT_WORDS
+
+    first: dict[tuple[int, ...], tuple[str, str]] = {}
+    for text, py in DEFAULT_WORDS:
+        first.setdefault(tuple(pinyin_to_labels(py)), (text, py))
+    return list(first.values())[:n]
+
+
+@pytest.fixture(scope="session")
+def trained_paper_c(tmp_path_factory) -> dict:
+    """A small paper-C CTC model (BiLSTM over MFCC, 1 × 64 units, paper C's 27-class
+    pronunciation model) trained once per test run on the built-in synthetic corpus: 10 voices ×
+    12 words + 4 three-word phrases (so the model sees multi-word audio, as keyword search
+    needs), one repetition, speaker-disjoint split.  Trained single-threaded: for a model this
+    small one thread is the fastest on a shared 2-core machine (thread contention otherwise
+    multiplies the time).  Returns ``ckpt``, ``root`` (manifest folder), ``words`` (their labels)."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from speechret.data.synthetic import generate_corpus
+    from speechret.training import train
+
+    words = distinct_initial_words(12)
+    phrases = [("".join(words[(j + 5 * k) % 12][0] for k in range(3)), " ".join(words[(j + 5 * k) % 12][1] for k in range(3)))
+               for j in range(4)]
+    root = tmp_path_factory.mktemp("trained_c_corpus")
+    generate_corpus(root, n_speakers=TRAINED_C_SPEAKERS, words=words, sentences=phrases, repetitions=1, seed=0,
+                    kind="both")
+    out = tmp_path_factory.mktemp("trained_c_run")
+    overrides = ["experiment=bilstm_ctc_baseline", "data=manifest", f"data.root={root / 'manifest.csv'}",
+                 *TRAINED_C_SPLIT, "data.batch_size=4", "data.cache_features=true",
+                 "model.net.hidden=64", "model.net.layers=1", "+model.net.combine=concat", "model.optimizer.lr=0.01",
+                 "trainer.max_epochs=8", "+trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null",
+                 "callbacks.early_stopping=null", "callbacks.rich_progress_bar=null", "callbacks.lr_monitor=null",
+                 "logger=none", "test=false", "seed=0", f"paths.output_dir={out}"]
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=overrides)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return {"ckpt": summary["best_checkpoint"], "root": root, "words": list(range(len(words))),
+            "train_s": summary["wall_time_s"]}

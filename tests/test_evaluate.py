@@ -1,9 +1,13 @@
 """evaluate.py end to end: every protocol on a tiny synthetic corpus leaves metrics.json (flat
-keys), PNG plots and report.md; thresholds come from the training data's validation split."""
+keys), PNG plots and report.md; the evaluation set is disjoint from the checkpoint's training data
+(its test split, or data=... minus what it trained or validated on) and says so in the report's
+first line; thresholds come from the training data's validation split (train + val when that
+cannot form a pair of the protocol)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,9 @@ def compose_cfg(name: str, overrides: list[str]):
 def _train(corpus: Path, out: Path, extra: list[str]) -> str:
     cfg = compose_cfg("train", ["experiment=cnn", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
                                 "data=manifest", f"data.root={corpus / 'manifest.csv'}", "data.batch_size=4",
-                                "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={out}"] + extra)
+                                # 4 speakers: 1 train, 1 val, 2 test (two unheard voices for the
+                                # speaker protocols)
+                                "data.val_fraction=0.25", "data.test_fraction=0.5", f"paths.output_dir={out}"] + extra)
     return train(cfg)["best_checkpoint"]
 
 
@@ -61,30 +67,62 @@ def test_cpo_retrieval_end_to_end_with_threshold_from_validation(ckpts, tiny_cor
     for k in ("map", "precision", "recall", "f1", "threshold", "n_queries", "n_database", "identity_recall",
               "far@0.02", "far@0.16", "inter_ber_mean", "ber_mean.mp3_128k", "ber_mean.gain_+3dB", "map.resample_8k"):
         assert k in m, k
-    assert m["n_queries"] == 6 * 8 and m["n_database"] == 32
+    # data=<the training corpus> evaluates what the checkpoint never saw: its 2 test speakers
+    assert m["n_queries"] == 6 * 8 and m["n_database"] == 16 == m["n_eval_items"]
+    assert m["eval_set"] == "unseen" and not m["eval_includes_training_data"]
+    assert (tmp_path / "report.md").read_text().splitlines()[2].startswith("- **evaluation set**: `unseen`")
     assert "(val)" in m["threshold_source"] and "max F1" in m["threshold_source"]
     assert 0.0 <= m["identity_recall"] <= 1.0 and 0.0 <= m["map"] <= 1.0
     # the same threshold whatever is evaluated: it never looks at the evaluation set
     m2 = evaluate([f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4",
                    "protocol.cpos=[mp3_128k,requant_8bit,gain_-3dB,gain_+3dB,gaussian_30dB,resample_8k]",
                    "evaluate.labels=[0,1]"] + _data(tiny_corpus), tmp_path / "labels")
-    assert m2["threshold"] == m["threshold"] and m2["n_database"] == 16
+    assert m2["threshold"] == m["threshold"] and m2["n_database"] == 8
     # a given threshold is used as is
     m3 = evaluate([f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4", "protocol.cpos=[gain_-3dB]",
                    "evaluate.threshold=0.2"] + _data(tiny_corpus), tmp_path / "given")
     assert m3["threshold"] == 0.2 and m3["threshold_source"].startswith("given")
 
 
+def test_evaluation_sets_test_unseen_under_another_root_and_all(ckpts, tiny_corpus, tmp_path):
+    base = [f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4", "protocol.cpos=[gain_-3dB]"]
+    # no data=...: the checkpoint's own test split (the DataModule's split of its stored config)
+    t = evaluate(base, tmp_path / "test")
+    assert t["eval_set"] == "test" and t["n_database"] == 16 and t["n_eval_speakers"] == 2
+    assert "none of them trained or validated on (checked)" in t["eval_set_description"]
+    # the same corpus copied elsewhere: its items are recognised by id / file, not by absolute path
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_corpus, copy)
+    u = evaluate(base + ["data=manifest", f"data.root={copy / 'manifest.csv'}"], tmp_path / "unseen")
+    assert u["eval_set"] == "unseen" and u["n_database"] == 16 and u["map"] == pytest.approx(t["map"])
+    assert "without the 16 items the checkpoint trained or validated on" in u["eval_set_description"]
+    # all: everything, labelled as including training data in the report's first line
+    a = evaluate(base + ["evaluate.set=all"], tmp_path / "all")
+    assert a["eval_set"] == "all" and a["n_database"] == 32 and a["eval_includes_training_data"]
+    assert "INCLUDES TRAINING DATA: 16 of them" in (tmp_path / "all" / "report.md").read_text().splitlines()[2]
+    with pytest.raises(ValueError, match="own test split"):
+        evaluate(base + ["evaluate.set=test"] + _data(tiny_corpus), tmp_path / "refused")
+
+
 def test_cross_speaker_reports_same_speaker_separately(ckpts, tiny_corpus, tmp_path):
-    # the validation split holds one speaker: no cross-speaker pair there -> a clear error ...
-    with pytest.raises(ValueError, match="no relevant pair"):
-        evaluate([f"ckpt={ckpts[64]}", "protocol=cross_speaker"] + _data(tiny_corpus), tmp_path / "fail")
-    # ... and train+val of the training data is the documented way out
-    m = evaluate([f"ckpt={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_split=[val,train]",
-                  "evaluate.baselines=[dtw]"] + _data(tiny_corpus), tmp_path)
-    for k in ("map", "same_speaker.map", "any_speaker.map", "mfcc_dtw.map", "mfcc_dtw.threshold", "far@0.10"):
+    # no data=...: the checkpoint's own test split (2 speakers).  Its validation split holds one
+    # speaker, so no cross-speaker pair: the thresholds fall back to train + val, and say so
+    m = evaluate([f"ckpt={ckpts[64]}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"], tmp_path)
+    for k in ("map", "same_speaker.map", "any_speaker.map", "mfcc_dtw.map", "mfcc_dtw.threshold", "far@0.10",
+              "intra_ber_mean"):
         assert k in m, k
-    assert m["n_queries"] == 32 and "val" in m["threshold_source"] and "train" in m["threshold_source"]
+    assert m["eval_set"] == "test" and m["n_eval_speakers"] == 2
+    assert m["n_queries"] == 16 and "val" in m["threshold_source"] and "train" in m["threshold_source"]
+    assert "threshold_fallback" in m["threshold_note"]
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    assert lines[2].startswith("- **evaluation set**: `test` — the checkpoint's own test split")
+    assert lines[3].startswith("- **thresholds**: the val split cannot form cross_speaker pairs")
+    # a query is not its own intra-class pair: identity retrieval is not measured, and the
+    # intra-class BER is that of same-content pairs by another speaker (not 0 by construction)
+    assert "identity_recall" not in m and m["intra_ber_n"] > 0 and m["intra_ber_mean"] > 0
+    # without the fallback the run stops with a clear error
+    with pytest.raises(ValueError, match="no data to choose a threshold"):
+        evaluate([f"ckpt={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_fallback=null"], tmp_path / "no")
 
 
 def test_keyword_protocol_with_dtw_baseline(ckpts, tiny_corpus, tmp_path):
@@ -175,34 +213,23 @@ def test_hash_system_paper_c_uses_the_sliding_decision_distance():
     sys_ = HashSystem(_FakeHasher("paper_c", seqs))
     codes = sys_.encode([np.full(3, i, np.float32) for i in range(10)])
     K = sys_.distances(codes[:4], codes, mode="keyword")
+    assert K.dtype == np.float64 and not sys_.threshold_strict  # paper C: d <= gamma, float64
     for a in range(4):
         for b in range(10):
             for g in (0.2, 0.35, 0.5):
-                assert sliding_match(seqs[a], seqs[b], g)[0] == (K[a, b] <= g + 1e-6)
-    F = sys_.distances(codes, codes, mode="full")
+                assert sliding_match(seqs[a], seqs[b], g)[0] == (K[a, b] <= g) == \
+                    sys_.retrieved(codes[a : a + 1], codes[b : b + 1], g, mode="keyword")[0, 0]
+    # full speech: paper C §4.4 slides the query over the item (default) ...
+    np.testing.assert_array_equal(sys_.distances(codes, codes, mode="full"), sys_.distances(codes, codes, "keyword"))
+    # ... or, opted in, the shorter sequence over the longer
+    F = HashSystem(_FakeHasher("paper_c", seqs), direction="symmetric").distances(codes, codes, mode="full")
     assert np.allclose(F, F.T) and np.allclose(np.diag(F), 0.0)
-
-
-def test_paper_c_checkpoint_with_asr_baseline_end_to_end(tiny_sentences, tmp_path):
-    out = tmp_path / "train"
-    cfg = compose_cfg("train", ["experiment=bilstm_ctc_baseline", "debug=limit", "trainer.max_epochs=1", "logger=csv",
-                                "test=false", "data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}",
-                                "data.batch_size=4", "data.val_fraction=0.34", "data.test_fraction=0.0",
-                                # near-initial weights keep segments in the codes (see test_index_search)
-                                "model.optimizer.lr=1e-12", f"paths.output_dir={out}"])
-    ckpt = train(cfg)["best_checkpoint"]
-    data = ["data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}"]
-    m = evaluate([f"ckpt={ckpt}", "protocol=cross_speaker", "evaluate.baselines=[asr]", "evaluate.threshold=0.3",
-                  "evaluate.thresholds.asr_edit=0.5"] + data, tmp_path / "cross")
-    assert m["n_queries"] == 3 * 4 * 2 and "asr_edit.map" in m and "same_speaker.map" in m
-    k = evaluate([f"ckpt={ckpt}", "protocol=keyword", "protocol.n_utterances=6", "evaluate.baselines=[asr]",
-                  "evaluate.threshold=0.3", "evaluate.thresholds.asr_edit=0.5"] + data, tmp_path / "kw")
-    assert "keyword_recall" in k and "asr_edit.keyword_recall" in k
 
 
 @pytest.mark.realdata
 def test_protocols_on_dspspeech20_subset(dspspeech20_root, tmp_path):
-    """Real recordings: a briefly trained paper-A CNN through keyword and noise on 4 words."""
+    """Real recordings: a briefly trained paper-A CNN through keyword and noise on 4 words, evaluated
+    on DSPSpeech-20 minus everything it trained or validated on."""
     data = ["data=dspspeech20", f"data.root={dspspeech20_root}"]
     cfg = compose_cfg("train", ["experiment=cnn", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
                                 "data.labels=[0,1,2,3]", f"paths.output_dir={tmp_path / 'train'}", *data])
@@ -211,5 +238,7 @@ def test_protocols_on_dspspeech20_subset(dspspeech20_root, tmp_path):
     k = evaluate([f"ckpt={ckpt}", "protocol=keyword", "protocol.n_utterances=20", "protocol.max_queries=8"] + sub,
                  tmp_path / "kw")
     assert k["n_queries"] == 8 and k["n_database"] == 20 and "(val)" in k["threshold_source"]
+    # unseen: only the 4 test speakers (speaker-disjoint 16/4/4 split) — 4 words × 8 repetitions each
+    assert k["eval_set"] == "unseen" and k["n_eval_speakers"] == 4 and k["n_eval_items"] == 4 * 4 * 8
     n = evaluate([f"ckpt={ckpt}", "protocol=noise", "protocol.snrs=[5]", "protocol.max_queries=5"] + sub, tmp_path / "noise")
-    assert n["n_queries"] == 5 * 4 and n["n_database"] == 160 and "ap.white.5" in n
+    assert n["n_queries"] == 5 * 4 and n["n_database"] == 4 * 4 * 8 and "ap.white.5" in n

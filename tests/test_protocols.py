@@ -46,6 +46,9 @@ def test_cpo_retrieval_queries_are_processed_copies_of_their_sources(data):
 def test_cross_speaker_relevance_excludes_the_query_speaker(data):
     t = CrossSpeaker(max_queries=None).build(data)
     spk, lab = data.speakers, data.labels
+    # each query is a database item itself: no identity retrieval; a speaker protocol
+    assert t.self_query and CrossSpeaker.speaker_disjoint and CrossSpeaker.min_speakers == 2
+    assert Keyword.speaker_disjoint and not CPORetrieval.speaker_disjoint and not Noise.speaker_disjoint
     for q, s in enumerate(t.source):
         assert t.exclude[q, s]  # itself
         same = spk == spk[s]

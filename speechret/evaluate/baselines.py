@@ -43,7 +43,8 @@ the best match of the whole query against any stretch of the item.
     ([16–17]: "performing recognition first and then matching on the recognized text"; for
     fairness the paper recognises with its own pronunciation model).  Here the recogniser is the
     trained paper-C network of a :class:`speechret.hasher.Hasher` (``Hasher.outputs`` → per-frame
-    pronunciation scores → greedy CTC decoding, "other"/blank dropped), so every utterance becomes
+    pronunciation scores → the module's CTC decoding, greedy by default or prefix beam search
+    with ``decoding: beam``, "other"/blank dropped), so every utterance becomes
     a sequence of pronunciation labels 0..25, and
 
     * full mode: Levenshtein distance / ``max(len a, len b)`` (in [0, 1]);

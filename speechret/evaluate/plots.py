@@ -76,13 +76,15 @@ def _as_float(v) -> float:
 # ------------------------------------------------------------------------------------ Fig. 7
 def plot_ber_histogram(inter_ber, path, intra_ber=None, mu: float | None = None, sigma: float | None = None,
                        n_bits: int | None = None, title: str = "BER distribution (inter-class)",
-                       bins: int = 50) -> Path:
+                       bins: int = 50, intra_label: str = "intra-class BER") -> Path:
     """Paper A Fig. 7: density histogram of the inter-class BER with its fitted normal pdf.
 
     ``mu`` / ``sigma``: the fitted normal (default: mean and standard deviation of the finite
     ``inter_ber``).  ``n_bits``: also draw the theoretical N(0.5, sqrt(0.25 / n_bits)) of
     independent fair bits (paper A: n = 384 gives σ = 0.0255).  ``intra_ber``: BERs between copies
-    of the same content (e.g. CPO'd copies), drawn as a second histogram in another colour."""
+    of the same content (CPO'd copies and their source; for cross-speaker retrieval, the same
+    content by another speaker), drawn as a second histogram in another colour, legend
+    ``intra_label``."""
     inter = _finite(inter_ber)
     intra = _finite(intra_ber) if intra_ber is not None else np.zeros(0)
     if not _ok(mu):
@@ -101,7 +103,7 @@ def plot_ber_histogram(inter_ber, path, intra_ber=None, mu: float | None = None,
                     label=f"inter-class BER (n={inter.size})")
         if intra.size:
             ax.hist(intra, bins=edges, density=True, color="tab:orange", alpha=0.6,
-                    label=f"intra-class BER (n={intra.size})")
+                    label=f"{intra_label} (n={intra.size})")
         xs = np.linspace(min(lo, 0.0) if intra.size else lo, hi, 400)
     else:
         xs = np.linspace(0.0, 1.0, 400)

@@ -1,9 +1,9 @@
 """Evaluation protocols: which audio is queried against which database, and what is relevant.
 
-A protocol turns an evaluation set (:class:`EvalData`: every selected item of a corpus, no
-training split) into a :class:`Trial` — query waveforms, database waveforms, a relevance matrix,
-pairs left out of the ranking, a group per query (CPO, noise condition) and the index of each
-query's own source in the database.  The runner (:mod:`speechret.evaluate.runner`) then encodes
+A protocol turns an evaluation set (:class:`EvalData`: items the checkpoint never trained or
+validated on, chosen by :mod:`speechret.evaluate.runner` — ``evaluate.set``) into a :class:`Trial`
+— query waveforms, database waveforms, a relevance matrix, pairs left out of the ranking, a group
+per query (CPO, noise condition) and the index of each query's own source in the database.  The runner (:mod:`speechret.evaluate.runner`) then encodes
 both sides with each system and computes every metric from the distance matrix, so the same
 protocol measures a deep hash and the MFCC/DTW and ASR baselines alike.
 
@@ -22,6 +22,10 @@ Protocols (one Hydra config each in ``conf/protocol/``):
   short seeded pauses (each utterance from one speaker); relevant = contains the query word.
 * :class:`Noise` — paper C §5.3 Table 3: white, car and cafe noise at 0…25 dB SNR added to the
   queries of a model never trained on noise; database = clean; relevance = same content.
+
+Speaker protocols (``speaker_disjoint = True``: cross_speaker, keyword) compare voices: the
+runner then also leaves out every *speaker* the checkpoint trained or validated on, and needs at
+least ``min_speakers`` speakers in the evaluation set.
 
 Randomness (subsets, CPO noise, concatenations) comes from ``seed`` only.
 """
@@ -62,6 +66,10 @@ class EvalData:
     source: str = ""
     #: files of the selection that could not be read (message per file), left out
     skipped: list[str] = field(default_factory=list)
+    #: which evaluation set this is (``test``, ``unseen``, ``all``, ``+new_voices``; see the runner)
+    eval_set: str = ""
+    #: one sentence for the report: where the items come from and what was left out
+    description: str = ""
 
     def __post_init__(self) -> None:
         if len(self.items) != len(self.waves):
@@ -79,7 +87,8 @@ class EvalData:
         return np.array([str(it.speaker) for it in self.items], dtype=object)
 
     def subset(self, idx: Sequence[int]) -> EvalData:
-        return EvalData([self.items[i] for i in idx], [self.waves[i] for i in idx], self.sample_rate, self.source)
+        return EvalData([self.items[i] for i in idx], [self.waves[i] for i in idx], self.sample_rate, self.source,
+                        eval_set=self.eval_set, description=self.description)
 
 
 @dataclass
@@ -89,7 +98,10 @@ class Trial:
     ``relevant`` / ``exclude`` are (Q, N) booleans (excluded pairs are neither ranked nor counted);
     ``groups`` (Q,) names the condition of each query ("" when there is one); ``source`` (Q,) is
     the database index of the query's own source (-1: none); ``views`` holds extra relevance
-    definitions reported separately, name → (relevant, exclude).
+    definitions reported separately, name → (relevant, exclude).  ``self_query``: each query *is*
+    its source (cross_speaker: an utterance queries the others), so the query–source distance is
+    0 by construction and identity retrieval is not measured; the intra-class BER of paper A
+    Fig. 7 is then taken over the relevant pairs instead.
     """
 
     protocol: str
@@ -105,6 +117,7 @@ class Trial:
     query_labels: np.ndarray | None = None
     inter_class_idx: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    self_query: bool = False
 
     def __post_init__(self) -> None:
         q, n = len(self.query_waves), len(self.db_waves)
@@ -180,6 +193,11 @@ class Protocol(abc.ABC):
     name = "protocol"
     #: Compute the inter-class BER statistics / FAR of paper A §5.2 on this protocol.
     inter_class = False
+    #: Relevance is across speakers: the evaluation set must not hold a speaker the checkpoint
+    #: trained or validated on (not only no such item).
+    speaker_disjoint = False
+    #: Speakers the evaluation set needs for the protocol to form any relevant pair.
+    min_speakers = 1
 
     def __init__(self, max_queries: int | None = 1000, seed: int = 0) -> None:
         self.max_queries = max_queries
@@ -242,6 +260,8 @@ class CrossSpeaker(Protocol):
 
     name = "cross_speaker"
     inter_class = True
+    speaker_disjoint = True
+    min_speakers = 2
 
     def build(self, data: EvalData) -> Trial:
         src = _subset(len(data), self.max_queries, self.rng())
@@ -260,7 +280,7 @@ class CrossSpeaker(Protocol):
             log.warning("cross_speaker: no query has same-content items by another speaker")
         return Trial(self.name, [data.waves[i] for i in src], list(data.waves), relevant, exclude,
                      None, src.astype(np.int64), "full", views, db_labels=labels, query_labels=labels[src],
-                     inter_class_idx=src, info={"n_speakers": int(len(set(spk)))})
+                     inter_class_idx=src, info={"n_speakers": int(len(set(spk)))}, self_query=True)
 
 
 class Keyword(Protocol):
@@ -277,6 +297,8 @@ class Keyword(Protocol):
     """
 
     name = "keyword"
+    speaker_disjoint = True
+    min_speakers = 2
 
     def __init__(self, query_speakers: int | Sequence[str] = 1, n_utterances: int = 300,
                  words_per_utterance: Sequence[int] = (2, 4), pause_s: Sequence[float] = (0.1, 0.3),

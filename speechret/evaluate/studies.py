@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from speechret.evaluate.protocols import Protocol
-from speechret.evaluate.runner import (Context, Result, evaluate_checkpoint, markdown_table, resolve_checkpoints,
-                                       write_outputs)
+from speechret.evaluate.runner import (Context, Result, evaluate_checkpoint, markdown_table, report_header,
+                                       resolve_checkpoints, set_metrics, write_outputs)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class HashLength:
     """The retrieval protocol ``inner`` on every checkpoint of ``ckpt`` (list, glob or sweep
     directory), one row per hash length: ``map.<bits>``, ``precision.<bits>``, ``recall.<bits>``,
     ``f1.<bits>``, ``threshold.<bits>``; the unsuffixed keys are those of the longest code.
-    Each checkpoint's threshold comes from its own validation split (or ``evaluate.threshold``)."""
+    Each checkpoint is evaluated on its own evaluation set (``evaluate.set``; a sweep's checkpoints
+    share one) and takes its threshold from its own validation split (or ``evaluate.threshold``)."""
 
     name = "hash_length"
 
@@ -63,18 +64,21 @@ class HashLength:
         if not ckpts:
             raise ValueError("protocol=hash_length needs ckpt=<list | glob | sweep directory>")
         res = Result()
-        data = None
         rows = []
+        sets: dict[str, str] = {}
         for ck in ckpts:
             hasher = ctx.hasher(ck)
             bits = _code_bits(hasher)
-            if data is None:
-                data = ctx.eval_data(hasher)
+            # each checkpoint's own evaluation set (the same one, cached, when they share the
+            # training data config, as a sweep does), checked disjoint from its own training data
+            data = ctx.eval_data(hasher, self.inner)
             sub_dir = ctx.out_dir / f"{bits}_bits"
-            sub, _ = evaluate_checkpoint(Context(ctx.cfg, sub_dir), self.inner, hasher, data, name=f"{bits}_bits")
+            sub, _ = evaluate_checkpoint(Context(ctx.cfg, sub_dir, ctx.cache), self.inner, hasher, data,
+                                         name=f"{bits}_bits")
             write_outputs(sub_dir, sub, f"speechret evaluation — {self.inner.name}, {bits}-bit codes",
-                          {"checkpoint": str(ck), **self.inner.describe()})
+                          report_header(self.inner.name, sub.metrics, {"checkpoint": str(ck), **self.inner.describe()}))
             m = sub.metrics
+            sets.setdefault(m["eval_set_description"], m["eval_set"])
             rows.append((bits, str(ck), m))
         rows.sort(key=lambda r: r[0])
         table = []
@@ -89,6 +93,10 @@ class HashLength:
         for k in ("map", "precision", "recall", "f1", "threshold", "n_queries", "n_database"):
             res.metrics[k] = longest.get(k)
         res.metrics["hash_lengths"] = [r[0] for r in rows]
+        res.metrics["eval_set"] = " | ".join(dict.fromkeys(sets.values()))
+        res.metrics["eval_set_description"] = (next(iter(sets)) if len(sets) == 1 else
+                                               "per checkpoint (see each row's report): " + " | ".join(sets))
+        res.metrics["eval_includes_training_data"] = any(r[2].get("eval_includes_training_data") for r in rows)
         res.sections.append((f"Hash length ({self.inner.name}; paper B Table 1)", markdown_table(
             ["bits", "mAP", "precision", "recall", "F1", "identity recall", "threshold", "details", "checkpoint"], table)))
         xs = [r[0] for r in rows]
@@ -128,6 +136,7 @@ class Encryption:
         idx = rng.choice(len(data), size=min(self.n_items, len(data)), replace=False)
         waves = [data.waves[i] for i in idx]
         res = Result()
+        res.metrics.update(set_metrics(data))
         rows = []
         for name, spec in self.ciphers.items():
             spec = dict(spec)
@@ -200,6 +209,7 @@ class RetrievalTime:
                 log.warning("end-to-end time: paper-C codes are variable-length; skipped")
             else:
                 data = ctx.eval_data(hasher)
+                res.metrics.update(set_metrics(data))
                 db = hasher.codes_of_waves(data.waves)
                 rng = np.random.default_rng(self.kw["seed"])
                 q = rng.choice(len(data), size=min(self.e2e_queries, len(data)), replace=False)

@@ -17,6 +17,13 @@ row map needed by ``reconstruct``):
   ``ntotal``) followed by the distance filter; results beyond ``range_k`` neighbours — and those
   HNSW misses — are lost (documented approximation; use flat/IVF for exact thresholds).
 
+Approximate range searches never drop candidates silently: :func:`range_search` emits an
+:class:`ApproximateSearchWarning` when HNSW's ``range_k`` cap is reached (a query's ``range_k``
+nearest neighbours all lie inside the radius, so more may exist) and when an IVF index probes
+fewer inverted lists than it has (``nprobe < nlist``: rows in unprobed lists are never
+candidates). Every matcher passes its ``range_k`` (index parameter, default
+:data:`DEFAULT_RANGE_K`) through to :func:`range_search`.
+
 Radii follow FAISS: binary ``range_search`` returns the rows whose Hamming distance is
 **strictly less** than the radius.
 
@@ -28,6 +35,7 @@ Radii follow FAISS: binary ``range_search`` returns the rows whose Hamming dista
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,11 @@ import numpy as np
 KINDS = ("flat", "ivf", "hnsw")
 #: default neighbour count of the search-then-filter range fallback (HNSW).
 DEFAULT_RANGE_K = 1024
+
+
+class ApproximateSearchWarning(UserWarning):
+    """A range search on an approximate index (HNSW cap, partial IVF probing) may have missed
+    rows within the radius."""
 
 
 def _inner(index: Any) -> Any:
@@ -159,14 +172,22 @@ def make_index(kind: str, codes: np.ndarray, ids: np.ndarray | None = None, **pa
     return add_codes(index, c, ids, train_size=train_size)
 
 
-def range_search(index: Any, queries: np.ndarray, radius: int,
-                 range_k: int = DEFAULT_RANGE_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def range_search(index: Any, queries: np.ndarray, radius: int, range_k: int = DEFAULT_RANGE_K,
+                 warn: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """FAISS ``range_search`` (rows with Hamming distance ``< radius``): ``(lims, D, I)``.
 
     For HNSW, whose binary ``range_search`` FAISS does not implement, ``search`` with
-    ``k = min(range_k, ntotal)`` then keep ``D < radius`` (approximate, see module docstring)."""
+    ``k = min(range_k, ntotal)`` then keep ``D < radius`` (approximate, see module docstring).
+    ``warn``: emit an :class:`ApproximateSearchWarning` when candidates may have been dropped
+    (HNSW: some query has all ``k < ntotal`` neighbours inside the radius; IVF: ``nprobe < nlist``)."""
     q = _as_codes(queries, index)
-    if index_kind(index) != "hnsw":
+    kind = index_kind(index)
+    if kind != "hnsw":
+        inner = _inner(index)
+        if warn and kind == "ivf" and index.ntotal and inner.nprobe < inner.nlist:
+            warnings.warn(f"IVF range search probes {inner.nprobe} of {inner.nlist} inverted lists: rows in "
+                          "the other lists are never candidates (set nprobe = nlist, or use a flat index, "
+                          "for exact results)", ApproximateSearchWarning, stacklevel=2)
         lims, dist, ids = index.range_search(q, int(radius))
         return lims.astype(np.int64), dist.astype(np.int64), ids.astype(np.int64)
     k = max(1, min(int(range_k), index.ntotal))
@@ -174,6 +195,12 @@ def range_search(index: Any, queries: np.ndarray, radius: int,
         return np.zeros(len(q) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     dist, ids = index.search(q, k)
     keep = (dist < radius) & (ids >= 0)
+    capped = int((keep.sum(axis=1) >= k).sum()) if k < index.ntotal else 0
+    if warn and capped:
+        warnings.warn(f"HNSW range search capped at range_k={k} neighbours: for {capped} of {len(q)} "
+                      f"queries all {k} lie within the radius, so further matches are dropped (raise "
+                      f"range_k, or use a flat / IVF index, for exact results)", ApproximateSearchWarning,
+                      stacklevel=2)
     lims = np.zeros(len(q) + 1, dtype=np.int64)
     lims[1:] = np.cumsum(keep.sum(axis=1))
     return lims, dist[keep].astype(np.int64), ids[keep].astype(np.int64)
@@ -194,6 +221,7 @@ def load_index(path: str | os.PathLike) -> Any:
 
 __all__ = [
     "DEFAULT_RANGE_K",
+    "ApproximateSearchWarning",
     "KINDS",
     "add_codes",
     "build_binary_index",

@@ -16,7 +16,13 @@ Conventions
   strictly below its radius, so it is called with ``h* + 1``.
 * **Paper C** uses ``≤ γ`` (step 6 fails only when ``d̄ > γ``): a candidate start's first group
   must satisfy ``h / 27 ≤ γ`` (the step-3 test), so the d = 32 group index is range-searched with
-  radius ``max{h : h / 27 ≤ γ} + 1``.
+  radius ``max{h : h / 27 ≤ γ} + 1``. The candidates are verified with the running-mean kernel of
+  :mod:`speechret.search.sliding`, the one the evaluation's decision distance uses, so
+  :meth:`KeywordMatcher.full_speech` returns exactly
+  :func:`~speechret.search.sliding.sliding_decisions` (float64, ``≤ γ``, same direction).
+* **Approximate indexes** (HNSW, IVF with ``nprobe < nlist``) may drop candidates; every search
+  passes its ``range_k`` through and :func:`speechret.search.index.range_search` warns
+  (:class:`~speechret.search.index.ApproximateSearchWarning`) when that may have happened.
 """
 
 from __future__ import annotations
@@ -26,12 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 
 from speechret.hashing import hamming, pack_bits, split_paper_b
 from speechret.search import index as ix
-from speechret.search.sliding import GROUP_BITS, _popcount32, as_words
+from speechret.search.sliding import (
+    DEFAULT_DIRECTION,
+    GROUP_BITS,
+    as_words,
+    check_direction,
+    verify_items_in_query,
+    verify_starts,
+)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -201,6 +213,7 @@ class TwoStageMatcher:
     def __init__(self, n_classes: int, ber_threshold: float = 0.25, kind: str = "flat", **params: Any):
         self.n_classes = int(n_classes)
         self.ber_threshold = float(ber_threshold)
+        self.range_k = int(params.pop("range_k", ix.DEFAULT_RANGE_K))
         self.kind, self.params = kind, params
         self.k_bits: int | None = None
         self.indexes: dict[int, Any] = {}
@@ -241,7 +254,7 @@ class TwoStageMatcher:
             if index is None:
                 out.append((np.zeros(0, np.int64), np.zeros(0, np.float64)))
             else:
-                out.append(threshold_search(index, q[None], self.k_bits, t)[0])
+                out.append(threshold_search(index, q[None], self.k_bits, t, range_k=self.range_k)[0])
         return out
 
     def topk(self, queries: np.ndarray, k: int, exact_ties: bool = True):
@@ -293,45 +306,29 @@ class KeywordHit(NamedTuple):
     end: int
 
 
-@numba.njit(cache=True)
-def _verify_starts(query, words, offsets, cand_item, cand_pos, gamma, bits):
-    """Steps 4–7 from given starts; the arithmetic mirrors :func:`sliding._slide` exactly
-    (``total += popcount / bits``; fail when ``total / (j + 1) > γ``). Returns mean or −1."""
-    q = query.shape[0]
-    out = np.full(cand_item.shape[0], -1.0)
-    for c in range(cand_item.shape[0]):
-        it, s = cand_item[c], cand_pos[c]
-        base = offsets[it]
-        if s + q > offsets[it + 1] - base:
-            continue  # step 2: fewer than q groups left
-        total = 0.0
-        ok = True
-        for j in range(q):
-            total += _popcount32(np.uint32(query[j] ^ words[base + s + j])) / bits
-            if total / (j + 1) > gamma:
-                ok = False
-                break
-        if ok:
-            out[c] = total / q
-    return out
-
-
 def _words_to_rows(words: np.ndarray) -> np.ndarray:
     """uint32 words → ``uint8 (S, 4)`` FAISS rows; identical to ``pack_groups_27`` of the groups
     (bit δ of the word → byte δ // 8, bit δ % 8)."""
     return np.ascontiguousarray(words.astype("<u4")).view(np.uint8).reshape(-1, 4)
 
 
-def _finish_hits(items: np.ndarray, means: np.ndarray, starts: np.ndarray, q: int, mode: str) -> list[KeywordHit]:
+def _finish_hits(items: np.ndarray, means: np.ndarray, starts: np.ndarray, q: int, mode: str,
+                 ends: np.ndarray | None = None) -> list[KeywordHit]:
+    """Sort hits by (d̄, item, start); ``full_speech`` keeps the best start per item. ``ends``
+    default to ``start + q`` (query in item); symmetric items shorter than the query span
+    ``[0, k)``."""
     if mode not in ("keyword", "full_speech"):
         raise ValueError(f"mode must be 'keyword' or 'full_speech', got {mode!r}")
+    items, means = np.asarray(items, np.int64), np.asarray(means, np.float64)
+    starts = np.asarray(starts, np.int64)
+    ends = starts + q if ends is None else np.asarray(ends, np.int64)
     order = np.lexsort((starts, items, means))
-    items, means, starts = items[order], means[order], starts[order]
+    items, means, starts, ends = items[order], means[order], starts[order], ends[order]
     if mode == "full_speech":  # best start per item (smallest d̄, then earliest start)
         _, first = np.unique(items, return_index=True)
         keep = np.sort(first)
-        items, means, starts = items[keep], means[keep], starts[keep]
-    return [KeywordHit(int(i), float(m), int(s), int(s) + q) for i, m, s in zip(items, means, starts)]
+        items, means, starts, ends = items[keep], means[keep], starts[keep], ends[keep]
+    return [KeywordHit(int(i), float(m), int(s), int(e)) for i, m, s, e in zip(items, means, starts, ends)]
 
 
 @dataclass
@@ -350,15 +347,32 @@ class KeywordMatcher:
     ``mode="keyword"`` returns every matching start (each occurrence of the keyword);
     ``mode="full_speech"`` (whole-utterance query by example) returns one hit per item — its best
     start, the one :func:`speechret.search.sliding.sliding_match` reports. The procedure is the
-    same; only the reporting differs. ``index_kind`` may be ``"ivf"``/``"hnsw"`` for the
-    candidate index, but only ``"flat"`` (default) makes the search exact."""
+    same; only the reporting differs.
+
+    ``direction`` (full-speech only; keyword search always slides the query over the item):
+    ``"query_in_item"`` (default, paper C §4.4 step 2 — an item with fewer groups than the query
+    never matches) or ``"symmetric"`` (an item shorter than the query is slid over the query
+    instead; its hit spans the whole item). Either way the full-speech hit set is exactly
+    :func:`speechret.search.sliding.sliding_decisions` at γ — the evaluation's decision.
+
+    ``index_kind`` may be ``"ivf"``/``"hnsw"`` for the candidate index, but only ``"flat"``
+    (default) makes the search exact; ``range_k`` (or ``index_params["range_k"]``) caps HNSW's
+    candidates per query, with an :class:`~speechret.search.index.ApproximateSearchWarning` when
+    the cap is reached."""
 
     gamma: float = 0.25
     bits: int = GROUP_BITS
     index_kind: str = "flat"
     index_params: dict | None = None
+    direction: str = DEFAULT_DIRECTION
+    range_k: int | None = None
 
     def __post_init__(self) -> None:
+        check_direction(self.direction)
+        params = dict(self.index_params or {})
+        rk = params.pop("range_k", None)
+        if self.range_k is None:
+            self.range_k = int(rk) if rk is not None else ix.DEFAULT_RANGE_K
         self._item_ids: list[int] = []
         self._lengths: list[int] = []
         self.words = np.zeros(0, np.uint32)
@@ -366,7 +380,7 @@ class KeywordMatcher:
         self.row_item = np.zeros(0, np.int64)
         self.row_pos = np.zeros(0, np.int64)
         self.item_ids = np.zeros(0, np.int64)
-        self.index = ix.build_binary_index(self.index_kind, 32, **(self.index_params or {}))
+        self.index = ix.build_binary_index(self.index_kind, 32, **params)
 
     def __len__(self) -> int:
         return len(self._item_ids)
@@ -401,52 +415,84 @@ class KeywordMatcher:
         """FAISS radius for step 3: ``max{h : h / bits ≤ γ} + 1`` (range_search is strict)."""
         return max_hamming_below(self.bits, gamma, strict=False) + 1
 
-    def search(self, query: np.ndarray, gamma: float | None = None, mode: str = "keyword") -> list[KeywordHit]:
+    def search(self, query: np.ndarray, gamma: float | None = None, mode: str = "keyword",
+               direction: str | None = None) -> list[KeywordHit]:
+        """Hits of one query (``(S, 27)`` groups or uint32 words) at ``γ`` (default
+        ``self.gamma``); ``direction`` overrides ``self.direction`` for ``mode="full_speech"``."""
         g = self.gamma if gamma is None else float(gamma)
+        direction = check_direction(self.direction if direction is None else direction)
         qw = as_words(query).astype(np.uint32)
         q = len(qw)
-        if q == 0 or self.index.ntotal == 0:
-            return _finish_hits(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), q, mode)
+        items, means, starts = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         radius = self.candidate_radius(g)
-        if radius <= 0:
-            return _finish_hits(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), q, mode)
-        _, _, rows = ix.range_search(self.index, _words_to_rows(qw[:1]), radius)
-        slots, starts = self.row_item[rows], self.row_pos[rows]
-        means = _verify_starts(qw, self.words, self.offsets, slots, starts, g, self.bits)
-        ok = means >= 0
-        return _finish_hits(self.item_ids[slots[ok]], means[ok], starts[ok], q, mode)
+        if q and radius > 0 and self.index.ntotal:
+            _, _, rows = ix.range_search(self.index, _words_to_rows(qw[:1]), radius, range_k=self.range_k)
+            slots, pos = self.row_item[rows], self.row_pos[rows]
+            m = verify_starts(qw, self.words, self.offsets, slots, pos, g, self.bits)
+            ok = m >= 0
+            items, means, starts = self.item_ids[slots[ok]], m[ok], pos[ok]
+        if q and mode == "full_speech" and direction == "symmetric" and len(self):
+            lengths = np.diff(self.offsets)
+            short = np.flatnonzero((lengths > 0) & (lengths < q)).astype(np.int64)
+            m, _ = verify_items_in_query(qw, self.words, self.offsets, short, g, self.bits)
+            ok = m >= 0
+            ends = np.concatenate([starts + q, lengths[short[ok]]])  # reversed: the whole item
+            items = np.concatenate([items, self.item_ids[short[ok]]])
+            means = np.concatenate([means, m[ok]])
+            starts = np.concatenate([starts, np.zeros(int(ok.sum()), np.int64)])
+            return _finish_hits(items, means, starts, q, mode, ends)
+        return _finish_hits(items, means, starts, q, mode)
 
-    def full_speech(self, query: np.ndarray, gamma: float | None = None) -> list[KeywordHit]:
-        return self.search(query, gamma, mode="full_speech")
+    def full_speech(self, query: np.ndarray, gamma: float | None = None,
+                    direction: str | None = None) -> list[KeywordHit]:
+        """Paper C full-speech query by example: one hit (best start) per matching item."""
+        return self.search(query, gamma, mode="full_speech", direction=direction)
 
-    def bruteforce(self, query: np.ndarray, gamma: float | None = None, mode: str = "keyword") -> list[KeywordHit]:
+    def bruteforce(self, query: np.ndarray, gamma: float | None = None, mode: str = "keyword",
+                   direction: str | None = None) -> list[KeywordHit]:
         g = self.gamma if gamma is None else float(gamma)
         seqs = [self.words[self.offsets[i] : self.offsets[i + 1]] for i in range(len(self))]
-        return keyword_search_bruteforce(seqs, self.item_ids, query, g, mode, self.bits)
+        return keyword_search_bruteforce(seqs, self.item_ids, query, g, mode, self.bits,
+                                         self.direction if direction is None else direction)
+
+
+def _running_means(short: np.ndarray, long: np.ndarray, bits: int) -> np.ndarray:
+    """(n, len(short)) running means of ``short`` at every start in ``long`` (numpy cumsum)."""
+    windows = np.lib.stride_tricks.sliding_window_view(long, len(short))  # (n, q)
+    d = np.bitwise_count(np.bitwise_xor(windows, short[None, :])).astype(np.int64) / bits
+    return np.cumsum(d, axis=1) / np.arange(1, len(short) + 1)
 
 
 def keyword_search_bruteforce(sequences: Sequence[np.ndarray], ids: Sequence[int], query: np.ndarray,
-                              gamma: float, mode: str = "keyword", bits: int = GROUP_BITS) -> list[KeywordHit]:
-    """Numpy reference: every item, every start with ≥ q groups left, running means by cumsum."""
+                              gamma: float, mode: str = "keyword", bits: int = GROUP_BITS,
+                              direction: str = DEFAULT_DIRECTION) -> list[KeywordHit]:
+    """Numpy reference: every item, every start with ≥ q groups left, running means by cumsum;
+    ``mode="full_speech", direction="symmetric"``: an item shorter than the query is slid over
+    the query (its hit spans the whole item)."""
+    check_direction(direction)
     qw = as_words(query).astype(np.uint32)
     q = len(qw)
-    items, means, starts = [], [], []
+    items, means, starts, ends = [], [], [], []
     if q:
         for item_id, seq in zip(ids, sequences):
             w = as_words(seq).astype(np.uint32)
-            n = len(w) - q + 1
-            if n <= 0:
-                continue
-            windows = np.lib.stride_tricks.sliding_window_view(w, q)  # (n, q)
-            d = np.bitwise_count(np.bitwise_xor(windows, qw[None, :])).astype(np.int64) / bits
-            running = np.cumsum(d, axis=1) / np.arange(1, q + 1)
-            ok = (running <= gamma).all(axis=1)
-            for s in np.flatnonzero(ok):
-                items.append(int(item_id))
-                means.append(running[s, -1])
-                starts.append(int(s))
+            if len(w) >= q:
+                running = _running_means(qw, w, bits)
+                for s in np.flatnonzero((running <= gamma).all(axis=1)):
+                    items.append(int(item_id))
+                    means.append(running[s, -1])
+                    starts.append(int(s))
+                    ends.append(int(s) + q)
+            elif len(w) and mode == "full_speech" and direction == "symmetric":
+                running = _running_means(w, qw, bits)
+                ok = np.flatnonzero((running <= gamma).all(axis=1))
+                if len(ok):
+                    items.append(int(item_id))
+                    means.append(running[ok, -1].min())
+                    starts.append(0)
+                    ends.append(len(w))
     return _finish_hits(np.asarray(items, np.int64), np.asarray(means, np.float64),
-                        np.asarray(starts, np.int64), q, mode)
+                        np.asarray(starts, np.int64), q, mode, np.asarray(ends, np.int64))
 
 
 __all__ = [
