@@ -35,13 +35,17 @@ class Hasher:
         sample_rate: audio rate the features expect.
         device: ``"cpu"``, ``"cuda"``, ...
         batch_size: utterances per forward pass.
+        frontend: the run's front end (``conf/frontend``, e.g. silence trimming), applied to the
+            waveforms before the features exactly as in training.
     """
 
     def __init__(self, module, features: nn.Module, sample_rate: int = 16000, device: str = "cpu",
-                 batch_size: int = 32, config: dict[str, Any] | None = None) -> None:
+                 batch_size: int = 32, config: dict[str, Any] | None = None,
+                 frontend: nn.Module | None = None) -> None:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.features = features.to(self.device).eval()
+        self.frontend = frontend.to(self.device).eval() if frontend is not None else None
         self.sample_rate = sample_rate
         self.batch_size = batch_size
         self.config = config or {}
@@ -69,6 +73,7 @@ class Hasher:
     def from_config(cls, cfg: DictConfig, state_dict: dict[str, torch.Tensor] | None = None,
                     device: str = "cpu", batch_size: int = 32) -> "Hasher":
         features = instantiate(cfg.features)
+        frontend = instantiate(cfg.frontend) if cfg.get("frontend") else None
         module = instantiate(cfg.model)
         if state_dict is not None:
             # torch.compile wraps the net as ``net._orig_mod``: accept either naming.
@@ -77,7 +82,7 @@ class Hasher:
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
         sr = int(OmegaConf.select(cfg, "data.sample_rate", default=16000))
         return cls(module, features, sample_rate=sr, device=device, batch_size=batch_size,
-                   config=module.run_config)
+                   config=module.run_config, frontend=frontend)
 
     # ------------------------------------------------------------------ inputs
     def _wave(self, audio: AudioLike, name: str) -> np.ndarray:
@@ -97,6 +102,8 @@ class Hasher:
                                  "cpo": -1, "id": str(i)} for i, w in enumerate(waves)])
         wave = batch["wave"].to(self.device)
         lengths = batch["wave_lengths"].to(self.device)
+        if self.frontend is not None:
+            wave, lengths = self.frontend(wave, lengths)
         feats, flen = self.features(wave, lengths)
         return self.module(feats, flen)
 

@@ -21,6 +21,13 @@ Equations
   of the same argmax with eq. (10), binarise every merged frame against its median
   ``med = y_(14)`` by eq. (11) (``h = 1 if y > med``) -> 27 bits per segment; retrieval groups of
   27 bits (§4.4 retrieval steps 1-7) go into a d = 32 FAISS binary index via :func:`pack_groups_27`.
+  "Adjacent" means adjacent in the network's output (``merge_across_other=False``, default): a
+  run of dropped "other"/blank frames ends a segment, so the segments are exactly the labels
+  CTC's collapsing map reads from the same frames ("ba ba" stays two segments), see
+  :func:`segments_paper_c`.
+* speechret's own method (not from the papers): ``h = 1 if u > 0`` over the K tanh units of the
+  hash layer (the sign of the relaxed code that DPSH / CSQ-style losses train, see
+  :mod:`speechret.models.losses`); BER as paper A's eq. (8).
 """
 
 from __future__ import annotations
@@ -157,7 +164,7 @@ def segments_paper_c(
     scores: ArrayLike,
     other_index: int | None = OTHER_INDEX,
     merge: str = "eq10",
-    merge_across_other: bool = True,
+    merge_across_other: bool = False,
     drop_mask: ArrayLike | None = None,
 ) -> PaperCSegments:
     """Paper C §4.4 steps 2-3: drop "other" frames, then merge runs of the same argmax.
@@ -171,9 +178,18 @@ def segments_paper_c(
       run f_1..f_n becomes f_1/2^(n-1) + sum_{j>=2} f_j/2^(n-j+1) (the latest frames weigh most).
       ``merge="mean"`` uses the plain arithmetic mean of the run instead. Either way the merged
       frame keeps the run's argmax (an average of vectors sharing an argmax shares it).
-    * ``merge_across_other=True`` (default, literal): "adjacent" means adjacent in F', so a run
-      interrupted only by dropped frames is merged into one segment. ``False`` splits runs at any
-      dropped frame (adjacency in the original frame sequence).
+    * ``merge_across_other=False`` (default): "adjacent" means adjacent in the network's output
+      O (step 1), so a run of dropped frames ("other", or CTC blank via ``drop_mask``) between two
+      frames of the same class ends the segment. This is how CTC reads the frames the model was
+      trained on (eq. 8): its collapsing map removes repeats *before* blanks (Graves et al. 2006,
+      "Connectionist temporal classification", §3.1: B(a−ab−) = B(−aa−−abb) = aab), so
+      ``b _ _ b`` is two labels, and a CTC model emits a repeated syllable ("ba ba" → initials
+      b, b) exactly as two peaks separated by blank/"other". The segment labels are then the
+      greedy CTC decoding with "other" removed (tested).
+    * ``merge_across_other=True``: the literal reading of eq. (10) over F' (adjacent *after*
+      step 2 dropped the frames): a run interrupted only by dropped frames merges into one
+      segment — repeated syllables ("ba ba") and even "ba <pause> ba" collapse into one b
+      segment, and with a peaky CTC model nearly every repeat does. Kept for comparison.
     * ``other_index=None`` drops nothing by argmax (only ``drop_mask``).
 
     ``scores``: ``(T, D)`` with D = 27 in paper C. Returns :class:`PaperCSegments` with S >= 0.
@@ -237,7 +253,7 @@ def hash_paper_c(
     scores: ArrayLike,
     other_index: int | None = OTHER_INDEX,
     merge: str = "eq10",
-    merge_across_other: bool = True,
+    merge_across_other: bool = False,
     drop_mask: ArrayLike | None = None,
 ) -> Tensor:
     """Paper C §4.4 steps 1-4 for one utterance: ``(T, 27)`` per-frame scores -> ``BoolTensor
@@ -406,11 +422,23 @@ def _codes_b(output: Any, threshold: ArrayLike | float | None = None) -> np.ndar
     return hash_paper_b(_field(output, "hash_features"), _field(output, "logits"), threshold).code.cpu().numpy()
 
 
+def hash_sign(u: ArrayLike) -> Tensor:
+    """speechret: ``bool (B, K)`` = ``u > 0`` for the tanh hash-layer output ``u`` (B, K)."""
+    u = _as_tensor(u)
+    if u.ndim != 2:
+        raise ValueError(f"hash_sign expects (B, K), got {tuple(u.shape)}")
+    return u > 0
+
+
+def _codes_sign(output: Any) -> np.ndarray:
+    return hash_sign(_field(output, "hash_features")).cpu().numpy()
+
+
 def _codes_c(
     output: Any,
     other_index: int | None = OTHER_INDEX,
     merge: str = "eq10",
-    merge_across_other: bool = True,
+    merge_across_other: bool = False,
     drop_blank: bool = True,
 ) -> list[np.ndarray]:
     scores = _field(output, "hash_features")
@@ -434,6 +462,7 @@ HASHERS: dict[str, HashSpec] = {
                         False, _codes_b),
     "paper_c": HashSpec("paper_c", "paper C §4.4 eq. (10)-(11): merged pronunciation segments, 27 bits "
                         "each by median", True, _codes_c, PAPER_C_BITS, PAPER_C_GROUP_BITS),
+    "speechret": HashSpec("speechret", "speechret: sign of the tanh hash layer (u > 0)", False, _codes_sign),
 }
 
 
@@ -468,6 +497,7 @@ __all__ = [
     "codes_from_output",
     "hamming",
     "hash_paper_a",
+    "hash_sign",
     "hash_paper_b",
     "hash_paper_c",
     "hash_paper_c_batch",

@@ -1,13 +1,15 @@
 """torchaudio as speechret uses it: the package's one import of torchaudio.
 
-speechret calls four functions of ``torchaudio.functional`` and nothing else of torchaudio:
+speechret calls four functions of ``torchaudio.functional`` and two transforms:
 
 * :func:`resample` — windowed-sinc resampling, batched on the tensor's device
   (:func:`speechret.audio.resample_torch`, the ``resample_*`` CPO);
 * :func:`melscale_fbanks` — mel filterbanks (Log-Mel, MFCC, Log-Mel image, paper A eq. (1)–(2),
   paper B eq. (4));
 * :func:`create_dct` — the DCT-II matrix of MFCC (paper A eq. (3));
-* :func:`compute_deltas` — Δ and ΔΔ coefficients (paper C §5.1 MFCC baseline).
+* :func:`compute_deltas` — Δ and ΔΔ coefficients (paper C §5.1 MFCC baseline);
+* :class:`FrequencyMasking` / :class:`TimeMasking` — SpecAugment masks
+  (:class:`speechret.augment.SpecAugment`).
 
 Every other module imports them from here (``tests/test_torchaudio_api.py`` checks that no module
 imports torchaudio directly and calls each function on a small tensor).  torchaudio's compiled
@@ -24,7 +26,15 @@ from importlib import metadata
 
 import torch
 
-__all__ = ["resample", "melscale_fbanks", "create_dct", "compute_deltas", "torchaudio_version"]
+__all__ = [
+    "resample",
+    "melscale_fbanks",
+    "create_dct",
+    "compute_deltas",
+    "FrequencyMasking",
+    "TimeMasking",
+    "torchaudio_version",
+]
 
 
 def torchaudio_version() -> str:
@@ -37,6 +47,7 @@ def torchaudio_version() -> str:
 
 try:
     from torchaudio.functional import compute_deltas, create_dct, melscale_fbanks, resample
+    from torchaudio.transforms import FrequencyMasking, TimeMasking
 except (OSError, ImportError) as exc:  # an ABI mismatch surfaces as OSError from the .so loader
     raise ImportError(
         f"torchaudio {torchaudio_version()} cannot be loaded beside torch {torch.__version__}: {exc}. "

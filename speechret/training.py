@@ -31,12 +31,20 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_datamodule(cfg: DictConfig):
-    """The DataModule with its feature extractor and (optional) CPO augmentation."""
+    """The DataModule with its feature extractor, front end and (optional) augmentation.
+
+    ``cfg.frontend`` (``conf/frontend``) runs on every split; ``cfg.cpo`` (the papers' CPOs) and
+    ``cfg.augment.wave`` / ``cfg.augment.spec`` (``conf/augment``) on training batches only.
+    """
     features = instantiate(cfg.features)
     augment = None
     if cfg.get("cpo") and cfg.cpo.get("ops"):
         augment = instantiate(cfg.cpo)
-    return instantiate(cfg.data, features=features, augment=augment)
+    aug = cfg.get("augment") or {}
+    optional = {name: instantiate(node) if node else None
+                for name, node in (("frontend", cfg.get("frontend")), ("wave_augment", aug.get("wave")),
+                                   ("feature_augment", aug.get("spec")))}
+    return instantiate(cfg.data, features=features, augment=augment, **optional)
 
 
 def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:

@@ -112,7 +112,7 @@ def test_paper_c_segment_merging_hand_path():
     path = [O, 3, 3, O, 3, 5, 5, 5, O, O, 3]
     frames = [_frame(c, peak=10.0 + i) for i, c in enumerate(path)]
     y = torch.stack(frames)
-    seg = segments_paper_c(y)  # literal: adjacency in F' (after dropping "other")
+    seg = segments_paper_c(y, merge_across_other=True)  # literal: adjacency in F' (after dropping "other")
     assert seg.labels.tolist() == [3, 5, 3]
     assert seg.start.tolist() == [1, 5, 10] and seg.end.tolist() == [4, 7, 10]
     f = frames
@@ -121,15 +121,18 @@ def test_paper_c_segment_merging_hand_path():
     assert torch.allclose(seg.scores[0], exp0) and torch.allclose(seg.scores[1], exp1)
     assert torch.allclose(seg.scores[2], f[10])
     # running arithmetic mean instead of eq. (10)
-    seg_mean = segments_paper_c(y, merge="mean")
+    seg_mean = segments_paper_c(y, merge="mean", merge_across_other=True)
     assert torch.allclose(seg_mean.scores[0], (f[1] + f[2] + f[4]) / 3)
-    # adjacency in the original frame sequence: the "other" frame splits the first run
-    seg_split = segments_paper_c(y, merge_across_other=False)
+    # default: adjacency in the original frame sequence, the "other" frame splits the first run
+    seg_split = segments_paper_c(y)
     assert seg_split.labels.tolist() == [3, 3, 5, 3]
+    assert seg_split.start.tolist() == [1, 4, 5, 10] and seg_split.end.tolist() == [2, 4, 7, 10]
     assert torch.allclose(seg_split.scores[0], (f[1] + f[2]) / 2)
-    bits = hash_paper_c(y)
+    assert torch.allclose(seg_split.scores[1], f[4])
+    bits = hash_paper_c(y, merge_across_other=True)
     assert bits.shape == (3, 27) and bits.dtype == torch.bool
     assert torch.equal(bits, binarize_median(seg.scores))
+    assert torch.equal(hash_paper_c(y), binarize_median(seg_split.scores))
     assert bool(bits[0, 3]) and bool(bits[1, 5])  # the argmax class is always above the median
 
 
@@ -269,6 +272,10 @@ def test_codes_from_output_a_and_b():
     assert b.shape == (4, 5 + 16)
     assert (b[:, :5].sum(1) == 1).all()
     assert np.array_equal(b, hash_paper_b(torch.tanh(feats), logits).code.numpy())
-    assert set(HASHERS) == {"paper_a", "paper_b", "paper_c"} and HASHERS["paper_c"].variable_length
+    u = torch.tanh(torch.randn(4, 16, generator=g))
+    s = codes_from_output("speechret", ModelOutput(logits=logits, hash_features=u))
+    assert s.dtype == bool and np.array_equal(s, (u > 0).numpy())
+    assert set(HASHERS) == {"paper_a", "paper_b", "paper_c", "speechret"}
+    assert [m for m, spec in HASHERS.items() if spec.variable_length] == ["paper_c"]
     with pytest.raises(ValueError, match="unknown hash method"):
         codes_from_output("paper_z", mo)

@@ -54,7 +54,17 @@ def _compute_deltas():
     assert torch.allclose(d[:, 2:-2], torch.ones(3, 16))
 
 
+def _masking():
+    from speechret.torchaudio_api import FrequencyMasking, TimeMasking
+
+    x = torch.zeros(3, 1, 40, 100)
+    m = TimeMasking(30, iid_masks=True)(FrequencyMasking(10, iid_masks=True)(x, mask_value=1.0), mask_value=1.0)
+    assert m.shape == x.shape and set(m.unique().tolist()) <= {0.0, 1.0}
+
+
 CALLS = {
+    "FrequencyMasking": _masking,
+    "TimeMasking": _masking,
     "resample": _resample,
     "melscale_fbanks": _melscale_fbanks,
     "create_dct": _create_dct,
@@ -71,7 +81,7 @@ def test_torchaudio_function_runs(name):
 
         from speechret.torchaudio_api import torchaudio_version
 
-        pytest.fail(f"torchaudio.functional.{name} failed with torch {_torch.__version__} / torchaudio "
+        pytest.fail(f"torchaudio {name} failed with torch {_torch.__version__} / torchaudio "
                     f"{torchaudio_version()}: {type(exc).__name__}: {exc}")
 
 

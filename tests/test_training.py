@@ -119,10 +119,15 @@ def test_bce_loss_is_keras_binary_crossentropy_on_softmax():
     torch.testing.assert_close(module.compute_loss(out, {"label": torch.tensor([0])}), expected)
 
 
-@pytest.mark.parametrize("experiment", ["lstm_hash", "bilstm_ctc_baseline"])
+SMALL = {"lstm_hash": ["model.net.lstm_units=32"], "bilstm_ctc_baseline": ["data.target=ctc"],
+         "speechret_hash": ["model.net.channels=[8,16]", "model.hash_bits=32"]}
+
+
+@pytest.mark.parametrize("experiment", sorted(SMALL))
 def test_checkpoint_hasher_matches_training_path(experiment, tiny_corpus, tiny_sentences, tmp_path):
+    """speechret_hash also checks that the front end (silence trimming) is the same in both paths."""
     root = tiny_sentences if experiment in CTC_EXPERIMENTS else tiny_corpus
-    extra = ["data.target=ctc"] if experiment in CTC_EXPERIMENTS else ["model.net.lstm_units=32"]
+    extra = SMALL[experiment]
     cfg = compose_cfg([f"experiment={experiment}", "debug=limit", "trainer.max_epochs=1", "logger=csv",
                        "test=false", *corpus_overrides(root, tmp_path), *extra])
     summary = train(cfg)

@@ -270,8 +270,16 @@ class SpeechDataModule(L.LightningDataModule):
         corpus_kwargs: extra arguments of the loader (for ``synthetic``: the generator's
             arguments; the corpus is generated in :meth:`prepare_data` when missing).
         features: feature extractor (``nn.Module`` from ``conf/features``), applied on the device.
-        augment: train-time CPO augmentation (``speechret.cpo.CPOAugment``), applied on the device
-            to training batches only, before the features.
+        augment: train-time CPO augmentation (``speechret.cpo.CPOAugment``, ``conf/cpo``), applied
+            on the device to training batches only, before the features.
+        frontend: front end applied to every batch of every split before augmentation and
+            features (``conf/frontend``, e.g. :class:`speechret.frontend.SilenceTrim`); it returns
+            ``(wave, lengths)``. :class:`speechret.hasher.Hasher` applies the same one.
+        wave_augment: train-time waveform augmentation after ``augment``
+            (:class:`speechret.augment.WaveAugment`, ``conf/augment`` ``wave``); returns
+            ``(wave, lengths)`` (speed perturbation changes lengths).
+        feature_augment: train-time augmentation of the features
+            (:class:`speechret.augment.SpecAugment`, ``conf/augment`` ``spec``).
         copies: CPO names or objects; the training set becomes the originals plus one CPO'd copy
             of every utterance per op (papers A and B's 3,060-utterance training sets).
         labels / languages / speakers: selection (``data.labels=[0,1,2]``, ``data.languages=[zh]``).
@@ -283,7 +291,7 @@ class SpeechDataModule(L.LightningDataModule):
         max_seconds: crop longer waveforms (memory bound for long sentences); ``None`` keeps all.
         cache_waveforms: decode every selected file once in :meth:`setup` (shared by forked workers).
         cache_features: precompute features of every batch that is not augmented on the fly
-            (val/test, and train when ``augment`` is None — CPO copies are deterministic and cached
+            (val/test, and train when no augmentation is set — CPO copies are deterministic and cached
             too); stored in memory, and in ``cache_dir`` when given, keyed by the manifest and the
             feature config.
     """
@@ -295,6 +303,9 @@ class SpeechDataModule(L.LightningDataModule):
         corpus_kwargs: Mapping[str, Any] | None = None,
         features: nn.Module | None = None,
         augment: nn.Module | None = None,
+        frontend: nn.Module | None = None,
+        wave_augment: nn.Module | None = None,
+        feature_augment: nn.Module | None = None,
         copies: Sequence[str | Callable] | None = None,
         include_original: bool = True,
         sample_rate: int = 16000,
@@ -327,6 +338,9 @@ class SpeechDataModule(L.LightningDataModule):
         self.corpus_kwargs = dict(corpus_kwargs or {})
         self.features = features
         self.augment = augment
+        self.frontend = frontend
+        self.wave_augment = wave_augment
+        self.feature_augment = feature_augment
         self.copy_ops = [self._build_cpo(c) for c in (copies or [])]
         self.include_original = include_original
         self.sample_rate = sample_rate
@@ -418,10 +432,15 @@ class SpeechDataModule(L.LightningDataModule):
                 waveforms=self._waveforms,
                 item_indices=idx,
             )
-            if self.cache_features and self.features is not None and not (train and self.augment is not None):
+            if self.cache_features and self.features is not None and not (train and self.augments_train):
                 ds = _CachedFeatureDataset(ds, self._cached_features(name, ds))
             self.datasets[name] = ds
         self._is_setup = True
+
+    @property
+    def augments_train(self) -> bool:
+        """Whether training batches are augmented on the fly (then their features are not cached)."""
+        return any(m is not None for m in (self.augment, self.wave_augment, self.feature_augment))
 
     def _load_item(self, i: int) -> np.ndarray:
         return load_audio(self.items[i].path, self.sample_rate)
@@ -442,6 +461,7 @@ class SpeechDataModule(L.LightningDataModule):
         h = hashlib.sha256()
         h.update(json.dumps([asdict(it) for it in ds.items], sort_keys=True, default=str).encode())
         h.update(json.dumps(getattr(self.features, "config", None) or repr(self.features), sort_keys=True, default=str).encode())
+        h.update(repr(self.frontend).encode())
         h.update(json.dumps([split, [getattr(c, "name", repr(c)) for c in ds.copies], ds.include_original,
                              ds.seed, self.max_samples, self.sample_rate]).encode())
         return h.hexdigest()[:20]
@@ -455,29 +475,50 @@ class SpeechDataModule(L.LightningDataModule):
         self.features.eval()
         for start in range(0, len(ds), self.eval_batch_size):
             batch = collate_speech([ds[i] for i in range(start, min(len(ds), start + self.eval_batch_size))])
-            feats, flen = self.features(batch["wave"], batch["wave_lengths"])
+            wave, lengths = self._front(batch["wave"], batch["wave_lengths"])
+            feats, flen = self.features(wave, lengths)
             out += [f[: int(n)].clone() for f, n in zip(feats, flen)]
         if path is not None:
             with atomic_path(path) as tmp:
                 torch.save(out, tmp)
         return out
 
+    def _front(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.frontend is None:
+            return wave, lengths
+        self.frontend.to(wave.device)
+        return self.frontend(wave, lengths)
+
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """On the device: CPO augmentation (training only), then features (unless cached)."""
+        """On the device: front end, augmentation (training only), then features (unless cached)."""
         training = self.trainer is not None and self.trainer.training
         return self.prepare_batch(batch, augment=training)
 
     def prepare_batch(self, batch: dict[str, Any], augment: bool = False) -> dict[str, Any]:
-        """Apply augmentation (when asked) and features to a collated batch already on its device."""
-        wave, lengths = batch["wave"], batch["wave_lengths"]
+        """A collated batch already on its device → front end → augmentation (when asked) → features.
+
+        Order: ``frontend`` (every split), ``augment`` (CPOs) and ``wave_augment`` on the
+        waveform, features, then ``feature_augment`` on the features. Batches whose features were
+        cached (front end included) skip the waveform steps.
+        """
+        augment = augment and self.augments_train
+        if "features" in batch and not augment:
+            return batch
+        batch.pop("features", None)
+        wave, lengths = self._front(batch["wave"], batch["wave_lengths"])
         if augment and self.augment is not None:
             self.augment.to(wave.device)
             wave = self.augment(wave, lengths)
-            batch["wave"] = wave
-            batch.pop("features", None)
-        if "features" not in batch and self.features is not None:
+        if augment and self.wave_augment is not None:
+            self.wave_augment.to(wave.device)
+            wave, lengths = self.wave_augment(wave, lengths)
+        batch["wave"], batch["wave_lengths"] = wave, lengths
+        if self.features is not None:
             self.features.to(wave.device)
             batch["features"], batch["feature_lengths"] = self.features(wave, lengths)
+            if augment and self.feature_augment is not None:
+                self.feature_augment.to(wave.device)
+                batch["features"] = self.feature_augment(batch["features"], batch["feature_lengths"])
         return batch
 
     # ---------------------------------------------------------------- loaders

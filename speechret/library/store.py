@@ -41,7 +41,7 @@ import numpy as np
 
 from speechret.crypto import AuthenticationError, CipherError, WrongKeyError
 from speechret.fileio import atomic_write_bytes, fsync_dir
-from speechret.hashing import pack_bits, unpack_bits
+from speechret.hashing import HASHERS, pack_bits, unpack_bits
 from speechret.search import index as ix
 from speechret.search.matchers import (
     KeywordMatcher,
@@ -52,7 +52,9 @@ from speechret.search.matchers import (
 from speechret.search.sliding import as_words
 
 FORMAT_VERSION = 1
-METHODS = ("paper_a", "paper_b", "paper_c")
+METHODS = tuple(HASHERS)
+#: methods whose code is one fixed-length bit vector per item (top-k and threshold search by BER)
+FIXED_LENGTH = tuple(m for m, spec in HASHERS.items() if not spec.variable_length)
 MANIFEST = "manifest.json"
 DB_NAME = "library.db"
 BLOBS = "blobs"
@@ -176,7 +178,7 @@ class SpeechLibrary:
         method = m.get("hash_method")
         if method not in METHODS:
             raise LibraryError(f"hash_method must be one of {METHODS}, got {method!r}")
-        if method in ("paper_a", "paper_b"):
+        if method in FIXED_LENGTH:
             if not isinstance(m.get("code_bits"), int) or m["code_bits"] <= 0:
                 raise LibraryError(f"{method} needs a positive integer code_bits")
         else:
@@ -636,15 +638,15 @@ class SpeechLibrary:
             raise LibraryError(f"this search needs a {' / '.join(methods)} library, this one is {self.method}")
 
     def search_topk(self, codes: Any, k: int, exact_ties: bool = True) -> list[list[dict]]:
-        """The k nearest stored codes per query (BER over the whole code; paper A / B)."""
-        self._need("paper_a", "paper_b")
+        """The k nearest stored codes per query (BER over the whole code; fixed-length methods)."""
+        self._need(*FIXED_LENGTH)
         exact = exact_ties and self.index_kind != "hnsw"
         ids, bers = self.matchers()["main"].topk(self._packed(codes), k, exact_ties=exact)
         return self._rows_to_dicts(list(zip(ids, bers)))
 
     def search_threshold(self, codes: Any, ber: float) -> list[list[dict]]:
-        """All stored codes with ``BER < ber`` per query (paper A / B)."""
-        self._need("paper_a", "paper_b")
+        """All stored codes with ``BER < ber`` per query (fixed-length methods)."""
+        self._need(*FIXED_LENGTH)
         return self._rows_to_dicts(self.matchers()["main"].search(self._packed(codes), ber))
 
     def search_two_stage(self, codes: Any, k: int | None = None, ber: float | None = None) -> list[list[dict]]:

@@ -11,7 +11,9 @@ Both share :class:`HashingModule`: the batch's ``features`` go through the netwo
 through :func:`speechret.hashing.codes_from_output` — the one function indexing and search call
 too — and every validation epoch logs ``val/loss``, ``val/acc`` or ``val/per`` and ``val/map``, the
 retrieval mAP (paper B eq. 17–18) of the validation set against itself (each utterance queries
-all others; relevant = same content label).
+all others; relevant = same content label).  Under DDP the codes of every rank are gathered
+first, so ``val/map`` (and ``test/map``) is the mAP of the whole set, the same for any number of
+processes (:meth:`HashingModule.epoch_eval_set`).
 
 The resolved run config is stored in every checkpoint (``checkpoint["speechret"]``) so that
 :class:`speechret.hasher.Hasher` can rebuild exactly the features, network and hash method.
@@ -19,6 +21,7 @@ The resolved run config is stored in every checkpoint (``checkpoint["speechret"]
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -65,11 +68,15 @@ class HashingModule(L.LightningModule):
 
     Args:
         net: the architecture (``nn.Module`` returning a ``ModelOutput``).
-        hash_method: ``paper_a`` | ``paper_b`` | ``paper_c`` (see :mod:`speechret.hashing`).
+        hash_method: a key of :data:`speechret.hashing.HASHERS` (``paper_a`` | ``paper_b`` |
+            ``paper_c`` | ``speechret``).
         optimizer: a partial optimizer (Hydra ``_partial_: true``) taking the parameters.
-        scheduler: optional partial LR scheduler taking the optimizer.
+        scheduler: optional partial LR scheduler taking the optimizer. A scheduler whose length
+            is a number of steps (``OneCycleLR``'s ``total_steps``) gets it from the trainer
+            (``estimated_stepping_batches``) when the config leaves it out.
         scheduler_monitor: metric a ``ReduceLROnPlateau`` watches.
         compile: ``torch.compile`` the network in :meth:`setup` (GPU training).
+        scheduler_interval: ``epoch`` or ``step`` (per-batch schedules such as one-cycle).
     """
 
     def __init__(
@@ -80,7 +87,10 @@ class HashingModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/loss",
         compile: bool = False,
+        scheduler_interval: str = "epoch",
     ) -> None:
+        if scheduler_interval not in {"epoch", "step"}:
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
@@ -88,7 +98,7 @@ class HashingModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.run_config: dict[str, Any] | None = None
-        self._val: list[tuple[Any, np.ndarray]] = []
+        self._val: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
 
     # ------------------------------------------------------------ shared path
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None):
@@ -123,33 +133,80 @@ class HashingModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         out, _ = self._shared_step(batch, "val")
-        self._val.append((self.codes(out), batch["label"].detach().cpu().numpy()))
+        self._collect(out, batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         out, _ = self._shared_step(batch, "test")
-        self._val.append((self.codes(out), batch["label"].detach().cpu().numpy()))
+        self._collect(out, batch)
+
+    def _collect(self, out, batch: dict[str, Any]) -> None:
+        """Keep a batch's codes, content labels and dataset indices (``batch["index"]``, see
+        :mod:`speechret.data.datamodule`) for the epoch's mAP."""
+        index = batch.get("index")
+        self._val.append((self.codes(out), batch["label"].detach().cpu().numpy(),
+                          None if index is None else index.detach().cpu().numpy()))
 
     def on_validation_epoch_start(self) -> None:
         self._val = []
 
     on_test_epoch_start = on_validation_epoch_start
 
-    def _log_map(self, stage: str) -> None:
-        if not self._val:
-            return
-        labels = np.concatenate([lab for _, lab in self._val])
+    def epoch_eval_set(self) -> tuple[Any, np.ndarray]:
+        """The epoch's codes and labels over all DDP ranks, each dataset item once (and clears them).
+
+        mAP is not an average of per-item values over a fixed set — every item is both a query
+        and a database entry — so per-rank mAPs of the shards cannot be averaged into the mAP of
+        the set.  Each rank's collected batches are therefore exchanged with
+        ``torch.distributed.all_gather_object`` (pickled; it carries paper C's variable-length
+        lists of per-segment codes as well as fixed-length bit codes, which a padded
+        ``self.all_gather`` of tensors could not without an extra length encoding) and every rank
+        holds the whole set.  Lightning's ``DistributedSampler`` pads the dataset by repeating
+        items until every rank has the same count; the batches' dataset ``index`` drops those
+        repeats (first occurrence kept) and orders the items by index, which is the order of a
+        single process' sequential loader, so any number of processes gives the single-process
+        value.  Batches without an ``index`` are kept as they come (a warning under DDP: repeated
+        items then count twice).  With one process nothing is exchanged.
+        """
+        entries, self._val = self._val, []
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        world = torch.distributed.get_world_size() if distributed else 1
+        if world > 1:
+            parts: list[Any] = [None] * world
+            torch.distributed.all_gather_object(parts, entries)
+            entries = [e for part in parts for e in part]
+        if not entries:
+            return [], np.zeros(0, dtype=np.int64)
+        labels = np.concatenate([lab for _, lab, _ in entries])
         if self.hash_method == "paper_c":
-            codes = [c for batch_codes, _ in self._val for c in batch_codes]
+            codes: Any = [c for batch_codes, _, _ in entries for c in batch_codes]
         else:
-            codes = np.concatenate([np.asarray(c) for c, _ in self._val])
-        self._val = []
+            codes = np.concatenate([np.asarray(c) for c, _, _ in entries])
+        if all(idx is not None for _, _, idx in entries):
+            _, first = np.unique(np.concatenate([idx for _, _, idx in entries]), return_index=True)
+            labels = labels[first]
+            codes = [codes[i] for i in first] if self.hash_method == "paper_c" else codes[first]
+        elif world > 1:
+            log.warning("batches carry no 'index': items the DistributedSampler repeated to even out "
+                        "%d ranks count more than once in the mAP", world)
+        return codes, labels
+
+    def _log_map(self, stage: str) -> None:
+        """Log ``{stage}/map`` over the whole evaluation set (:meth:`epoch_eval_set`).
+
+        Every rank computes the same value from the same gathered set, so it is logged on every
+        rank (``rank_zero_only=False``: checkpointing and early stopping read it on each rank)
+        without ``sync_dist`` — a reduction would have nothing to combine, and averaging per-rank
+        shard mAPs was the error this replaces.  Lightning then warns once under DDP that
+        epoch-level metrics are usually synced; that advice does not apply here.
+        """
+        codes, labels = self.epoch_eval_set()
         if len(labels) < 2 or (labels < 0).all():
             return
         dist = code_distances(self.hash_method, codes, codes, self.n_classes)
         rel = label_relevance(labels, labels)
         res = mean_average_precision(dist, rel, exclude=np.eye(len(labels), dtype=bool))
         if res["n_queries"] > 0:
-            self.log(f"{stage}/map", res["map"], prog_bar=True, sync_dist=True)
+            self.log(f"{stage}/map", res["map"], prog_bar=True, sync_dist=False, rank_zero_only=False)
         else:
             log.warning("%s/map not logged: no %s item shares its content label with another", stage, stage)
 
@@ -171,9 +228,14 @@ class HashingModule(L.LightningModule):
             opt = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return opt
-        sched = self.scheduler_factory(optimizer=opt)
+        kwargs: dict[str, Any] = {}
+        fn = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        given = getattr(self.scheduler_factory, "keywords", {}) or {}
+        if "total_steps" in inspect.signature(fn).parameters and given.get("total_steps") is None:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        sched = self.scheduler_factory(optimizer=opt, **kwargs)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self.hparams.scheduler_monitor,
-                                                   "interval": "epoch", "frequency": 1}}
+                                                   "interval": self.hparams.scheduler_interval, "frequency": 1}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
@@ -190,6 +252,12 @@ class ClassificationHashModule(HashingModule):
     one-hot targets — every class is a binary decision, probabilities clipped to [1e-7, 1-1e-7] as
     Keras does; ``loss="ce"`` (paper B §IV-D, eq. 13) is softmax cross-entropy.  ``hash_bits`` is
     the hash-layer width the net was built with (recorded for sweeps; the net config interpolates it).
+
+    ``hash_objective`` (optional, :class:`speechret.models.losses.HashObjective`: hash centres,
+    pairwise likelihood, triplet, bit balance) is added to ``ce_weight`` × the classification loss,
+    computed on the hash-layer output ``hash_features``; each of its terms is logged as
+    ``train/hash_<name>``. Any experiment can switch it on (``+model.hash_objective=…``); the
+    papers' experiments leave it off.
     """
 
     def __init__(
@@ -204,11 +272,16 @@ class ClassificationHashModule(HashingModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/loss",
         compile: bool = False,
+        hash_objective: nn.Module | None = None,
+        ce_weight: float = 1.0,
+        scheduler_interval: str = "epoch",
     ) -> None:
         if loss not in {"ce", "bce"}:
             raise ValueError(f"loss must be 'ce' (paper B) or 'bce' (paper A), not {loss!r}")
-        super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile,
+                         scheduler_interval=scheduler_interval)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective"], logger=False)
+        self.hash_objective = hash_objective
 
     @property
     def n_classes(self) -> int:
@@ -217,17 +290,30 @@ class ClassificationHashModule(HashingModule):
     def compute_loss(self, out, batch: dict[str, Any]) -> torch.Tensor:
         logits, target = out.logits.float(), batch["label"]
         if self.hparams.loss == "ce":
-            return F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
-        prob = logits.softmax(-1).clamp(1e-7, 1 - 1e-7)
-        onehot = F.one_hot(target, logits.shape[-1]).to(prob.dtype)
-        return F.binary_cross_entropy(prob, onehot)
+            loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
+        else:
+            prob = logits.softmax(-1).clamp(1e-7, 1 - 1e-7)
+            onehot = F.one_hot(target, logits.shape[-1]).to(prob.dtype)
+            loss = F.binary_cross_entropy(prob, onehot)
+        if self.hash_objective is None:
+            return loss
+        extra, parts = self.hash_objective(out.hash_features, target)
+        if self.training and self._trainer is not None:  # logged only inside a Trainer
+            for name, value in parts.items():
+                self.log(f"train/hash_{name}", value, batch_size=len(target))
+        return self.hparams.ce_weight * loss + extra
 
     def step_metrics(self, out, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"acc": (out.logits.argmax(-1) == batch["label"]).float().mean()}
 
 
 def greedy_ctc_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> list[list[int]]:
-    """Best path: argmax per frame, collapse repeats, drop blanks."""
+    """Best-path decoding (Graves et al. 2006, "Connectionist temporal classification", §3.2):
+    argmax per frame, collapse repeats, drop blanks.  The default of :class:`CTCHashModule`:
+    one argmax per frame, exact when the output is peaky (the usual state of a CTC-trained net)
+    and cheap enough for the PER of every validation batch.  It returns the labelling of the most
+    probable *path*, not the most probable *labelling* (eq. 8 sums the paths of a labelling):
+    :func:`ctc_prefix_beam_search` searches for the latter."""
     best = log_probs.argmax(-1).cpu().numpy()
     out = []
     for seq, n in zip(best, lengths.cpu().numpy()):
@@ -238,31 +324,135 @@ def greedy_ctc_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     return out
 
 
+def _prefix_beam_search_one(lp: np.ndarray, blank: int, beam_width: int) -> list[int]:
+    """Prefix beam search over one utterance's ``(T, C)`` log-probabilities (float64)."""
+    neg = -np.inf
+    # prefix -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}
+    labels = [c for c in range(lp.shape[1]) if c != blank]
+    for t in range(lp.shape[0]):
+        frame = lp[t]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+
+        def slot(prefix: tuple[int, ...]) -> list[float]:
+            if prefix not in nxt:
+                nxt[prefix] = [neg, neg]
+            return nxt[prefix]
+
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            cur = slot(prefix)  # blank: the prefix is unchanged and now ends in blank
+            cur[0] = np.logaddexp(cur[0], total + frame[blank])
+            last = prefix[-1] if prefix else None
+            for c in labels:
+                p = frame[c]
+                ext = slot(prefix + (c,))
+                if c == last:
+                    # a repeat extends the prefix only after a blank ("a _ a" -> aa) ...
+                    ext[1] = np.logaddexp(ext[1], pb + p)
+                    # ... and collapses into it otherwise ("a a" -> a)
+                    cur[1] = np.logaddexp(cur[1], pnb + p)
+                else:
+                    ext[1] = np.logaddexp(ext[1], total + p)
+        # most probable prefixes first; ties by prefix, so the result is deterministic
+        ranked = sorted(nxt.items(), key=lambda kv: (-np.logaddexp(kv[1][0], kv[1][1]), kv[0]))
+        beams = dict(ranked[:beam_width])
+    return list(next(iter(beams)))
+
+
+def ctc_prefix_beam_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int,
+                           beam_width: int = 8) -> list[list[int]]:
+    """CTC prefix beam search: the most probable *labelling* ``argmax_Y P(Y|X)`` of paper C eq. (8)
+    ("CTC beam search ... identify valid candidate paths and output the optimal solution through
+    maximum likelihood selection"), approximately, keeping ``beam_width`` prefixes per frame.
+
+    Graves 2012 ("Supervised Sequence Labelling with Recurrent Neural Networks", §7.5, prefix
+    search decoding) and Hannun et al. 2014 ("First-pass large vocabulary continuous speech
+    recognition using bi-directional recurrent DNNs", arXiv:1408.2873, Algorithm 1, here without a
+    language model): every prefix carries the probability of the paths that produce it and end
+    in a blank (``p_b``) or in its last label (``p_nb``); per frame a prefix stays (blank, or a
+    repeat of its last label collapsing into it) or grows by one label — a repeat of the last
+    label only from ``p_b``, since CTC's collapsing map merges repeats not separated by a blank.
+    ``log_probs``: ``(B, T, C)`` log-probabilities (log-softmax; unnormalised logits are
+    normalised here), ``lengths``: valid frames per item.  With ``beam_width=1`` it keeps one
+    prefix per frame (not the same as best path); a wide beam finds the most probable labelling
+    where best path does not (tested on a two-frame posteriorgram)."""
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+    lp = log_probs.detach().float().log_softmax(-1).double().cpu().numpy()
+    return [_prefix_beam_search_one(x[: int(n)], int(blank), int(beam_width))
+            for x, n in zip(lp, lengths.cpu().numpy())]
+
+
+#: CTC decoders of :meth:`CTCHashModule.decode`.
+CTC_DECODERS = ("greedy", "beam")
+
+
+def ctc_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int, decoding: str = "greedy",
+               beam_width: int = 8) -> list[list[int]]:
+    """``decoding="greedy"`` (:func:`greedy_ctc_decode`) or ``"beam"`` (:func:`ctc_prefix_beam_search`)."""
+    if decoding == "greedy":
+        return greedy_ctc_decode(log_probs, lengths, blank)
+    if decoding == "beam":
+        return ctc_prefix_beam_search(log_probs, lengths, blank, beam_width)
+    raise ValueError(f"decoding must be one of {CTC_DECODERS}, not {decoding!r}")
+
+
 class CTCHashModule(HashingModule):
     """Paper C §4.2: per-frame pronunciation scores trained with CTC (eq. 8).
 
-    ``blank`` is the CTC blank index.  Default ``blank=26``: the 27th class "other" (silence,
-    breath, noise) *is* the blank, as in the paper's TensorFlow setup where ``ctc_loss`` takes the
-    last of the 27 softmax classes as blank; then the network has 27 outputs, frames whose argmax
-    is "other" are exactly the frames §4.4 step 2 drops, and targets never contain "other" (any are
-    removed).  ``blank=27`` with 28 outputs keeps "other" as a learnable label beside a separate
-    blank.  The pronunciation error rate (PER) is the edit distance of the greedy decoding to the
-    targets over the target length.
+    ``blank`` is the CTC blank index; it must be the network's blank output (its ``blank_index``:
+    every paper-C network emits the blank last, output ``n_outputs - 1``), else the loss would
+    train one class as blank while the codes and decoding treat another as blank — a mismatch is
+    a ``ValueError`` naming both.  ``blank=None`` (the configs' choice) takes the network's.
+    With ``net.n_outputs=27`` the blank is 26, the 27th class "other" (silence, breath, noise)
+    *is* the blank, as in the paper's TensorFlow setup where ``ctc_loss`` takes the last of the 27
+    softmax classes as blank; frames whose argmax is "other" are exactly the frames §4.4 step 2
+    drops, and targets never contain "other" (any are removed).  With ``net.n_outputs=28`` the
+    blank is 27 and "other" stays a learnable label beside it.
+
+    The pronunciation error rate (PER) is the edit distance of the decoding to the targets over
+    the target length.  ``decoding="greedy"`` (default: best path, :func:`greedy_ctc_decode` —
+    one argmax per frame, cheap enough for every validation batch, and close to the beam result
+    on the peaky outputs of a trained CTC model; the PER of earlier runs used it) or
+    ``"beam"`` (:func:`ctc_prefix_beam_search` with ``beam_width``, the maximum-likelihood
+    labelling of eq. 8).  The decoding feeds the PER and the ASR baseline
+    (:class:`speechret.evaluate.baselines.ASRSystem`); the hash codes never use it (§4.4 hashes
+    the per-frame scores, not the recognised labels).
     """
 
     def __init__(
         self,
         net: nn.Module,
-        blank: int = 26,
+        blank: int | None = None,
         other_index: int = 26,
         hash_method: str = "paper_c",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/loss",
         compile: bool = False,
+        decoding: str = "greedy",
+        beam_width: int = 8,
     ) -> None:
+        net_blank = getattr(net, "blank_index", None)
+        if blank is None:
+            if net_blank is None:
+                raise ValueError(f"CTCHashModule(blank=None) takes the network's blank_index, but "
+                                 f"{type(net).__name__} has none: pass blank=<index of the blank output>")
+            blank = int(net_blank)
+        elif net_blank is not None and int(blank) != int(net_blank):
+            raise ValueError(
+                f"CTC blank mismatch: CTCHashModule(blank={blank}) but {type(net).__name__} emits its blank "
+                f"at output {net_blank} (n_outputs={getattr(net, 'n_outputs', '?')}, blank last); set "
+                f"model.blank={net_blank} (or model.blank=null to take the network's) or "
+                f"model.net.n_outputs={int(blank) + 1}")
+        if decoding not in CTC_DECODERS:
+            raise ValueError(f"decoding must be one of {CTC_DECODERS}, not {decoding!r}")
+        if int(beam_width) < 1:
+            raise ValueError(f"beam_width must be >= 1, got {beam_width}")
         super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.hparams.blank = int(blank)  # the resolved index (checkpoints record it)
 
     def _targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         targets, lengths = batch["targets"], batch["target_lengths"]
@@ -281,7 +471,10 @@ class CTCHashModule(HashingModule):
                           reduction="mean", zero_infinity=True)
 
     def decode(self, out) -> list[list[int]]:
-        return greedy_ctc_decode(out.logits.float(), out.lengths, self.hparams.blank)
+        """Label sequences of a batch's output by ``self.hparams.decoding`` (:func:`ctc_decode`)."""
+        hp = self.hparams
+        return ctc_decode(out.logits.float(), out.lengths, hp.blank, hp.get("decoding", "greedy"),
+                          int(hp.get("beam_width", 8)))
 
     def step_metrics(self, out, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if self.training:

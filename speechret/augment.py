@@ -1,0 +1,312 @@
+"""Training-time augmentation beyond the papers' CPOs, batched on the batch's device.
+
+Waveform operations (each an :class:`WaveOp`: applied to each item independently with its
+probability ``p``, parameters drawn per item from a range; ``forward(wave, lengths, generator)``
+returns the new ``(wave, lengths)``, padding stays zero):
+
+* :class:`SpeedPerturb` — speed perturbation by resampling (Ko et al., "Audio augmentation for
+  speech recognition", Interspeech 2015: factors 0.9 / 1.0 / 1.1, tempo and pitch change
+  together).  An item of ``L`` samples becomes ``ceil(L / f)`` samples long.  Factors are drawn
+  from a grid (``factors``) so that the items sharing a factor are resampled in one batched
+  ``torchaudio.functional.resample`` call with a small rational ratio.
+* :class:`RandomGain` — a gain uniform in ``[min_db, max_db]`` dB (power × 10^(dB/10)).
+* :class:`TimeShift` — shift the utterance by ``s`` samples, ``|s| ≤ max_shift_s``: ``s > 0``
+  prepends ``s`` zeros, ``s < 0`` drops the first ``|s|`` samples.
+* :class:`RandomCrop` — items longer than ``max_seconds`` keep a random window of that length.
+* :class:`AddNoise` — white Gaussian noise at an SNR uniform in ``[min_snr_db, max_snr_db]``
+  measured over the item's valid samples.
+* :class:`CPOs` — the papers' content-preserving operations (:class:`speechret.cpo.CPOAugment`) as
+  one more step, so ``conf/augment`` composes with ``conf/cpo`` names.
+
+:class:`WaveAugment` chains them in the listed order with its own seeded generator.  On features:
+:class:`SpecAugment` — time and frequency masks (Park et al., "SpecAugment", Interspeech 2019,
+§2) through torchaudio's ``TimeMasking`` / ``FrequencyMasking`` with a mask per item; a mask is
+at most ``time_mask_param`` frames / ``freq_mask_param`` bins wide and never reaches the padding.
+
+All of them are the identity in ``eval()`` mode, so validation, indexing and search never see
+them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from speechret.torchaudio_api import FrequencyMasking, TimeMasking, resample
+
+__all__ = [
+    "WaveOp",
+    "SpeedPerturb",
+    "RandomGain",
+    "TimeShift",
+    "RandomCrop",
+    "AddNoise",
+    "CPOs",
+    "WaveAugment",
+    "SpecAugment",
+]
+
+
+def _lengths_of(wave: Tensor, lengths: Tensor | None) -> Tensor:
+    if wave.ndim != 2:
+        raise ValueError(f"augmentation takes a (B, T) waveform batch, got shape {tuple(wave.shape)}")
+    if lengths is None:
+        return torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+    lens = torch.as_tensor(lengths, device=wave.device).long().reshape(-1)
+    if lens.numel() != wave.shape[0] or bool((lens < 0).any()) or bool((lens > wave.shape[1]).any()):
+        raise ValueError(f"lengths must be {wave.shape[0]} values in [0, {wave.shape[1]}], got {lens.tolist()}")
+    return lens
+
+
+def _mask(lengths: Tensor, n: int) -> Tensor:
+    return torch.arange(n, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _check_prob(p: float, name: str) -> float:
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name}.p must lie in [0, 1], got {p}")
+    return float(p)
+
+
+class WaveOp(nn.Module):
+    """One waveform augmentation: applied to each item with probability ``p``."""
+
+    def __init__(self, p: float = 1.0) -> None:
+        super().__init__()
+        self.p = _check_prob(p, type(self).__name__)
+
+    def select(self, b: int, generator: torch.Generator) -> Tensor:
+        """Items (CPU bool mask) this op is applied to."""
+        return torch.rand((b,), generator=generator) < self.p
+
+    def uniform(self, b: int, lo: float, hi: float, generator: torch.Generator) -> Tensor:
+        return lo + (hi - lo) * torch.rand((b,), generator=generator, dtype=torch.float64)
+
+    def forward(self, wave: Tensor, lengths: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class SpeedPerturb(WaveOp):
+    """Speed perturbation by resampling (Ko et al. 2015); ``factors`` > 1 is faster (shorter).
+
+    Args:
+        factors: the grid a factor is drawn from uniformly (default Ko et al.'s 0.9 / 1.0 / 1.1).
+            Each factor is used as the rational ``round(f * resolution) / resolution``.
+        p: probability that an item is perturbed at all (else factor 1).
+        resolution: denominator of the resampling ratio (100: factors to 0.01).
+    """
+
+    def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1), p: float = 1.0, resolution: int = 100) -> None:
+        super().__init__(p)
+        if not factors or any(not 0.5 <= float(f) <= 2.0 for f in factors):
+            raise ValueError(f"SpeedPerturb.factors must be values in [0.5, 2], got {list(factors)}")
+        self.resolution = int(resolution)
+        self.steps = sorted({int(round(float(f) * self.resolution)) for f in factors})
+
+    def forward(self, wave, lengths, generator):
+        b = wave.shape[0]
+        pick = torch.randint(len(self.steps), (b,), generator=generator)
+        step = torch.tensor(self.steps)[pick]
+        step[~self.select(b, generator)] = self.resolution
+        new_len = lengths.clone()
+        for s in step.unique().tolist():
+            if s == self.resolution:
+                continue
+            idx = torch.nonzero(step == s).reshape(-1).to(wave.device)
+            g = math.gcd(s, self.resolution)
+            # playing L samples f times faster = resampling from f·sr to sr: ceil(L / f) samples
+            new_len[idx] = -(-lengths[idx] * (self.resolution // g) // (s // g))
+        out = wave.new_zeros((b, int(new_len.max().item()) if b else 0))
+        keep = step == self.resolution
+        if bool(keep.any()):
+            idx = torch.nonzero(keep).reshape(-1).to(wave.device)
+            n = min(out.shape[1], wave.shape[1])
+            out[idx, :n] = wave[idx, :n]
+        for s in step.unique().tolist():
+            if s == self.resolution:
+                continue
+            idx = torch.nonzero(step == s).reshape(-1).to(wave.device)
+            g = math.gcd(s, self.resolution)
+            y = resample(wave[idx] * _mask(lengths[idx], wave.shape[1]), s // g, self.resolution // g)
+            n = min(out.shape[1], y.shape[1])
+            out[idx, :n] = y[:, :n]
+        return out * _mask(new_len, out.shape[1]), new_len
+
+    def extra_repr(self) -> str:
+        return f"factors={[s / self.resolution for s in self.steps]}, p={self.p}"
+
+
+class RandomGain(WaveOp):
+    """Gain uniform in ``[min_db, max_db]`` dB per item (amplitude × 10^(dB/20))."""
+
+    def __init__(self, min_db: float = -6.0, max_db: float = 6.0, p: float = 1.0) -> None:
+        super().__init__(p)
+        if min_db > max_db:
+            raise ValueError(f"RandomGain: min_db {min_db} > max_db {max_db}")
+        self.min_db, self.max_db = float(min_db), float(max_db)
+
+    def forward(self, wave, lengths, generator):
+        b = wave.shape[0]
+        db = self.uniform(b, self.min_db, self.max_db, generator) * self.select(b, generator)
+        return wave * (10.0 ** (db / 20.0)).to(wave.device, wave.dtype)[:, None], lengths
+
+
+class TimeShift(WaveOp):
+    """Shift by ``s`` samples, ``s`` uniform in ``[-max_shift_s, max_shift_s]`` seconds.
+
+    ``s > 0`` prepends ``s`` zeros (the item gets longer); ``s < 0`` drops the first ``|s|``
+    samples, keeping at least ``min_keep_s`` seconds.
+    """
+
+    def __init__(self, max_shift_s: float = 0.1, p: float = 1.0, sample_rate: int = 16000,
+                 min_keep_s: float = 0.1) -> None:
+        super().__init__(p)
+        self.max_shift = int(round(float(max_shift_s) * sample_rate))
+        self.min_keep = int(round(float(min_keep_s) * sample_rate))
+
+    def forward(self, wave, lengths, generator):
+        b = wave.shape[0]
+        s = torch.randint(-self.max_shift, self.max_shift + 1, (b,), generator=generator)
+        s = (s * self.select(b, generator)).to(wave.device)
+        s = torch.maximum(s, -(lengths - self.min_keep).clamp_min(0))  # keep min_keep samples
+        new_len = lengths + s
+        n_out = int(new_len.max().item()) if b else 0
+        src = torch.arange(n_out, device=wave.device)[None, :] - s[:, None]
+        valid = (src >= 0) & (src < lengths[:, None]) & (src < wave.shape[1])
+        out = torch.gather(wave, 1, src.clamp(0, max(wave.shape[1] - 1, 0)))
+        return out * valid, new_len
+
+
+class RandomCrop(WaveOp):
+    """Items longer than ``max_seconds`` keep a random window of ``max_seconds``."""
+
+    def __init__(self, max_seconds: float = 2.0, p: float = 1.0, sample_rate: int = 16000) -> None:
+        super().__init__(p)
+        self.max_len = int(round(float(max_seconds) * sample_rate))
+        if self.max_len <= 0:
+            raise ValueError(f"RandomCrop.max_seconds must be positive, got {max_seconds}")
+
+    def forward(self, wave, lengths, generator):
+        b = wave.shape[0]
+        crop = (lengths > self.max_len) & self.select(b, generator).to(wave.device)
+        slack = (lengths - self.max_len).clamp_min(0)
+        start = (torch.rand((b,), generator=generator).to(wave.device) * (slack + 1)).long().clamp_max(slack)
+        start = start * crop
+        new_len = torch.where(crop, torch.full_like(lengths, self.max_len), lengths)
+        n_out = int(new_len.max().item()) if b else 0
+        src = (torch.arange(n_out, device=wave.device)[None, :] + start[:, None]).clamp_max(max(wave.shape[1] - 1, 0))
+        return torch.gather(wave, 1, src) * _mask(new_len, n_out), new_len
+
+
+class AddNoise(WaveOp):
+    """White Gaussian noise at an SNR uniform in ``[min_snr_db, max_snr_db]`` (over valid samples)."""
+
+    def __init__(self, min_snr_db: float = 10.0, max_snr_db: float = 40.0, p: float = 0.5) -> None:
+        super().__init__(p)
+        if min_snr_db > max_snr_db:
+            raise ValueError(f"AddNoise: min_snr_db {min_snr_db} > max_snr_db {max_snr_db}")
+        self.min_snr, self.max_snr = float(min_snr_db), float(max_snr_db)
+
+    def forward(self, wave, lengths, generator):
+        b = wave.shape[0]
+        sel = self.select(b, generator).to(wave.device)
+        snr = self.uniform(b, self.min_snr, self.max_snr, generator).to(wave.device)
+        mask = _mask(lengths, wave.shape[1])
+        power = (wave.double() ** 2 * mask).sum(1) / lengths.clamp_min(1)
+        noise = torch.randn(wave.shape, generator=generator).to(wave.device, torch.float64)
+        scale = torch.sqrt(power / 10.0 ** (snr / 10.0)) * sel
+        return (wave + (noise * scale[:, None] * mask).to(wave.dtype)), lengths
+
+
+class CPOs(WaveOp):
+    """The papers' CPOs (``speechret.cpo`` names, e.g. ``mp3_128k``, ``requant_8bit``) as a step.
+
+    Wraps :class:`speechret.cpo.CPOAugment` (``mode``, ``p`` as there); lengths are unchanged.
+    """
+
+    def __init__(self, ops: Sequence[str] = (), p: float | Sequence[float] = 0.5, mode: str = "each",
+                 seed: int = 0, sample_rate: int = 16000) -> None:
+        super().__init__(1.0)
+        from speechret.cpo import CPOAugment
+
+        self.augment = CPOAugment(list(ops), p=p, seed=seed, mode=mode, sample_rate=sample_rate)
+
+    def forward(self, wave, lengths, generator):
+        self.augment.generator = generator
+        return self.augment(wave, lengths), lengths
+
+
+class WaveAugment(nn.Module):
+    """The waveform augmentation chain of ``conf/augment``: ops in order, one seeded generator.
+
+    ``forward(wave (B, T), lengths (B,)) -> (wave, lengths)``; the identity in ``eval()`` mode.
+    The draws come from a CPU generator, so they do not depend on the device.
+    """
+
+    def __init__(self, ops: Sequence[WaveOp] = (), seed: int = 0) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+        self.seed = int(seed)
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(self.seed)
+
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        lens = _lengths_of(wave, lengths)
+        if not self.training or not len(self.ops):
+            return wave, lens
+        for op in self.ops:
+            wave, lens = op(wave, lens, self.generator)
+        return wave, lens
+
+
+class SpecAugment(nn.Module):
+    """Time and frequency masks on features (Park et al. 2019 §2), one draw per item.
+
+    Args:
+        freq_mask_param / time_mask_param: maximum mask width F / T (torchaudio draws the width
+            uniformly in ``[0, param)``).
+        n_freq_masks / n_time_masks: masks of each kind per item.
+        p: probability that an item is masked at all.
+        time_dim / freq_dim: axes of the feature tensor (batch is axis 0); Log-Mel is
+            ``(B, T, F)`` → ``time_dim=1, freq_dim=2``.
+        mask_value: value written into the masked cells.
+
+    ``forward(feats, lengths=None)``: masks stay inside each item's ``lengths`` valid frames.
+    The identity in ``eval()`` mode.
+    """
+
+    def __init__(self, freq_mask_param: int = 8, time_mask_param: int = 20, n_freq_masks: int = 2,
+                 n_time_masks: int = 2, p: float = 1.0, time_dim: int = 1, freq_dim: int = 2,
+                 mask_value: float = 0.0) -> None:
+        super().__init__()
+        self.p = _check_prob(p, "SpecAugment")
+        self.freq = FrequencyMasking(int(freq_mask_param), iid_masks=True)
+        self.time = TimeMasking(int(time_mask_param), iid_masks=True)
+        self.n_freq, self.n_time = int(n_freq_masks), int(n_time_masks)
+        self.time_dim, self.freq_dim = int(time_dim), int(freq_dim)
+        self.mask_value = float(mask_value)
+
+    def forward(self, feats: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if not self.training or (self.n_freq == 0 and self.n_time == 0):
+            return feats
+        # torchaudio masks the last two axes of (B, C, F, T): move (freq, time) there
+        x = feats.movedim((self.freq_dim, self.time_dim), (-2, -1))
+        moved = x.shape
+        x4 = x.reshape(moved[0], -1, moved[-2], moved[-1])
+        marker = torch.zeros_like(x4[:, :1])
+        for _ in range(self.n_freq):
+            marker = self.freq(marker, mask_value=1.0)
+        for _ in range(self.n_time):
+            marker = self.time(marker, mask_value=1.0)
+        hit = marker > 0.5
+        if lengths is not None:
+            frames = torch.arange(moved[-1], device=feats.device)
+            hit = hit & (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None])
+        hit = hit & (torch.rand((moved[0], 1, 1, 1)) < self.p).to(feats.device)
+        x4 = torch.where(hit, torch.full_like(x4, self.mask_value), x4)
+        return x4.reshape(moved).movedim((-2, -1), (self.freq_dim, self.time_dim))
+

@@ -1,0 +1,130 @@
+"""speechret's compact backbone: a residual CNN over variable-length log-mel, with a tanh hash layer.
+
+Not from the three papers. Built on:
+
+* residual blocks (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, §3.2,
+  the two-layer 3×3 "basic block"; pre-activation order of He et al., "Identity Mappings in Deep
+  Residual Networks", ECCV 2016), in the small-footprint keyword-spotting form of Tang & Lin,
+  "Deep Residual Learning for Small-Footprint Keyword Spotting", ICASSP 2018 (res8/res15: a
+  few 3×3 residual stages on the log-mel image, global average pooling);
+* per-utterance mean/variance normalisation of each mel band over the valid frames (CMVN), which
+  removes the channel's and, in part, the speaker's spectral tilt;
+* every convolution's input is zero beyond the item's valid frames (as a lone item's zero
+  padding would be), and pooling over time (mean and max, concatenated) covers the valid frames
+  only, so in ``eval()`` mode an item's code does not depend on the batch it is in (batch-norm
+  statistics in training include the padded cells: a documented approximation);
+* a tanh hash layer ``u = tanh(W e)`` of ``hash_bits`` units (the relaxation of sign(·) used by
+  DPSH and CSQ), whose sign is the code, and a linear classifier on ``u`` for cross-entropy.
+
+Input ``(B, T, F)`` (time-major, as :class:`speechret.features.LogMel` with
+``fixed_seconds=null``) and ``lengths`` (B,) in frames. Output :class:`ModelOutput`:
+``logits`` (B, n_classes), ``hash_features`` = ``u`` (B, hash_bits). With the defaults
+(``channels=(16, 32, 64, 128)``, one block per stage) it has about 0.3 M parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from speechret.models.components.common import ModelOutput, check_lengths
+
+__all__ = ["ResNetHashNet", "ResidualBlock"]
+
+
+class ResidualBlock(nn.Module):
+    """Pre-activation basic block: BN-ReLU-conv3×3-BN-ReLU-conv3×3 plus a (projected) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = (nn.Identity() if stride == 1 and c_in == c_out
+                         else nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` (B, C, F, T) with ``lengths`` valid frames → output and its valid frames."""
+        h = _mask(self.act(self.bn1(x)), lengths)
+        skip = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(h)
+        h = self.conv1(h)
+        out_len = _strided(lengths, self.conv1.stride[1])
+        h = self.conv2(_mask(self.act(self.bn2(h)), out_len))
+        return _mask(h + skip, out_len), out_len
+
+
+def _mask(x: Tensor, lengths: Tensor) -> Tensor:
+    """Zero the frames of (B, C, F, T) at or beyond each item's length."""
+    return x * (torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None])[:, None, None, :]
+
+
+def _strided(lengths: Tensor, stride: int) -> Tensor:
+    """Valid frames after a 3×3 convolution with padding 1 and this stride: ``ceil(n / stride)``."""
+    return -(-lengths // stride)
+
+
+class ResNetHashNet(nn.Module):
+    """Residual CNN hash network (see the module docstring).
+
+    Args:
+        n_mels: feature bins F of the input.
+        n_classes: content classes of the classifier head.
+        hash_bits: width K of the hash layer.
+        channels: output channels of the stages; every stage after the first halves time and
+            frequency (stride 2), the stem halves both once more.
+        blocks: residual blocks per stage.
+        embed_dim: width of the embedding between pooling and the hash layer.
+        dropout: dropout before the hash layer.
+        cmvn: normalise each mel band per utterance over its valid frames.
+    """
+
+    def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
+                 channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
+                 dropout: float = 0.1, cmvn: bool = True) -> None:
+        super().__init__()
+        if not channels or blocks < 1:
+            raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
+        self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
+        self.stem = nn.Conv2d(1, channels[0], 3, stride=2, padding=1, bias=False)
+        layers: list[nn.Module] = []
+        c_prev = channels[0]
+        for i, c in enumerate(channels):
+            for j in range(blocks):
+                layers.append(ResidualBlock(c_prev, c, stride=2 if (i > 0 and j == 0) else 1))
+                c_prev = c
+        self.stages = nn.ModuleList(layers)
+        self.post = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
+        self.embed = nn.Sequential(nn.Linear(2 * c_prev, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
+                                   nn.Dropout(dropout))
+        self.hash = nn.Linear(embed_dim, hash_bits)
+        self.classifier = nn.Linear(hash_bits, n_classes)
+
+    def _normalise(self, x: Tensor, mask: Tensor) -> Tensor:
+        m = mask[..., None].to(x.dtype)
+        n = m.sum(1, keepdim=True).clamp_min(1.0)
+        mean = (x * m).sum(1, keepdim=True) / n
+        var = ((x - mean).pow(2) * m).sum(1, keepdim=True) / n
+        return (x - mean) / torch.sqrt(var + 1e-5) * m
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
+        if x.ndim != 3 or x.shape[-1] != self.n_mels:
+            raise ValueError(f"ResNetHashNet expects (B, T, {self.n_mels}) log-mel, got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        lengths = check_lengths(lengths, b, t, x.device)
+        mask = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
+        x = self._normalise(x, mask) if self.cmvn else x * mask[..., None]
+        h = self.stem(x.transpose(1, 2)[:, None])  # (B, C, F', T'): the input is already masked
+        n = _strided(lengths, 2)
+        for block in self.stages:
+            h, n = block(h, n)
+        h = self.post(h)
+        n = n.clamp(1, h.shape[-1])
+        valid = (torch.arange(h.shape[-1], device=x.device)[None, :] < n[:, None])[:, None, None, :]
+        mean = (h * valid).sum((2, 3)) / (n * h.shape[2]).to(h.dtype)[:, None]
+        mx = h.masked_fill(~valid, float("-inf")).amax((2, 3))
+        u = torch.tanh(self.hash(self.embed(torch.cat([mean, mx], 1))))
+        return ModelOutput(logits=self.classifier(u), hash_features=u)

@@ -1,0 +1,157 @@
+"""Hash-learning objectives beyond the papers, on the relaxed codes ``u ∈ (-1, 1)^K`` (tanh).
+
+Each is an ``nn.Module`` ``loss(u (B, K), labels (B,)) -> scalar``; :class:`HashObjective` sums
+weighted terms and is what a model config selects (``model.hash_objective``), beside the
+classification cross-entropy of :class:`speechret.models.hash_modules.ClassificationHashModule`.
+
+* :class:`CenterLoss` — central similarity quantization (CSQ: Yuan et al., "Central Similarity
+  Quantization for Efficient Image and Video Retrieval", CVPR 2020, §3.2–3.3). Each class gets
+  a hash centre ``c ∈ {-1, 1}^K``: rows of a Hadamard matrix and their negations when
+  ``K`` is a power of two and ``2K ≥`` classes (mutual distance ``K/2``), otherwise Bernoulli(½)
+  bits drawn with a fixed seed (§3.2). The loss is the bitwise binary cross-entropy between
+  ``(u+1)/2`` and ``(c+1)/2`` (eq. 5) plus ``λ · Σ log cosh(|u| - 1)`` (eq. 6, quantization).
+* :class:`PairwiseLikelihoodLoss` — DPSH (Li, Wang & Kang, "Feature Learning based Deep
+  Supervised Hashing with Pairwise Labels", IJCAI 2016, eq. 4): with ``θ_ij = ½ u_iᵀu_j`` and
+  ``s_ij = 1`` for the same label, ``-Σ (s_ij θ_ij - log(1 + e^θ_ij)) + η Σ ||b_i - u_i||²``,
+  ``b = sign(u)``; averaged over pairs and items.
+* :class:`TripletLoss` — batch-hard triplet loss (Hermans, Beyer & Leibe, "In Defense of the
+  Triplet Loss for Person Re-Identification", 2017, eq. 5) on the relaxed normalized Hamming
+  distance ``d(u, v) = (K - uᵀv) / 2K`` (equal to BER for binary codes): for each anchor, the
+  farthest positive and the nearest negative, ``[m + d_ap - d_an]_+``.
+* :class:`BitBalanceLoss` — each bit is +1 on half of the items (the balance constraint of
+  spectral hashing: Weiss, Torralba & Fergus, "Spectral Hashing", NIPS 2008, eq. 3), relaxed to
+  ``mean_k (mean_i u_ik)²``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["hash_centers", "CenterLoss", "PairwiseLikelihoodLoss", "TripletLoss", "BitBalanceLoss",
+           "HashObjective"]
+
+
+def _hadamard(n: int) -> Tensor:
+    h = torch.ones(1, 1)
+    while h.shape[0] < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+def hash_centers(n_classes: int, n_bits: int, kind: str = "auto", seed: int = 0) -> Tensor:
+    """``(n_classes, n_bits)`` centres in {-1, 1} (CSQ §3.2).
+
+    ``kind="hadamard"``: rows of the ``n_bits``×``n_bits`` Hadamard matrix, then their negations
+    (needs ``n_bits`` a power of two and ``n_classes ≤ 2·n_bits``); ``"random"``: Bernoulli(½)
+    bits from a generator seeded with ``seed``; ``"auto"``: Hadamard when possible.
+    """
+    if n_classes < 1 or n_bits < 1:
+        raise ValueError(f"hash_centers needs n_classes, n_bits >= 1, got {n_classes}, {n_bits}")
+    pow2 = n_bits & (n_bits - 1) == 0
+    if kind == "auto":
+        kind = "hadamard" if pow2 and n_classes <= 2 * n_bits else "random"
+    if kind == "hadamard":
+        if not pow2 or n_classes > 2 * n_bits:
+            raise ValueError(f"Hadamard centres need a power-of-two width >= classes/2, got {n_bits} bits "
+                             f"for {n_classes} classes")
+        h = _hadamard(n_bits)
+        return torch.cat([h, -h], 0)[:n_classes].clone()
+    if kind == "random":
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.randint(0, 2, (n_classes, n_bits), generator=g).float() * 2 - 1
+    raise ValueError(f"hash_centers kind must be auto, hadamard or random, got {kind!r}")
+
+
+class CenterLoss(nn.Module):
+    """CSQ hash-centre loss (eq. 5) with the log-cosh quantization term (eq. 6) weighted ``quantization``."""
+
+    def __init__(self, n_classes: int, n_bits: int, centers: str = "auto", quantization: float = 1e-4,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("centers", hash_centers(n_classes, n_bits, centers, seed))
+        self.quantization = float(quantization)
+
+    def forward(self, u: Tensor, labels: Tensor) -> Tensor:
+        target = (self.centers[labels] + 1) / 2
+        p = ((u.float() + 1) / 2).clamp(1e-6, 1 - 1e-6)
+        loss = F.binary_cross_entropy(p, target)
+        if self.quantization:
+            loss = loss + self.quantization * _log_cosh(u.float().abs() - 1).sum(1).mean()
+        return loss
+
+
+def _log_cosh(x: Tensor) -> Tensor:
+    return x + F.softplus(-2 * x) - math.log(2.0)
+
+
+class PairwiseLikelihoodLoss(nn.Module):
+    """DPSH (eq. 4): pairwise likelihood of ``θ_ij = ½ u_iᵀu_j`` plus ``η ||sign(u) - u||²``."""
+
+    def __init__(self, quantization: float = 0.1) -> None:
+        super().__init__()
+        self.quantization = float(quantization)
+
+    def forward(self, u: Tensor, labels: Tensor) -> Tensor:
+        u = u.float()
+        theta = 0.5 * u @ u.T
+        s = (labels[:, None] == labels[None, :]).float()
+        off = ~torch.eye(len(labels), dtype=torch.bool, device=u.device)
+        nll = (F.softplus(theta) - s * theta)[off].mean() if len(labels) > 1 else u.sum() * 0
+        return nll + self.quantization * (torch.sign(u).detach() - u).pow(2).sum(1).mean()
+
+
+class TripletLoss(nn.Module):
+    """Batch-hard triplet loss on the relaxed BER ``(K - uᵀv) / 2K`` with margin ``margin``."""
+
+    def __init__(self, margin: float = 0.25) -> None:
+        super().__init__()
+        self.margin = float(margin)
+
+    def forward(self, u: Tensor, labels: Tensor) -> Tensor:
+        u = u.float()
+        k = u.shape[1]
+        d = (k - u @ u.T) / (2 * k)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool, device=u.device)
+        pos, neg = same & ~eye, ~same
+        valid = pos.any(1) & neg.any(1)
+        if not bool(valid.any()):
+            return u.sum() * 0
+        d_ap = torch.where(pos, d, torch.full_like(d, -1.0)).max(1).values
+        d_an = torch.where(neg, d, torch.full_like(d, 2.0)).min(1).values
+        return F.relu(self.margin + d_ap - d_an)[valid].mean()
+
+
+class BitBalanceLoss(nn.Module):
+    """Bit balance (spectral hashing's constraint, relaxed): ``mean_k (mean_i u_ik)²``."""
+
+    def forward(self, u: Tensor, labels: Tensor | None = None) -> Tensor:
+        return u.float().mean(0).pow(2).mean()
+
+
+class HashObjective(nn.Module):
+    """Weighted sum of hash losses: ``terms`` maps a name to a loss module, ``weights`` to its weight.
+
+    ``forward(u, labels) -> (total, {name: value})`` so each term is logged.
+    """
+
+    def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float] | None = None) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("HashObjective needs at least one term")
+        self.terms = nn.ModuleDict(dict(terms))
+        weights = dict(weights or {})
+        unknown = set(weights) - set(self.terms)
+        if unknown:
+            raise ValueError(f"HashObjective weights name unknown terms {sorted(unknown)}; terms: {sorted(self.terms)}")
+        self.weights = {name: float(weights.get(name, 1.0)) for name in self.terms}
+
+    def forward(self, u: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        parts = {name: term(u, labels) for name, term in self.terms.items()}
+        total = sum(self.weights[name] * value for name, value in parts.items())
+        return total, parts

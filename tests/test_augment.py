@@ -1,0 +1,133 @@
+"""Augmentation (speechret.augment) and silence trimming (speechret.frontend)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from speechret.augment import AddNoise, CPOs, RandomCrop, RandomGain, SpecAugment, SpeedPerturb, TimeShift, WaveAugment
+from speechret.frontend import SilenceTrim
+
+SR = 16000
+
+
+def _tone(seconds: float, freq: float = 440.0, amp: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return amp * torch.sin(2 * math.pi * freq * t)
+
+
+@pytest.mark.parametrize("factor", [0.9, 0.95, 1.05, 1.1])
+def test_speed_perturbation_changes_length_by_its_factor(factor):
+    x = torch.stack([_tone(1.0), _tone(1.0)])
+    lengths = torch.tensor([SR, SR // 2])
+    op = SpeedPerturb(factors=[factor], p=1.0)
+    y, new_len = op(x, lengths, torch.Generator().manual_seed(0))
+    assert new_len.tolist() == [math.ceil(SR / factor), math.ceil(SR // 2 / factor)]
+    assert y.shape[1] == int(new_len.max())
+    assert bool((y[1, int(new_len[1]):] == 0).all())  # padding stays zero
+    # the tone's pitch moves by the factor: dominant frequency 440 * factor
+    spec = torch.fft.rfft(y[0, : int(new_len[0])])
+    peak_hz = spec.abs().argmax().item() * SR / int(new_len[0])
+    assert peak_hz == pytest.approx(440 * factor, abs=3)
+
+
+def test_speed_perturbation_p0_is_identity():
+    x = torch.randn(3, 800)
+    y, lens = SpeedPerturb(p=0.0)(x, torch.tensor([800, 500, 300]), torch.Generator().manual_seed(1))
+    assert lens.tolist() == [800, 500, 300] and torch.equal(y[0], x[0])
+
+
+def test_random_gain_range_in_power():
+    x = torch.randn(200, 1000)
+    y, _ = RandomGain(-3.0, 3.0)(x, torch.full((200,), 1000), torch.Generator().manual_seed(0))
+    ratio_db = 10 * torch.log10(y.pow(2).sum(1) / x.pow(2).sum(1))
+    assert float(ratio_db.min()) >= -3.0 - 1e-4 and float(ratio_db.max()) <= 3.0 + 1e-4
+    assert float(ratio_db.std()) > 1.0  # drawn per item
+
+
+def test_time_shift_moves_content_and_length():
+    x = torch.arange(1, 101, dtype=torch.float32).repeat(50, 1)
+    op = TimeShift(max_shift_s=20 / SR, min_keep_s=10 / SR)
+    y, lens = op(x, torch.full((50,), 100), torch.Generator().manual_seed(0))
+    s = lens - 100
+    assert int(s.abs().max()) <= 20 and len(set(s.tolist())) > 5
+    for row, shift, n in zip(y, s.tolist(), lens.tolist()):
+        first = 1 - shift if shift < 0 else 1
+        assert row[max(shift, 0)].item() == first  # content starts after the zeros / skips samples
+        assert bool((row[n:] == 0).all())
+
+
+def test_random_crop_keeps_a_window_of_max_length():
+    x = torch.arange(1, 1001, dtype=torch.float32).repeat(4, 1)
+    y, lens = RandomCrop(max_seconds=300 / SR)(x, torch.tensor([1000, 1000, 200, 300]), torch.Generator().manual_seed(3))
+    assert lens.tolist() == [300, 300, 200, 300]
+    for row, n in zip(y, lens.tolist()):
+        w = row[:n]
+        assert torch.equal(w[1:] - w[:-1], torch.ones(n - 1))  # one contiguous window
+
+
+def test_add_noise_snr_within_range():
+    x = torch.randn(64, 4000)
+    y, _ = AddNoise(10.0, 20.0, p=1.0)(x, torch.full((64,), 4000), torch.Generator().manual_seed(0))
+    snr = 10 * torch.log10(x.pow(2).sum(1) / (y - x).pow(2).sum(1))
+    assert float(snr.min()) > 9.5 and float(snr.max()) < 20.5
+
+
+def test_wave_augment_chain_is_identity_in_eval_and_seeded_in_train():
+    aug = WaveAugment([SpeedPerturb(), RandomGain(), TimeShift(), AddNoise(p=1.0), CPOs(["requant_8bit"], p=1.0)], seed=7)
+    x = torch.randn(4, 8000) * 0.1
+    lengths = torch.tensor([8000, 6000, 5000, 4000])
+    aug.eval()
+    y, lens = aug(x, lengths)
+    assert torch.equal(y, x) and torch.equal(lens, lengths)
+    aug.train()
+    y1, l1 = aug(x, lengths)
+    aug.generator.manual_seed(7)
+    y2, l2 = aug(x, lengths)
+    assert torch.equal(y1, y2) and torch.equal(l1, l2) and not torch.equal(l1, lengths)
+
+
+def test_specaugment_masks_never_exceed_their_widths():
+    torch.manual_seed(0)
+    feats = torch.ones(64, 100, 40)  # (B, T, F)
+    lengths = torch.randint(30, 101, (64,))
+    sa = SpecAugment(freq_mask_param=7, time_mask_param=13, n_freq_masks=1, n_time_masks=1).train()
+    out = sa(feats, lengths)
+    masked = out == 0
+    for b in range(64):
+        rows = masked[b].all(1)           # time frames masked across every bin
+        cols = masked[b, : int(lengths[b])].all(0)  # bins masked across every valid frame
+        assert int(rows.sum()) < 13 and int(cols.sum()) < 7
+        assert not bool(masked[b, int(lengths[b]):].any())  # padding is never masked
+        if rows.any():
+            idx = rows.nonzero().flatten()
+            assert int(idx[-1] - idx[0]) + 1 == len(idx)  # one contiguous mask
+    assert masked.any()
+    assert torch.equal(sa.eval()(feats, lengths), feats)
+
+
+def test_trim_removes_silence_around_a_tone_and_keeps_the_tone():
+    tone = _tone(0.5)
+    x = torch.zeros(2, SR * 2)
+    x[0, 8000:16000] = tone
+    x[1, 3200:11200] = tone * 0.01  # quiet: trimming is relative to the item's peak
+    x += 1e-5 * torch.randn_like(x)  # a noise floor far below the threshold
+    trim = SilenceTrim(margin_ms=20.0)
+    y, lens = trim(x, torch.tensor([SR * 2, SR]))
+    margin = int(0.02 * SR)
+    for row, n, start in zip(y, lens.tolist(), [8000, 3200]):
+        assert 8000 <= n <= 8000 + 2 * margin + trim.frame + trim.hop
+        kept = row[:n]
+        on = (kept.abs() > 1e-3).nonzero().flatten()
+        # the whole tone survives: its samples are all inside the kept span
+        assert int(on[-1] - on[0]) >= 8000 - 50
+        assert int(on[0]) <= margin + trim.frame  # at most margin + one frame of silence kept before
+    assert bool((y[1, int(lens[1]):] == 0).all())
+
+
+def test_trim_leaves_silence_only_items_whole():
+    x = torch.zeros(1, 4000)
+    y, lens = SilenceTrim()(x)
+    assert lens.tolist() == [4000] and torch.equal(y, x)

@@ -1,0 +1,75 @@
+"""Hash-learning objectives (speechret.models.losses): centres, and each loss learns on a tiny batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from speechret.models.losses import (BitBalanceLoss, CenterLoss, HashObjective, PairwiseLikelihoodLoss,
+                                     TripletLoss, hash_centers)
+
+
+def test_hadamard_centres_are_pairwise_half_apart():
+    c = hash_centers(20, 64)
+    assert c.shape == (20, 64) and set(c.unique().tolist()) == {-1.0, 1.0}
+    ham = (c[:, None, :] != c[None, :, :]).sum(-1)
+    off = ~torch.eye(20, dtype=torch.bool)
+    # rows of H and -H: distance K/2 except a row and its own negation (K)
+    assert set(ham[off].unique().tolist()) <= {32, 64}
+
+
+def test_random_centres_when_hadamard_impossible():
+    c = hash_centers(10, 48)  # 48 is not a power of two
+    assert c.shape == (10, 48) and torch.equal(c, hash_centers(10, 48, seed=0))
+    with pytest.raises(ValueError, match="power-of-two"):
+        hash_centers(10, 48, kind="hadamard")
+
+
+def _tiny_batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(24, 16, generator=g)
+    labels = torch.arange(4).repeat_interleave(6)
+    return x, labels
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CenterLoss(4, 32),
+    lambda: PairwiseLikelihoodLoss(),
+    lambda: TripletLoss(),
+    lambda: HashObjective({"center": CenterLoss(4, 32), "balance": BitBalanceLoss()}, {"balance": 0.1}),
+], ids=["center", "dpsh", "triplet", "center+balance"])
+def test_each_loss_decreases_on_a_tiny_batch(make):
+    torch.manual_seed(0)
+    x, labels = _tiny_batch()
+    net = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
+    loss_fn = make()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+
+    def value():
+        out = loss_fn(torch.tanh(net(x)), labels)
+        return out[0] if isinstance(out, tuple) else out
+
+    first = float(value().detach())
+    for _ in range(100):
+        opt.zero_grad()
+        value().backward()
+        opt.step()
+    last = float(value().detach())
+    assert last < 0.5 * first, (first, last)
+    # and the learned binary codes separate the classes: same label -> closer than other labels
+    with torch.no_grad():
+        b = torch.sign(torch.tanh(net(x)))
+    ham = (b[:, None] != b[None]).float().mean(-1)
+    same = labels[:, None] == labels[None]
+    assert float(ham[same].mean()) < float(ham[~same].mean())
+
+
+def test_bit_balance_is_zero_for_balanced_bits_and_one_for_constant_bits():
+    balanced = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])
+    assert float(BitBalanceLoss()(balanced)) == 0.0
+    assert float(BitBalanceLoss()(torch.ones(4, 8))) == 1.0
+
+
+def test_objective_rejects_weights_of_unknown_terms():
+    with pytest.raises(ValueError, match="unknown terms"):
+        HashObjective({"dpsh": PairwiseLikelihoodLoss()}, {"center": 1.0})

@@ -1,0 +1,62 @@
+"""speechret's own method (experiment speechret_hash): it learns, and its front end is shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+from speechret.evaluate.metrics import label_relevance, mean_average_precision
+from speechret.hasher import Hasher
+from speechret.hashing import ber
+from speechret.training import build_datamodule, build_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(root, out, *extra):
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose("train", overrides=[
+            "experiment=speechret_hash", "data=manifest", f"data.root={root / 'manifest.csv'}",
+            "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={out}", *extra])
+
+
+def test_speechret_hash_overfits_a_tiny_batch_to_map_1(tiny_corpus, tmp_path):
+    torch.manual_seed(0)
+    cfg = _cfg(tiny_corpus, tmp_path, "data.batch_size=16", "model.net.dropout=0.0")
+    dm = build_datamodule(cfg)
+    dm.setup()
+    model = build_model(cfg, dm)
+    batch = dm.prepare_batch(next(iter(dm.train_dataloader())))  # front end, no augmentation
+    assert len(set(batch["label"].tolist())) > 1
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(80):
+        loss = model.compute_loss(model(batch["features"], batch["feature_lengths"]), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        codes = model.codes(model(batch["features"], batch["feature_lengths"]))
+    labels = batch["label"].numpy()
+    dist = ber(codes, codes, pairwise=True)
+    res = mean_average_precision(dist, label_relevance(labels, labels), exclude=np.eye(len(labels), dtype=bool))
+    assert res["map"] == 1.0
+
+
+def test_trimming_makes_leading_silence_irrelevant_to_the_code(tiny_corpus, tmp_path):
+    """The Hasher runs the run's front end: a query with 0.32 s of extra leading silence (a whole
+    number of 10 ms hops) trims to the same samples and gets the identical code."""
+    torch.manual_seed(0)
+    cfg = _cfg(tiny_corpus, tmp_path)
+    dm = build_datamodule(cfg)
+    dm.setup()
+    model = build_model(cfg, dm)
+    hasher = Hasher.from_config(cfg, model.state_dict())
+    assert hasher.frontend is not None
+    wave = dm._load_item(0)
+    padded = np.concatenate([np.zeros(5120, dtype=np.float32), wave, np.zeros(3000, dtype=np.float32)])
+    np.testing.assert_array_equal(hasher(padded), hasher(wave))
