@@ -92,7 +92,7 @@ class HashingModule(L.LightningModule):
         if scheduler_interval not in {"epoch", "step"}:
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective"], logger=False)
         self.net = net
         self.hash_method = hash_method
         self.optimizer_factory = optimizer
