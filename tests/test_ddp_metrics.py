@@ -130,3 +130,18 @@ def test_epoch_eval_set_in_one_process_keeps_each_index_once_in_order():
     codes, labels = module.epoch_eval_set()
     np.testing.assert_array_equal(codes, bits)
     assert labels.tolist() == [5, 6, 7] and module._val == []
+
+
+def test_variable_length_codes_refuse_a_forking_ddp_strategy():
+    """Paper C's numba sliding distances are not fork-safe: ddp_fork is refused with a clear error."""
+    from types import SimpleNamespace
+
+    from speechret.models.components.bilstm_baseline import BiLSTMBaseline
+    from speechret.models.hash_modules import CTCHashModule
+
+    module = CTCHashModule(BiLSTMBaseline(n_features=8, hidden=8, layers=1))
+    module._trainer = SimpleNamespace(strategy=SimpleNamespace(_start_method="fork", world_size=2))
+    with pytest.raises(RuntimeError, match="ddp_spawn"):
+        module.setup("fit")
+    module._trainer = SimpleNamespace(strategy=SimpleNamespace(_start_method="popen", world_size=2))
+    module.setup("fit")  # plain ddp starts fresh processes: fine

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechret.evaluate.metrics import edit_distance, label_relevance, mean_average_precision
-from speechret.hashing import codes_from_output
+from speechret.hashing import HASHERS, codes_from_output
 from speechret.search.sliding import pairwise_sliding_distance
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,13 @@ class HashingModule(L.LightningModule):
 
     # ------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
+        strategy = getattr(self._trainer, "strategy", None)
+        if (HASHERS[self.hash_method].variable_length and getattr(strategy, "_start_method", None) == "fork"
+                and getattr(strategy, "world_size", 1) > 1):
+            # the sliding distances of variable-length codes run numba's parallel (threaded)
+            # kernels, which are not fork-safe: forked DDP workers gave a wrong val/map or hung
+            raise RuntimeError(f"{self.hash_method} models cannot train with a forking DDP strategy "
+                               "(ddp_fork / ddp_notebook): use trainer.strategy=ddp or ddp_spawn")
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)
 
