@@ -29,6 +29,7 @@ them.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -72,7 +73,7 @@ def _check_prob(p: float, name: str) -> float:
     return float(p)
 
 
-class WaveOp(nn.Module):
+class WaveOp(nn.Module, abc.ABC):
     """One waveform augmentation: applied to each item with probability ``p``."""
 
     def __init__(self, p: float = 1.0) -> None:
@@ -86,8 +87,9 @@ class WaveOp(nn.Module):
     def uniform(self, b: int, lo: float, hi: float, generator: torch.Generator) -> Tensor:
         return lo + (hi - lo) * torch.rand((b,), generator=generator, dtype=torch.float64)
 
+    @abc.abstractmethod
     def forward(self, wave: Tensor, lengths: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """``wave`` (B, T) with ``lengths`` (B,) → the augmented batch and its new lengths."""
 
 
 class SpeedPerturb(WaveOp):
@@ -112,26 +114,17 @@ class SpeedPerturb(WaveOp):
         pick = torch.randint(len(self.steps), (b,), generator=generator)
         step = torch.tensor(self.steps)[pick]
         step[~self.select(b, generator)] = self.resolution
-        new_len = lengths.clone()
+        step = step.to(wave.device)
+        # playing L samples f = s / resolution times faster = resampling from f·sr to sr: ceil(L / f)
+        new_len = -(-lengths * self.resolution // step)
+        parts = []
         for s in step.unique().tolist():
-            if s == self.resolution:
-                continue
-            idx = torch.nonzero(step == s).reshape(-1).to(wave.device)
+            idx = torch.nonzero(step == s).reshape(-1)
             g = math.gcd(s, self.resolution)
-            # playing L samples f times faster = resampling from f·sr to sr: ceil(L / f) samples
-            new_len[idx] = -(-lengths[idx] * (self.resolution // g) // (s // g))
+            x = wave[idx] * _mask(lengths[idx], wave.shape[1])
+            parts.append((idx, x if s == self.resolution else resample(x, s // g, self.resolution // g)))
         out = wave.new_zeros((b, int(new_len.max().item()) if b else 0))
-        keep = step == self.resolution
-        if bool(keep.any()):
-            idx = torch.nonzero(keep).reshape(-1).to(wave.device)
-            n = min(out.shape[1], wave.shape[1])
-            out[idx, :n] = wave[idx, :n]
-        for s in step.unique().tolist():
-            if s == self.resolution:
-                continue
-            idx = torch.nonzero(step == s).reshape(-1).to(wave.device)
-            g = math.gcd(s, self.resolution)
-            y = resample(wave[idx] * _mask(lengths[idx], wave.shape[1]), s // g, self.resolution // g)
+        for idx, y in parts:
             n = min(out.shape[1], y.shape[1])
             out[idx, :n] = y[:, :n]
         return out * _mask(new_len, out.shape[1]), new_len

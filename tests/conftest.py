@@ -112,3 +112,14 @@ def trained_paper_c(tmp_path_factory) -> dict:
         torch.set_num_threads(threads)
     return {"ckpt": summary["best_checkpoint"], "root": root, "words": list(range(len(words))),
             "train_s": summary["wall_time_s"]}
+
+
+@pytest.fixture
+def one_faiss_thread():
+    """Single-query searches on tiny indexes: FAISS's thread start-up would dominate otherwise."""
+    import faiss
+
+    n = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(n)

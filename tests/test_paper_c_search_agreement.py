@@ -62,15 +62,7 @@ def _gammas(D: np.ndarray, n: int = 8) -> list[float]:
     return [0.0] + on + [float((a + b) / 2) for a, b in zip(d[:-1:8], d[1::8])]
 
 
-@pytest.fixture(autouse=True)
-def _one_faiss_thread():
-    """Single-query range searches on a tiny index: FAISS's thread start-up dominates otherwise."""
-    import faiss
-
-    n = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 @pytest.mark.parametrize("direction", ["query_in_item", "symmetric"])

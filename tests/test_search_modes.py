@@ -17,14 +17,7 @@ from speechret.search.matchers import KeywordMatcher, ThresholdMatcher, TwoStage
 from speechret.search.query import search_codes
 
 
-@pytest.fixture(autouse=True)
-def _one_faiss_thread():
-    import faiss
-
-    n = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 # ------------------------------------------------------------------------------ range_k

@@ -85,6 +85,12 @@ class CenterLoss(nn.Module):
         return loss
 
 
+def _pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``(same, off)``: same-label pairs, and every pair of two different items."""
+    same = labels[:, None] == labels[None, :]
+    return same, ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+
+
 def _log_cosh(x: Tensor) -> Tensor:
     return x + F.softplus(-2 * x) - math.log(2.0)
 
@@ -99,9 +105,8 @@ class PairwiseLikelihoodLoss(nn.Module):
     def forward(self, u: Tensor, labels: Tensor) -> Tensor:
         u = u.float()
         theta = 0.5 * u @ u.T
-        s = (labels[:, None] == labels[None, :]).float()
-        off = ~torch.eye(len(labels), dtype=torch.bool, device=u.device)
-        nll = (F.softplus(theta) - s * theta)[off].mean() if len(labels) > 1 else u.sum() * 0
+        same, off = _pair_masks(labels)
+        nll = (F.softplus(theta) - same.float() * theta)[off].mean() if len(labels) > 1 else u.sum() * 0
         return nll + self.quantization * (torch.sign(u).detach() - u).pow(2).sum(1).mean()
 
 
@@ -116,9 +121,8 @@ class TripletLoss(nn.Module):
         u = u.float()
         k = u.shape[1]
         d = (k - u @ u.T) / (2 * k)
-        same = labels[:, None] == labels[None, :]
-        eye = torch.eye(len(labels), dtype=torch.bool, device=u.device)
-        pos, neg = same & ~eye, ~same
+        same, off = _pair_masks(labels)
+        pos, neg = same & off, ~same
         valid = pos.any(1) & neg.any(1)
         if not bool(valid.any()):
             return u.sum() * 0
