@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from speechret.errors import SpeechretError
 from speechret.fileio import atomic_path
 
 __all__ = [
@@ -64,7 +65,7 @@ _INT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"}
 _MP3_LENGTH_TOLERANCE = 2 * 1152
 
 
-class AudioError(ValueError):
+class AudioError(SpeechretError, ValueError):
     """A problem with one audio file or waveform.
 
     ``str(err)`` is ``"<source>: <problem>"``; the parts are kept as ``err.source`` and

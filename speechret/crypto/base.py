@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from speechret.errors import SpeechretError
+
 __all__ = [
     "CipherError",
     "AuthenticationError",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class CipherError(ValueError):
+class CipherError(SpeechretError, ValueError):
     """Any encryption / decryption failure (malformed or truncated blob, bad input)."""
 
 

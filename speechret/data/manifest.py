@@ -40,6 +40,8 @@ from typing import Any, overload
 
 import numpy as np
 
+from speechret.errors import SpeechretError
+
 __all__ = [
     "FIELDS",
     "COLUMN_ALIASES",
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 
-class ManifestError(ValueError):
+class ManifestError(SpeechretError, ValueError):
     """A manifest (or corpus layout) is malformed; the message names the file and row."""
 
 

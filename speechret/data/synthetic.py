@@ -71,6 +71,8 @@ import numpy as np
 
 from .manifest import Item, Manifest
 
+from speechret.errors import SpeechretError
+
 __all__ = [
     "VOICE",
     "SAMPLE_RATE",
@@ -171,7 +173,7 @@ MALE_VARIANTS: tuple[str, ...] = ("m1", "m3", "m2", "m4", "m6", "m7", "Andy", "j
 FEMALE_VARIANTS: tuple[str, ...] = ("f2", "f1", "f4", "f3", "f5", "linda", "steph", "Annie")
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(SpeechretError, RuntimeError):
     """espeak-ng could not be loaded or failed on an utterance (the message says which)."""
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from speechret.crypto import AuthenticationError, CipherError, WrongKeyError
+from speechret.errors import SpeechretError
 from speechret.fileio import atomic_write_bytes, fsync_dir
 from speechret.hashing import HASHERS, pack_bits, unpack_bits
 from speechret.search import index as ix
@@ -68,7 +69,7 @@ __all__ = [
 ]
 
 
-class LibraryError(RuntimeError):
+class LibraryError(SpeechretError, RuntimeError):
     """A malformed, incompatible or inconsistent library (or a misuse of its API)."""
 
 
