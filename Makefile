@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: demo test setup lock bench clean-venv
 
 demo: setup
-	$(BIN)/python -m speechret.demo
+	$(BIN)/python -m speechret.apps.demo
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

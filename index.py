@@ -10,7 +10,7 @@ Examples::
 import hydra
 from omegaconf import DictConfig
 
-from speechret.library.indexer import run_index
+from speechret.apps.index import run_index
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="index")

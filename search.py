@@ -12,7 +12,7 @@ Examples::
 import hydra
 from omegaconf import DictConfig
 
-from speechret.search.query import run_search
+from speechret.apps.search import run_search
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")

@@ -11,7 +11,7 @@ Examples::
 import hydra
 from omegaconf import DictConfig
 
-from speechret.training import train
+from speechret.apps.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -22,9 +22,9 @@ from speechret.audio import save_audio
 from speechret.crypto import build_cipher
 from speechret.crypto.aead import generate_key_file
 from speechret.data.corpora import load_corpus
-from speechret.hasher import Hasher
+from speechret.hashing.hasher import Hasher
 from speechret.library.indexer import index_items, open_or_create
-from speechret.search.query import search_codes
+from speechret.library.query import search_codes
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
             t1 = time.perf_counter()
             codes = hasher.codes_of_waves([wave])
             t2 = time.perf_counter()
-            search_codes(lib, codes, mode="topk" if hasher.method != "paper_c" else "full_speech", k=10)
+            search_codes(lib, codes, mode="topk" if "topk" in hasher.hashing.search_modes else "full_speech", k=10)
             t3 = time.perf_counter()
             if i == 0:
                 continue  # warm-up (index load, JIT)

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from speechret.features import PRESETS, build_features  # noqa: E402
+from speechret.features import build_features, preset_names  # noqa: E402
 
 
 def _speechlike(batch: int, n: int, sr: int, seed: int = 0) -> torch.Tensor:
@@ -42,7 +42,8 @@ def _sync(device: torch.device) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--features", nargs="+", default=list(PRESETS), help=f"presets ({', '.join(PRESETS)})")
+    presets = preset_names()  # conf/features/<name>.yaml
+    ap.add_argument("--features", nargs="+", default=presets, help=f"presets ({', '.join(presets)})")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--sample-rate", type=int, default=16000)

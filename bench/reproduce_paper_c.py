@@ -137,7 +137,7 @@ def main() -> None:
                        "conditions; clean-query Ap: "
                        + ", ".join(f"{NAMES[e]} {fmt(v, pct=True)}" for e, v in clean.items())
                        + ". Car noise is brown noise low-passed at 250 Hz, cafe noise is babble of 5 other utterances "
-                         "of the corpus (documented in speechret/cpo.py)."))
+                         "of the corpus (documented in speechret/cpo/noise.py)."))
     base = cross_s["bilstm_ctc_baseline"]
     rows = [["ASR-based (CTC decoding + edit distance)", f"{PAPER_T5['asr_edit'][0]:.2f}% / {fmt(base.get('asr_edit.ap'), pct=True)}",
              f"{PAPER_T5['asr_edit'][1]:.2f}% / {fmt(base.get('asr_edit.recall'), pct=True)}", "✓",

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from speechret.training import build_datamodule, build_model
+from speechret.apps.train import build_datamodule, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline"]

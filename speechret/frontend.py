@@ -16,7 +16,7 @@ maximum so that gain does not move the endpoints; only leading and trailing sile
 The module is batched and runs on the batch's device; ``forward(wave (B, T), lengths (B,))``
 returns ``(wave, lengths)``. It is deterministic and active in ``eval()`` mode too: it is part of
 the one audio → code path (:meth:`speechret.data.datamodule.SpeechDataModule.prepare_batch` and
-:class:`speechret.hasher.Hasher` both run the ``frontend`` of the run config), so library codes
+:class:`speechret.hashing.hasher.Hasher` both run the ``frontend`` of the run config), so library codes
 and query codes are always made the same way.
 """
 

@@ -87,7 +87,7 @@ def trained_paper_c(tmp_path_factory) -> dict:
     from hydra import compose, initialize_config_dir
 
     from speechret.data.synthetic import generate_corpus
-    from speechret.training import train
+    from speechret.apps.train import train
 
     words = distinct_initial_words(12)
     phrases = [("".join(words[(j + 5 * k) % 12][0] for k in range(3)), " ".join(words[(j + 5 * k) % 12][1] for k in range(3)))

@@ -250,3 +250,16 @@ def test_dspspeech20_real(dspspeech20_root):
     from speechret.data.synthetic import DSPSPEECH20_WORDS
 
     assert [(names[i], zh.filter(labels=i)[0].pinyin) for i in range(12)] == DSPSPEECH20_WORDS
+
+
+def test_corpus_kind_is_canonical_and_a_config_error_names_the_key():
+    from speechret.data import corpus_kind
+    from speechret.errors import ConfigError
+
+    assert corpus_kind("DSPSpeech-20") == "dspspeech20" and corpus_kind("espeak") == "synthetic"
+    with pytest.raises(ConfigError, match=r"^data\.corpus: unknown corpus kind 'timit'"):
+        corpus_kind("timit", key="data.corpus")
+    from speechret.data.layout import resolve_missing
+
+    with pytest.raises(ConfigError, match=r"^missing must be"):
+        resolve_missing([], "m.csv", "ignore")

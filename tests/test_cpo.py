@@ -355,3 +355,26 @@ def test_cuda_matches_cpu_with_a_cpu_generator(batch: torch.Tensor) -> None:
     torch.testing.assert_close(aug.cuda()(batch.cuda(), lengths.cuda()).cpu(),
                                CPOAugment(PAPER_CPOS["A"], p=0.5, seed=0)(batch, lengths),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_config_nodes_and_config_errors() -> None:
+    """Names parse into Hydra ``_target_`` nodes; bad names / parameters raise ConfigError."""
+    from omegaconf import OmegaConf
+
+    from speechret.cpo import parse_cpo_name
+    from speechret.errors import ConfigError
+
+    node = parse_cpo_name("gain_+3dB")
+    assert node["_target_"].endswith("Gain") and node["db"] == 3.0
+    assert build_cpo(node).name == "gain_+3dB"
+    car = build_cpo(OmegaConf.create({"_target_": "speechret.cpo.CarNoise", "snr_db": 5}))
+    assert isinstance(car, CarNoise) and car.name == "car_5dB"
+    for bad, problem in [("reverb_0.3s", "unknown CPO"), ("mp3_320k", "320 kbps"),
+                         ("requant_20bit", "bits must lie"), ({"db": 2}, "no _target_"),
+                         ({"_target_": "speechret.cpo.Gain", "dbb": 2}, "dbb")]:
+        with pytest.raises(ConfigError, match=problem):
+            build_cpo(bad)
+    with pytest.raises(ConfigError, match="requant_20bit"):
+        build_cpo("requant_20bit")
+    with pytest.raises(ConfigError, match="mode"):
+        CPOAugment(["gain_+3dB"], mode="all")

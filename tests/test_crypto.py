@@ -348,3 +348,25 @@ def test_build_cipher_and_configs(aes_key, tmp_path):
         build_cipher("hyperchaotic", (1, 2, 3))
     for f in CONF.glob("*.yaml"):  # no inline secrets
         assert "key_hex" not in f.read_text() and "passphrase:" not in f.read_text()
+
+
+def test_cipher_configs_target_their_class_and_bad_configs_raise_config_error(tmp_path):
+    from omegaconf import OmegaConf
+
+    from speechret.errors import ConfigError
+
+    classes = {"aes_gcm": AesGcmCipher, "hyperchaotic": HyperchaoticCipher, "rossler": RosslerCipher}
+    for name, cls in classes.items():
+        cfg = OmegaConf.load(CONF / f"{name}.yaml")
+        assert cfg._target_ == f"speechret.crypto.{cls.__name__}.from_key_material" and cfg.name == name
+    assert HyperchaoticCipher.from_key_material({"demo": True}).key == HyperchaoticKey.paper_demo()
+    with pytest.raises(ConfigError, match="cipher.name"):
+        RosslerCipher.from_key_material({"demo": True}, name="hyperchaotic")
+    with pytest.raises(ConfigError, match="cipher.key_material"):
+        RosslerCipher.from_key_material(None)
+    with pytest.raises(ConfigError, match="transient"):
+        build_cipher("aes_gcm", bytes(32), transient=5)
+    with pytest.raises(ConfigError, match="unknown cipher"):
+        build_cipher("des", bytes(32))
+    with pytest.raises(CipherError, match="no demo key"):
+        build_cipher("aes_gcm", {"demo": True})

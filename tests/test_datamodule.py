@@ -173,3 +173,16 @@ def test_dspspeech20_through_datamodule_and_every_feature(dspspeech20_root):
         assert feats.shape[0] == 6 and lengths.shape == (6,)
         if shape is not None:
             assert tuple(feats.shape[1:]) == shape
+
+
+@pytest.mark.parametrize("kw, key", [({"corpus": "timit"}, "data.corpus"), ({"split": "half"}, "data.split"),
+                                     ({"target": "words"}, "data.target")])
+def test_bad_config_is_a_config_error_naming_the_key(kw, key):
+    from speechret.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^" + key.replace(".", r"\.") + ":"):
+        SpeechDataModule(**kw)
+
+
+def test_corpus_aliases_are_canonical(tmp_path):
+    assert make_dm(tmp_path, corpus="Espeak").corpus == "synthetic"

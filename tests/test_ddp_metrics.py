@@ -25,7 +25,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from speechret.models.hash_modules import HashingModule
-from speechret.training import build_datamodule, build_model
+from speechret.apps.train import build_datamodule, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from speechret.evaluate.runner import run_evaluation
-from speechret.training import train
+from speechret.apps.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -206,7 +206,7 @@ def test_hash_system_paper_b_distance_is_the_two_stage_order():
 
 def test_hash_system_paper_c_uses_the_sliding_decision_distance():
     from speechret.evaluate.systems import HashSystem
-    from speechret.search.sliding import sliding_match
+    from speechret.hashing.sliding import sliding_match
 
     rng = np.random.default_rng(1)
     seqs = [rng.random((int(rng.integers(1, 6)), 27)) < 0.5 for _ in range(10)]

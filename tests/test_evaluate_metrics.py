@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from speechret.evaluate import metrics as M
-from speechret.search.sliding import pairwise_sliding_distance, sliding_match
+from speechret import metrics as M
+from speechret.hashing.sliding import pairwise_sliding_distance, sliding_match
 
 
 def test_ap_of_a_known_ranking():

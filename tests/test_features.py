@@ -4,6 +4,7 @@ padding independence, configs."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,26 @@ import scipy.fft
 import torch
 import torch.nn.functional as F
 
+from speechret.errors import ConfigError
 from speechret.features import (
+    FEATURES_CONF_DIR,
     MFCC,
-    PRESETS,
     SVS,
+    FeatureExtractor,
     LogMel,
     LogMelImage,
     MFCCSequence,
     build_features,
     fix_length,
     lengths_to_mask,
+    load_preset,
+    preset_names,
     resize_weights,
 )
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
+PRESETS = preset_names()  # conf/features/<name>.yaml
 LENGTHS = [SR, int(2.5 * SR), 5 * SR]  # 1 s, 2.5 s, 5 s
 
 
@@ -347,30 +353,108 @@ def test_buffers_not_in_state_dict():
         assert build_features(name).state_dict() == {}
 
 
+#: what each paper preset must equal: the class with its defaults (plus these arguments)
+PAPER_PRESETS = {
+    "logmel": (LogMel, {}),
+    "mfcc": (MFCC, {}),
+    "logmel_image": (LogMelImage, {}),
+    "svs": (SVS, {}),
+    "svs_aishell": (SVS, {"width": 77, "height": 38}),
+    "mfcc_seq": (MFCCSequence, {}),
+}
+
+
 def test_yaml_configs_match_presets():
     import hydra.utils
     from omegaconf import OmegaConf
 
+    assert FEATURES_CONF_DIR == REPO / "conf" / "features"
+    assert set(PAPER_PRESETS) <= set(PRESETS) and "logmel64" in PRESETS
     for name in PRESETS:
-        path = REPO / "conf" / "features" / f"{name}.yaml"
-        cfg = OmegaConf.load(path)
+        cfg = OmegaConf.create(load_preset(name))
         ext = build_features(cfg)
         ref = build_features(name)
         assert hydra.utils.instantiate(cfg).config == ref.config
         assert type(ext) is type(ref)
         assert ext.config == ref.config, name
-        # every constructor argument is spelled out in the YAML
+        # every constructor argument is spelled out in the YAML (after its defaults list)
         assert set(OmegaConf.to_container(cfg)) == set(ref.config), name
+        raw = OmegaConf.load(REPO / "conf" / "features" / f"{name}.yaml")
+        if "defaults" not in raw:
+            assert build_features(raw).config == ref.config, name
+    for name, (cls, kwargs) in PAPER_PRESETS.items():
+        assert build_features(name).config == cls(**kwargs).config, name
+
+
+def test_logmel64_defaults_list_matches_hydra_compose():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    cfg = load_preset("logmel64")
+    assert cfg == {**load_preset("logmel"), "n_mels": 64, "fixed_seconds": None, "f_min": 20.0, "pad_value": 0.0}
+    with initialize_config_dir(config_dir=str(FEATURES_CONF_DIR), version_base=None):
+        for name in PRESETS:  # load_preset composes a preset exactly as Hydra does
+            assert load_preset(name) == OmegaConf.to_container(compose(config_name=name), resolve=True), name
+
+
+def test_config_targets_name_the_package():
+    """Saved configs (checkpoints, library metadata) name ``speechret.features.<Class>``."""
+    for cls in (LogMel, MFCC, LogMelImage, SVS, MFCCSequence):
+        assert cls().config["_target_"] == f"speechret.features.{cls.__name__}"
 
 
 def test_build_features_forms():
-    assert isinstance(build_features("SVS"), SVS)
+    from omegaconf import OmegaConf
+
+    assert isinstance(build_features("SVS"), SVS)  # svs.yaml (preset names are case-insensitive)
     e = build_features({"name": "svs_aishell", "mode": "magnitude"})
     assert e.output_shape(8000) == (1, 1, 38, 77)
     again = build_features(e.config)
     assert again.config == e.config
     assert build_features(e) is e
+    rebuilt = build_features(e, max_frames=3)
+    assert rebuilt is not e and rebuilt.config == {**e.config, "max_frames": 3}
+    d = build_features(OmegaConf.create({"_target_": "speechret.features.LogMel"}), n_mels=32)
+    assert type(d) is LogMel and d.config["n_mels"] == 32
     with pytest.raises(ValueError):
         build_features("nope")
     with pytest.raises(TypeError):
         build_features({"_target_": "speechret.features.LogMel", "typo": 1})
+
+
+@pytest.mark.parametrize(
+    "cfg, needle",
+    [
+        ("nope", "'nope'"),
+        ("../train", "'../train'"),
+        ({"n_mels": 20}, "'_target_' or 'name'"),
+        ({"name": "nope", "n_mels": 20}, "name='nope'"),
+        ({"_target_": "speechret.features.Nope"}, "_target_='speechret.features.Nope'"),
+        ({"_target_": "collections.OrderedDict"}, "_target_='collections.OrderedDict'"),
+        (42, "int"),
+    ],
+)
+def test_build_features_config_errors(cfg, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        build_features(cfg)
+
+
+def test_features_layer_imports():
+    """speechret.features depends only on the low layers (audio, torchaudio_api, errors, fileio)."""
+    import ast
+
+    allowed = {"speechret.audio", "speechret.torchaudio_api", "speechret.errors", "speechret.fileio"}
+    pkg = REPO / "speechret" / "features"
+    for path in pkg.glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 500, path.name
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            for m in mods:
+                if m.startswith("speechret") and m != "speechret":
+                    ok = m.startswith("speechret.features") or any(m == a or m.startswith(a + ".") for a in allowed)
+                    assert ok, f"{path.name} imports {m}"
+    assert issubclass(ConfigError, ValueError) and FeatureExtractor.__module__ == "speechret.features.base"

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from speechret.hashing import (
-    HASHERS,
+    hash_method_class,
+    hash_method_names,
     ber,
     binarize_median,
     codes_from_output,
@@ -275,7 +276,7 @@ def test_codes_from_output_a_and_b():
     u = torch.tanh(torch.randn(4, 16, generator=g))
     s = codes_from_output("speechret", ModelOutput(logits=logits, hash_features=u))
     assert s.dtype == bool and np.array_equal(s, (u > 0).numpy())
-    assert set(HASHERS) == {"paper_a", "paper_b", "paper_c", "speechret"}
-    assert [m for m, spec in HASHERS.items() if spec.variable_length] == ["paper_c"]
+    assert set(hash_method_names()) == {"paper_a", "paper_b", "paper_c", "speechret"}
+    assert [m for m in hash_method_names() if hash_method_class(m).variable_length] == ["paper_c"]
     with pytest.raises(ValueError, match="unknown hash method"):
         codes_from_output("paper_z", mo)

@@ -14,10 +14,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from speechret.audio import load_audio
-from speechret.library.indexer import run_index, to_pcm16
+from speechret.apps.index import run_index
+from speechret.library.indexer import to_pcm16
 from speechret.library.store import SpeechLibrary
-from speechret.search.query import run_search
-from speechret.training import train
+from speechret.apps.search import run_search
+from speechret.apps.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ import pytest
 from speechret.crypto import AuthenticationError, WrongKeyError, build_cipher
 from speechret.hashing import pack_bits
 from speechret.library import IntegrityError, SpeechLibrary
+from speechret.search.keyword import keyword_search_bruteforce
 from speechret.search.matchers import (
-    keyword_search_bruteforce,
     threshold_search_bruteforce,
     topk_search_bruteforce,
     two_stage_bruteforce,

@@ -174,3 +174,15 @@ def test_audio_duration_and_with_durations(tmp_path):
     m.check_files()
     with pytest.raises(ManifestError, match="item 'z'"):
         Manifest([Item("z", str(tmp_path / "z.wav"))]).check_files()
+
+
+def test_audio_duration_reads_headers_with_soundfile(tmp_path):
+    from speechret.audio import AudioError
+
+    (tmp_path / "empty.flac").write_bytes(b"")
+    with pytest.raises(ManifestError, match=r"empty\.flac: empty file") as err:
+        audio_duration(tmp_path / "empty.flac")
+    assert isinstance(err.value.__cause__, AudioError)
+    (tmp_path / "x.ogg").write_bytes(b"OggS")
+    with pytest.raises(ManifestError, match=r"x\.ogg: unsupported audio format"):
+        audio_duration(tmp_path / "x.ogg")

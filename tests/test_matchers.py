@@ -7,11 +7,10 @@ import pytest
 
 from speechret.hashing import hamming, pack_bits, pack_groups_27
 from speechret.search import index as ix
+from speechret.search.keyword import KeywordMatcher, keyword_search_bruteforce
 from speechret.search.matchers import (
-    KeywordMatcher,
     ThresholdMatcher,
     TwoStageMatcher,
-    keyword_search_bruteforce,
     max_hamming_below,
     threshold_search,
     threshold_search_bruteforce,
@@ -19,7 +18,7 @@ from speechret.search.matchers import (
     topk_search_bruteforce,
     two_stage_bruteforce,
 )
-from speechret.search.sliding import as_words, sliding_match
+from speechret.hashing.sliding import as_words, sliding_match
 
 RNG = np.random.default_rng(1234)
 
@@ -243,7 +242,7 @@ def _keyword_library(rng, n_items=150, q=5, plant_every=10, flips=1):
 
 
 def test_group_rows_match_pack_groups_27():
-    from speechret.search.matchers import _words_to_rows
+    from speechret.search.keyword import _words_to_rows
 
     g = _groups(20)
     np.testing.assert_array_equal(_words_to_rows(as_words(g)), pack_groups_27(g))

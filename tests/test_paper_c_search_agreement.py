@@ -1,7 +1,7 @@
 """Paper C: the evaluation's relevant set is exactly what search.py returns (issue: one decision).
 
 Evaluation (:meth:`HashSystem.retrieved` / the float64 decision distances) and search
-(:class:`KeywordMatcher`, :func:`speechret.search.query.search_codes` over a library) are run on the
+(:class:`KeywordMatcher`, :func:`speechret.library.query.search_codes` over a library) are run on the
 same codes at thresholds γ that sit exactly on pair distances, for both full-speech directions.
 """
 
@@ -13,9 +13,9 @@ import pytest
 from speechret.crypto import build_cipher
 from speechret.evaluate.systems import HashSystem
 from speechret.library import SpeechLibrary
-from speechret.search.matchers import KeywordMatcher, keyword_search_bruteforce
-from speechret.search.query import search_codes
-from speechret.search.sliding import (
+from speechret.search.keyword import KeywordMatcher, keyword_search_bruteforce
+from speechret.library.query import search_codes
+from speechret.hashing.sliding import (
     DEFAULT_DIRECTION,
     NO_ALIGNMENT,
     aligned_pairs,

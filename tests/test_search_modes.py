@@ -13,8 +13,9 @@ from speechret.hashing import pack_bits
 from speechret.library import SpeechLibrary
 from speechret.search import index as ix
 from speechret.search.index import ApproximateSearchWarning
-from speechret.search.matchers import KeywordMatcher, ThresholdMatcher, TwoStageMatcher, two_stage_bruteforce
-from speechret.search.query import search_codes
+from speechret.search.keyword import KeywordMatcher
+from speechret.search.matchers import ThresholdMatcher, TwoStageMatcher, two_stage_bruteforce
+from speechret.library.query import search_codes
 
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")

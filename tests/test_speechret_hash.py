@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from speechret.evaluate.metrics import label_relevance, mean_average_precision
-from speechret.hasher import Hasher
+from speechret.metrics import label_relevance, mean_average_precision
+from speechret.hashing.hasher import Hasher
 from speechret.hashing import ber
-from speechret.training import build_datamodule, build_model
+from speechret.apps.train import build_datamodule, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 

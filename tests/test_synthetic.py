@@ -155,3 +155,19 @@ def test_cli_and_load_corpus(tmp_path, capsys):
     m = load_corpus("synthetic", tmp_path / "cli", n_speakers=1, words=["北京", "上海"])
     assert [it.pinyin for it in m] == ["bei3 jing1", "shang4 hai3"]
     assert load_corpus("synthetic", tmp_path / "cli") == m  # no parameters: load what is there
+
+
+def test_wav_writer_is_soundfile_with_exact_pcm16(tmp_path):
+    import wave
+
+    from speechret.audio import to_pcm16
+    from speechret.data.synthetic.dsp import write_wav16
+
+    x = np.array([-1.0, -0.5 / 32768, 0.5 / 32768, 1.5 / 32768, 0.25, 32767 / 32768], np.float32)
+    write_wav16(tmp_path / "a.wav", x, 16000)
+    y, sr = sf.read(tmp_path / "a.wav", dtype="int16")
+    assert sr == 16000 and np.array_equal(y, to_pcm16(x))
+    with wave.open(str(tmp_path / "b.wav"), "wb") as wf:  # the stdlib writer earlier versions used
+        wf.setnchannels(1), wf.setsampwidth(2), wf.setframerate(16000), wf.writeframes(to_pcm16(x).tobytes())
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert not list(tmp_path.glob("*.tmp"))

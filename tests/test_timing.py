@@ -146,7 +146,7 @@ def test_format_markdown(rows):
 @pytest.fixture(scope="module")
 def tiny_hasher():
     """An untrained, small paper-B CNN hasher (no checkpoint): 4 classes, 64-bit h2."""
-    from speechret.hasher import Hasher
+    from speechret.hashing.hasher import Hasher
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("train", overrides=["experiment=cnn_hash", "model.num_classes=4", "model.hash_bits=64",

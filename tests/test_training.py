@@ -14,10 +14,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from speechret.hasher import Hasher
+from speechret.hashing.hasher import Hasher
 from speechret.models.components.bilstm_baseline import BiLSTMBaseline
 from speechret.models.hash_modules import ClassificationHashModule, CTCHashModule, greedy_ctc_decode
-from speechret.training import build_datamodule, build_model, train
+from speechret.apps.train import build_datamodule, build_model, train
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -106,7 +106,7 @@ def test_ctc_module_learns_a_toy_sequence():
 
 
 def test_bce_loss_is_keras_binary_crossentropy_on_softmax():
-    module = ClassificationHashModule(torch.nn.Identity(), num_classes=3, loss="bce")
+    module = ClassificationHashModule(torch.nn.Identity(), num_classes=3, hash_method="paper_a", loss="bce")
     logits = torch.tensor([[2.0, 0.0, -1.0]])
 
     class Out:

@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .base import AuthenticationError, CipherError, WrongKeyError, as_pcm16
+from .base import AuthenticationError, CipherError, ConfigurableCipher, WrongKeyError, as_pcm16
 
 __all__ = [
     "AesGcmCipher",
@@ -203,7 +203,7 @@ def resolve_aes_key(material) -> bytes:
 
 
 # ------------------------------------------------------------------------------------ cipher
-class AesGcmCipher:
+class AesGcmCipher(ConfigurableCipher):
     """AES-256-GCM :class:`~speechret.crypto.base.SpeechCipher` (the default cipher)."""
 
     name = "aes_gcm"

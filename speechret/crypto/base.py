@@ -14,18 +14,20 @@ detected (:class:`CipherError`).
 
 from __future__ import annotations
 
+import inspect
 import struct
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from speechret.errors import SpeechretError
+from speechret.errors import ConfigError, SpeechretError
 
 __all__ = [
     "CipherError",
     "AuthenticationError",
     "WrongKeyError",
     "SpeechCipher",
+    "ConfigurableCipher",
     "as_pcm16",
     "pack_chaotic_blob",
     "unpack_chaotic_blob",
@@ -51,6 +53,43 @@ class SpeechCipher(Protocol):
     def encrypt(self, item_id: str, pcm: np.ndarray) -> bytes: ...
 
     def decrypt(self, item_id: str, blob: bytes) -> np.ndarray: ...
+
+
+class ConfigurableCipher:
+    """Construction of a speech cipher from configuration, shared by the three ciphers.
+
+    :meth:`from_key_material` is the Hydra ``_target_`` of ``conf/cipher/<name>.yaml``: the config
+    names the class directly, no registry. Subclasses set ``name`` and may override
+    :meth:`demo_key`."""
+
+    name: str
+
+    @classmethod
+    def demo_key(cls) -> Any:
+        """The public demo key (``key_material: {demo: true}``); by default there is none."""
+        raise CipherError(f"{cls.name} has no demo key; generate a key file")
+
+    @classmethod
+    def from_key_material(cls, key_material: Any = None, *, name: str | None = None, **params: Any):
+        """``cls(key_material, **params)`` from a config node's values.
+
+        ``key_material``: what the constructor takes (see the subclass), or a mapping with a true
+        ``demo`` entry for :meth:`demo_key`. ``name``: the config's ``name`` key (index.py reads it),
+        checked against the class. ``params``: constructor keywords. A mismatched name, missing key
+        material or an unknown parameter raises :class:`~speechret.errors.ConfigError`."""
+        if name is not None and name != cls.name:
+            raise ConfigError(f"cipher.name: {name!r} does not match the configured class "
+                              f"{cls.__name__}, whose cipher is {cls.name!r}")
+        if key_material is None:
+            raise ConfigError(f"cipher.key_material: the {cls.name} cipher needs key material")
+        accepted = [p for p in inspect.signature(cls).parameters if p != "key"]
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise ConfigError(f"cipher: unknown parameter(s) {unknown} for the {cls.name} cipher "
+                              f"(it takes {accepted or 'none'})")
+        if hasattr(key_material, "keys") and dict(key_material).get("demo"):
+            key_material = cls.demo_key()
+        return cls(key_material, **params)
 
 
 def as_pcm16(samples, what: str = "samples") -> np.ndarray:

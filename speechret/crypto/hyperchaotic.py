@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CipherError, as_pcm16, pack_chaotic_blob, unpack_chaotic_blob
+from .base import CipherError, ConfigurableCipher, as_pcm16, pack_chaotic_blob, unpack_chaotic_blob
 from .chaos import hyperchaotic_trajectory
 
 __all__ = ["HyperchaoticKey", "HyperchaoticCipher", "FRAME", "to_uint16"]
@@ -99,7 +99,7 @@ class HyperchaoticParams:
     stride: int = 1
 
 
-class HyperchaoticCipher:
+class HyperchaoticCipher(ConfigurableCipher):
     """Paper A's cipher.
 
     Sample API: ``encrypt(samples) -> int16 (padded)``, ``decrypt(cipher, length) -> int16``.
@@ -109,6 +109,10 @@ class HyperchaoticCipher:
     """
 
     name = "hyperchaotic"
+
+    @classmethod
+    def demo_key(cls) -> HyperchaoticKey:
+        return HyperchaoticKey.paper_demo()
 
     def __init__(self, key, *, a=10.0, b=28.0, c=8.0 / 3.0, d=1.0, e=16.0, h=0.01, transient=5000,
                  stride=1, frame: int = FRAME, scale: float = SCALE):

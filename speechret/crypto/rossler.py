@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import CipherError, as_pcm16, pack_chaotic_blob, unpack_chaotic_blob
+from .base import CipherError, ConfigurableCipher, as_pcm16, pack_chaotic_blob, unpack_chaotic_blob
 from .chaos import rossler_trajectory
 from .hyperchaotic import _parse_key
 
@@ -65,7 +65,7 @@ class RosslerKey:
         return _parse_key(cls, material, ("x0", "y0", "z0"))
 
 
-class RosslerCipher:
+class RosslerCipher(ConfigurableCipher):
     """Paper B's cipher.
 
     Sample API: ``encrypt(samples) -> int16`` (same length), ``decrypt(cipher, length=None)``.
@@ -74,6 +74,10 @@ class RosslerCipher:
     """
 
     name = "rossler"
+
+    @classmethod
+    def demo_key(cls) -> RosslerKey:
+        return RosslerKey.demo()
 
     def __init__(self, key, *, a=0.2, b=0.2, c=5.7, h=0.01, transient=20000, stride=1,
                  scale: float = SCALE):

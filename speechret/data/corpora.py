@@ -10,9 +10,11 @@ Supported layouts (``load_corpus(kind, root, **kw)``):
 ``thchs30``
     THCHS-30: ``root/data/*.wav`` + ``*.wav.trn`` (line 1 text, line 2 tone-numbered pinyin,
     line 3 phones); ``root/{train,dev,test}/`` hold per-split ``.wav.trn`` files that either
-    contain the three lines or a single line pointing at the ``data/`` transcript.
+    contain the three lines or a single line pointing at the ``data/`` transcript
+    (:mod:`speechret.data.mandarin_corpora`).
 ``aishell3``
-    AISHELL-3: ``root/{train,test}/wav/SSBxxxx/*.wav`` + ``root/{train,test}/content.txt``.
+    AISHELL-3: ``root/{train,test}/wav/SSBxxxx/*.wav`` + ``root/{train,test}/content.txt``
+    (:mod:`speechret.data.mandarin_corpora`).
 ``folder``
     any folder of audio files whose names follow a pattern such as
     ``{label}_{speaker}_{index}.wav`` (see :func:`load_pattern_folder`).
@@ -28,9 +30,13 @@ Labels for sentence corpora (THCHS-30, AISHELL-3) are content classes too: the i
 utterance's distinct text in sorted (Unicode code point) order of all distinct texts of the
 whole corpus (all splits, before ``split=`` selection, so labels agree between a train and a
 test load), whitespace ignored; recordings of the same prompt by different speakers share a
-label, which is what retrieval relevance needs (papers A/B: a hit is relevant iff same content).
-Durations are read from the audio headers (:func:`~speechret.data.manifest.audio_duration`,
-about 10 µs per FLAC/WAV file).
+label, which is what retrieval relevance needs (papers A/B: a hit is relevant iff same content;
+:mod:`speechret.data.layout`).  Durations are read from the audio headers
+(:func:`~speechret.data.manifest.audio_duration`, ``soundfile.info``, about 0.1 ms per file).
+
+The kind names are the ``corpus`` key of ``conf/data/*.yaml`` (and of the data config stored in
+every checkpoint); :func:`corpus_kind` validates one and raises
+:class:`~speechret.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -38,86 +44,36 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from speechret.errors import ConfigError
+
+from .layout import AUDIO_EXTENSIONS, fill_durations, resolve_missing
+from .mandarin_corpora import load_aishell3, load_thchs30
 from .manifest import (
     Item,
     Manifest,
     ManifestError,
-    audio_duration,
     items_from_records,
     read_csv_records,
     read_jsonl_records,
 )
+from .synthetic import load_synthetic
 
 __all__ = [
     "AUDIO_EXTENSIONS",
     "CORPUS_KINDS",
+    "corpus_kind",
     "load_corpus",
     "load_dspspeech20",
     "load_thchs30",
     "load_aishell3",
     "load_pattern_folder",
     "load_manifest_file",
+    "pattern_to_regex",
 ]
-
-AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "flac", "mp3")
-
-
-def _fill_durations(items: list[Item]) -> None:
-    for i, it in enumerate(items):
-        if it.duration <= 0:
-            items[i] = it.replace(duration=audio_duration(it.path))
-
-
-def _alternative_audio(path: str) -> str | None:
-    """Same stem with another audio extension (``x.flac`` missing → ``x.wav``), if it exists."""
-    stem, ext = os.path.splitext(path)
-    for e in AUDIO_EXTENSIONS:
-        if "." + e == ext.lower():
-            continue
-        for cand in (f"{stem}.{e}", f"{stem}.{e.upper()}"):
-            if os.path.isfile(cand):
-                return cand
-    return None
-
-
-def _resolve_missing(items: list[Item], source: str, missing: str) -> list[Item]:
-    """Swap missing files for same-stem alternatives; then error / skip the rest."""
-    if missing not in ("error", "skip"):
-        raise ValueError(f"missing must be 'error' or 'skip', not {missing!r}")
-    out: list[Item] = []
-    lost: list[Item] = []
-    for it in items:
-        if os.path.isfile(it.path):
-            out.append(it)
-            continue
-        alt = _alternative_audio(it.path)
-        if alt is not None:
-            out.append(it.replace(path=alt))
-        else:
-            lost.append(it)
-    if lost:
-        if missing == "error":
-            more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
-            raise ManifestError(
-                f"{source}: audio file of item {lost[0].id!r} not found: {lost[0].path}{more}"
-                " (pass missing='skip' to leave such items out)"
-            )
-        warnings.warn(f"{source}: {len(lost)} listed audio files not found, skipped", stacklevel=3)
-    return out
-
-
-def _text_key(text: str) -> str:
-    return "".join(text.split())
-
-
-def _labels_from_text(items: list[Item]) -> list[Item]:
-    keys = sorted({_text_key(it.text) for it in items})
-    index = {k: i for i, k in enumerate(keys)}
-    return [it.replace(label=index[_text_key(it.text)]) for it in items]
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,261 +113,11 @@ def load_dspspeech20(
             f"(found: {', '.join(columns)})"
         )
     items = items_from_records(records, source=str(man), root=root_p, columns=columns)
-    items = _resolve_missing(items, str(man), missing)
+    items = resolve_missing(items, str(man), missing)
     if with_durations:
-        _fill_durations(items)
+        fill_durations(items)
     return Manifest(items, root=root_p)
 
-
-# --------------------------------------------------------------------------------------------
-# THCHS-30
-# --------------------------------------------------------------------------------------------
-
-_THCHS_SPLITS = ("train", "dev", "test")
-
-
-def _read_trn(trn: Path, root: Path, depth: int = 0) -> tuple[str, str, str]:
-    """(text, pinyin, phones) of a THCHS-30 transcript, following one-line pointer files."""
-    try:
-        lines = [ln.strip() for ln in trn.read_text(encoding="utf-8-sig").splitlines()]
-    except UnicodeDecodeError:
-        try:
-            lines = [ln.strip() for ln in trn.read_text(encoding="gb18030").splitlines()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{trn}: cannot read transcript ({exc})") from exc
-    except OSError as exc:
-        raise ManifestError(f"{trn}: cannot read transcript ({exc})") from exc
-    lines = [ln for ln in lines if ln]
-    if len(lines) == 1 and lines[0].endswith(".trn"):
-        if depth > 2:
-            raise ManifestError(f"{trn}: transcript pointer chain too deep")
-        target = Path(lines[0])
-        cands = [target] if target.is_absolute() else [trn.parent / target]
-        cands.append(root / "data" / target.name)
-        for c in cands:
-            if c.is_file():
-                return _read_trn(c, root, depth + 1)
-        raise ManifestError(f"{trn}: points to {lines[0]} which does not exist")
-    if len(lines) < 2:
-        raise ManifestError(
-            f"{trn}: expected 3 lines (text, pinyin, phones) or 1 line naming the data/ transcript, "
-            f"found {len(lines)}"
-        )
-    text = " ".join(lines[0].split())
-    pinyin = " ".join(lines[1].lower().split())
-    phones = " ".join(lines[2].split()) if len(lines) > 2 else ""
-    return text, pinyin, phones
-
-
-def _thchs_root(root: Path) -> Path:
-    if (root / "data").is_dir() or any((root / s).is_dir() for s in _THCHS_SPLITS):
-        return root
-    nested = root / "data_thchs30"
-    if nested.is_dir():
-        return nested
-    raise ManifestError(
-        f"{root}: not a THCHS-30 root (expected data/ with *.wav + *.wav.trn, or train/ dev/ test/)"
-    )
-
-
-def load_thchs30(
-    root: str | os.PathLike[str],
-    split: str | Iterable[str] | None = None,
-    *,
-    with_durations: bool = True,
-    missing: str = "error",
-) -> Manifest:
-    """THCHS-30 (Tsinghua, 30 h of read Mandarin, 16 kHz).
-
-    Layouts: ``root/data/A11_0.wav`` + ``root/data/A11_0.wav.trn`` (3 lines: words of text
-    separated by spaces, tone-numbered pinyin, phones); the split folders ``root/{train,dev,test}``
-    hold ``.wav.trn`` files that either repeat the 3 lines or contain a single line pointing at
-    the ``data/`` transcript (as in the released corpus), and optionally the wavs.  ``root`` may
-    also be the parent of ``data_thchs30/``.
-
-    Fields: ``id`` = stem (``A11_0``), ``speaker`` = the part before ``_`` (``A11``),
-    ``text`` = line 1 (word spacing kept), ``pinyin`` = line 2, ``language`` = ``zh``,
-    ``split`` = the split folder listing the utterance ("" when there are no split folders),
-    ``label`` = index of the distinct text (spaces ignored) in sorted order over the whole
-    corpus, all splits (see the module docstring).
-
-    Args:
-        split: keep only these split(s) (``"train"``, ``"dev"``, ``"test"``).
-    """
-    base = _thchs_root(Path(root))
-    splits_wanted = {split} if isinstance(split, str) else (set(split) if split is not None else None)
-    if splits_wanted is not None and not splits_wanted <= set(_THCHS_SPLITS):
-        raise ValueError(f"THCHS-30 splits are {_THCHS_SPLITS}, not {sorted(splits_wanted)}")
-
-    # which split each stem belongs to
-    split_of: dict[str, str] = {}
-    split_trn: dict[str, Path] = {}
-    for s in _THCHS_SPLITS:
-        d = base / s
-        if not d.is_dir():
-            continue
-        for f in sorted(d.iterdir()):
-            name = f.name
-            if name.endswith(".wav.trn"):
-                stem = name[: -len(".wav.trn")]
-            elif name.lower().endswith(".wav"):
-                stem = name[:-4]
-            else:
-                continue
-            split_of.setdefault(stem, s)
-            if name.endswith(".trn"):
-                split_trn.setdefault(stem, f)
-
-    # utterances: data/ first, then anything only present in split folders
-    utts: dict[str, tuple[Path, Path | None]] = {}  # stem -> (wav, trn)
-    data = base / "data"
-    if data.is_dir():
-        for f in sorted(data.iterdir()):
-            if f.name.lower().endswith(".wav"):
-                trn = f.with_name(f.name + ".trn")
-                utts[f.name[:-4]] = (f, trn if trn.is_file() else None)
-    for stem, s in split_of.items():
-        if stem in utts:
-            if utts[stem][1] is None and stem in split_trn:
-                utts[stem] = (utts[stem][0], split_trn[stem])
-            continue
-        wav = base / s / f"{stem}.wav"
-        if not wav.is_file():
-            wav = data / f"{stem}.wav"
-        utts[stem] = (wav, split_trn.get(stem))
-    if not utts:
-        raise ManifestError(f"{base}: no THCHS-30 utterances found (*.wav with *.wav.trn)")
-
-    items: list[Item] = []
-    for stem in sorted(utts):
-        wav, trn = utts[stem]
-        s = split_of.get(stem, "")
-        if trn is None:
-            raise ManifestError(f"{wav}: no transcript ({wav.name}.trn) found")
-        text, pinyin, _phones = _read_trn(trn, base)
-        speaker = stem.split("_", 1)[0] if "_" in stem else stem
-        items.append(
-            Item(
-                id=stem,
-                path=os.path.abspath(wav),
-                speaker=speaker,
-                text=text,
-                pinyin=pinyin,
-                language="zh",
-                split=s,
-            )
-        )
-    items = _labels_from_text(items)  # over the whole corpus: stable across split selections
-    if splits_wanted is not None:
-        items = [it for it in items if it.split in splits_wanted]
-    items = _resolve_missing(items, str(base), missing)
-    if with_durations:
-        _fill_durations(items)
-    return Manifest(items, root=base)
-
-
-# --------------------------------------------------------------------------------------------
-# AISHELL-3
-# --------------------------------------------------------------------------------------------
-
-_AISHELL_SPLITS = ("train", "test")
-_SSB_RE = re.compile(r"^(SSB\d{4})", re.IGNORECASE)
-_PINYIN_TOKEN_RE = re.compile(r"^[a-zü:v]+[1-5]$", re.IGNORECASE)
-
-
-def _parse_aishell_line(line: str, where: str) -> tuple[str, str, str]:
-    """``SSB00050001.wav 广 guang3 州 zhou1 ...`` → (filename, text, pinyin)."""
-    toks = line.split()
-    if len(toks) < 3:
-        raise ManifestError(f"{where}: expected 'FILE.wav char pinyin char pinyin ...', got {line!r}")
-    fname, rest = toks[0], toks[1:]
-    chars: list[str] = []
-    pys: list[str] = []
-    if len(rest) % 2 == 0 and all(_PINYIN_TOKEN_RE.match(p) for p in rest[1::2]):
-        chars = rest[0::2]
-        pys = [p.lower() for p in rest[1::2]]
-    else:  # tolerate stray prosody marks / unpaired tokens: pair greedily
-        i = 0
-        while i < len(rest):
-            if i + 1 < len(rest) and _PINYIN_TOKEN_RE.match(rest[i + 1]) and not _PINYIN_TOKEN_RE.match(rest[i]):
-                chars.append(rest[i])
-                pys.append(rest[i + 1].lower())
-                i += 2
-            elif _PINYIN_TOKEN_RE.match(rest[i]):
-                raise ManifestError(f"{where}: pinyin {rest[i]!r} without a character before it")
-            else:
-                i += 1  # a lone mark such as '%' or '$'
-        if not chars:
-            raise ManifestError(f"{where}: no character/pinyin pairs in {line!r}")
-    return fname, "".join(chars), " ".join(pys)
-
-
-def load_aishell3(
-    root: str | os.PathLike[str],
-    split: str | Iterable[str] | None = None,
-    *,
-    with_durations: bool = True,
-    missing: str = "error",
-) -> Manifest:
-    """AISHELL-3 (218 speakers of Mandarin, 44.1 kHz in the release; resampled on load).
-
-    Layout: ``root/{train,test}/content.txt`` with lines
-    ``SSB00050001.wav<TAB>广 guang3 州 zhou1 ...`` (character / tone-numbered pinyin pairs), and
-    the audio in ``root/{split}/wav/SSBxxxx/SSBxxxx####.wav``.
-
-    Fields: ``id`` = file stem, ``speaker`` = ``SSBxxxx``, ``text`` = the characters joined,
-    ``pinyin`` = the pinyins joined by spaces, ``split`` = ``train``/``test``, ``language`` =
-    ``zh``, ``label`` = index of the distinct text (sorted) over both splits.
-    """
-    base = Path(root)
-    wanted = {split} if isinstance(split, str) else (set(split) if split is not None else None)
-    if wanted is not None and not wanted <= set(_AISHELL_SPLITS):
-        raise ValueError(f"AISHELL-3 splits are {_AISHELL_SPLITS}, not {sorted(wanted)}")
-    present = [s for s in _AISHELL_SPLITS if (base / s / "content.txt").is_file()]
-    if not present:
-        raise ManifestError(f"{base}: not an AISHELL-3 root (no train/content.txt or test/content.txt)")
-    if wanted is not None and not wanted & set(present):
-        raise ManifestError(f"{base}: split(s) {sorted(wanted)} not present (no {sorted(wanted)[0]}/content.txt)")
-    items: list[Item] = []
-    seen: dict[str, str] = {}
-    for s in present:
-        content = base / s / "content.txt"
-        try:
-            lines = content.read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{content}: cannot read ({exc})") from exc
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{content} row {n}"
-            fname, text, pinyin = _parse_aishell_line(line, where)
-            stem = os.path.splitext(fname)[0]
-            m = _SSB_RE.match(stem)
-            speaker = m.group(1).upper() if m else stem[:-4]
-            if stem in seen:
-                raise ManifestError(f"{where}: duplicate utterance {stem!r} (also in {seen[stem]})")
-            seen[stem] = where
-            wav = base / s / "wav" / speaker / fname
-            if not os.path.splitext(fname)[1]:
-                wav = wav.with_name(fname + ".wav")
-            items.append(
-                Item(
-                    id=stem,
-                    path=os.path.abspath(wav),
-                    speaker=speaker,
-                    text=text,
-                    pinyin=pinyin,
-                    language="zh",
-                    split=s,
-                )
-            )
-    items = _labels_from_text(items)  # over both splits: stable across split selections
-    if wanted is not None:
-        items = [it for it in items if it.split in wanted]
-    items = _resolve_missing(items, str(base), missing)
-    if with_durations:
-        _fill_durations(items)
-    return Manifest(items, root=base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,12 +154,12 @@ def pattern_to_regex(pattern: str, extensions: Iterable[str] = AUDIO_EXTENSIONS)
             parts.append(r"[^/]*?")
         else:
             if name not in _KNOWN_FIELDS:
-                raise ValueError(
-                    f"unknown field {{{name}}} in pattern {pattern!r}; known: "
+                raise ConfigError(
+                    f"pattern: unknown field {{{name}}} in pattern {pattern!r}; known: "
                     f"{', '.join(sorted(_KNOWN_FIELDS))} (prefix with _ to ignore a part)"
                 )
             if name in used:
-                raise ValueError(f"field {{{name}}} appears twice in pattern {pattern!r}")
+                raise ConfigError(f"pattern: field {{{name}}} appears twice in pattern {pattern!r}")
             used.add(name)
             sub = r"\d+" if name in ("index", "repetition") else r"[^/]+?"
             parts.append(f"(?P<{name}>{sub})")
@@ -541,7 +247,7 @@ def load_pattern_folder(
             )
         )
     if with_durations:
-        _fill_durations(items)
+        fill_durations(items)
     return Manifest(items, root=base)
 
 
@@ -580,9 +286,9 @@ def load_manifest_file(
         columns, records = read_csv_records(p)
         items = items_from_records(records, source=p, root=base, columns=columns, label_names="map")
     if check_files:
-        items = _resolve_missing(items, p, missing)
+        items = resolve_missing(items, p, missing)
     if with_durations:
-        _fill_durations(items)
+        fill_durations(items)
     return Manifest(items, root=os.path.dirname(p))
 
 
@@ -591,26 +297,14 @@ def load_manifest_file(
 # --------------------------------------------------------------------------------------------
 
 
-def _load_synthetic(root: str | os.PathLike[str], **kw: Any) -> Manifest:
-    """Without generation parameters an existing synthetic corpus in ``root`` is loaded as it
-    is (whatever parameters made it); otherwise :func:`generate_corpus` (idempotent) runs."""
-    from .synthetic import PARAMS_FILE, generate_corpus
-
-    man = Path(root) / "manifest.csv"
-    if not kw and man.is_file() and (Path(root) / PARAMS_FILE).is_file():
-        m = Manifest.from_csv(man)
-        m.check_files()
-        return m
-    return generate_corpus(root, **kw)
-
-
-CORPUS_KINDS: dict[str, Any] = {
+#: corpus kind → loader ``(root, **kw) -> Manifest``
+CORPUS_KINDS: dict[str, Callable[..., Manifest]] = {
     "dspspeech20": load_dspspeech20,
     "thchs30": load_thchs30,
     "aishell3": load_aishell3,
     "folder": load_pattern_folder,
     "manifest": load_manifest_file,
-    "synthetic": _load_synthetic,
+    "synthetic": load_synthetic,
 }
 _KIND_ALIASES = {
     "dsp": "dspspeech20",
@@ -625,6 +319,24 @@ _KIND_ALIASES = {
 }
 
 
+def _norm(kind: str) -> str:
+    return re.sub(r"[-_\s]", "", str(kind).lower())
+
+
+def corpus_kind(kind: str, key: str = "corpus") -> str:
+    """The canonical name of a corpus kind (case, ``-``, ``_`` and spaces ignored; aliases such
+    as ``dsp``, ``pattern``, ``csv``, ``espeak`` accepted).
+
+    Raises:
+        ConfigError: unknown kind; the message names ``key`` (e.g. ``data.corpus``).
+    """
+    by_norm = {_norm(k): k for k in CORPUS_KINDS} | {_norm(k): v for k, v in _KIND_ALIASES.items()}
+    name = by_norm.get(_norm(kind))
+    if name is None:
+        raise ConfigError(f"{key}: unknown corpus kind {kind!r}; choose one of {', '.join(CORPUS_KINDS)}")
+    return name
+
+
 def load_corpus(kind: str, root: str | os.PathLike[str], **kw: Any) -> Manifest:
     """Load a corpus by kind: ``dspspeech20``, ``thchs30``, ``aishell3``, ``folder``,
     ``manifest``, ``synthetic`` (case and ``-``/``_`` insensitive: ``DSPSpeech-20`` works).
@@ -632,9 +344,4 @@ def load_corpus(kind: str, root: str | os.PathLike[str], **kw: Any) -> Manifest:
     ``root`` is the corpus folder (the manifest file for ``manifest``; the output folder for
     ``synthetic``, generated when absent); ``kw`` go to the loader.
     """
-    key = re.sub(r"[-_\s]", "", str(kind).lower())
-    norm = {re.sub(r"[-_\s]", "", k): k for k in CORPUS_KINDS}
-    norm.update({re.sub(r"[-_\s]", "", k): v for k, v in _KIND_ALIASES.items()})
-    if key not in norm:
-        raise ValueError(f"unknown corpus kind {kind!r}; choose one of {', '.join(CORPUS_KINDS)}")
-    return CORPUS_KINDS[norm[key]](root, **kw)
+    return CORPUS_KINDS[corpus_kind(kind)](root, **kw)

@@ -40,221 +40,21 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from speechret.audio import load_audio
+from speechret.cpo import build_cpo
+from speechret.errors import ConfigError
 from speechret.fileio import atomic_path
-from speechret.data.corpora import load_corpus
-from speechret.data.manifest import Item, Manifest
-from speechret.data.pronunciation import pinyin_to_labels, text_to_labels
+
+from .corpora import corpus_kind, load_corpus
+from .dataset import CachedFeatureDataset, SpeechDataset, collate_speech, pronunciation_targets
+from .item import Item
+from .manifest import Manifest
+from .splits import SPLITS, split_by_repetition, split_by_speaker, split_from_manifest, split_random
+from .synthetic import generate_corpus
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-
-
-# --------------------------------------------------------------------------------------------
-# Splits
-# --------------------------------------------------------------------------------------------
-def split_by_speaker(
-    items: Sequence[Item], val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, list[int]]:
-    """Speaker-disjoint split: speakers are shuffled with ``seed`` and assigned whole.
-
-    The number of val/test speakers is ``round(fraction * n_speakers)``, at least one when the
-    fraction is positive and at least one speaker stays in train.
-    """
-    speakers = sorted({it.speaker for it in items})
-    rng = random.Random(seed)
-    rng.shuffle(speakers)
-    n = len(speakers)
-
-    def count(frac: float) -> int:
-        return 0 if frac <= 0 else max(1, round(frac * n))
-
-    n_test, n_val = count(test_fraction), count(val_fraction)
-    if n_test + n_val >= n:
-        raise ValueError(
-            f"speaker split needs more speakers: {n} speakers cannot give {n_val} val + "
-            f"{n_test} test speakers and keep one for training"
-        )
-    test_spk = set(speakers[:n_test])
-    val_spk = set(speakers[n_test : n_test + n_val])
-    out: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for i, it in enumerate(items):
-        out["test" if it.speaker in test_spk else "val" if it.speaker in val_spk else "train"].append(i)
-    return out
-
-
-def split_by_repetition(
-    items: Sequence[Item], val_repetitions: Sequence[int], test_repetitions: Sequence[int]
-) -> dict[str, list[int]]:
-    """Repetition split: every speaker and word in every split, repetitions held out."""
-    if any(it.repetition < 0 for it in items):
-        raise ValueError("repetition split needs a repetition number on every item (manifest column 'repetition')")
-    val_r, test_r = set(val_repetitions), set(test_repetitions)
-    out: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for i, it in enumerate(items):
-        out["test" if it.repetition in test_r else "val" if it.repetition in val_r else "train"].append(i)
-    return out
-
-
-def split_random(
-    items: Sequence[Item], val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, list[int]]:
-    """Random split stratified by content label (each label keeps the same proportions)."""
-    by_label: dict[int, list[int]] = {}
-    for i, it in enumerate(items):
-        by_label.setdefault(it.label, []).append(i)
-    rng = random.Random(seed)
-    out: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for label in sorted(by_label):
-        idx = by_label[label]
-        rng.shuffle(idx)
-        n_test = round(test_fraction * len(idx))
-        n_val = round(val_fraction * len(idx))
-        out["test"] += idx[:n_test]
-        out["val"] += idx[n_test : n_test + n_val]
-        out["train"] += idx[n_test + n_val :]
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def split_from_manifest(items: Sequence[Item]) -> dict[str, list[int]]:
-    """Use each item's ``split`` field ("dev"/"valid" count as val; empty counts as train)."""
-    alias = {"": "train", "dev": "val", "valid": "val", "validation": "val"}
-    out: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for i, it in enumerate(items):
-        s = alias.get(it.split, it.split)
-        if s not in out:
-            raise ValueError(f"item {it.id}: unknown split {it.split!r} (expected train/val/test)")
-        out[s].append(i)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Dataset and collate
-# --------------------------------------------------------------------------------------------
-def pronunciation_targets(item: Item) -> list[int]:
-    """CTC targets of paper C §4.2: one pronunciation class per syllable (pinyin, else text)."""
-    if item.pinyin:
-        return pinyin_to_labels(item.pinyin)
-    if item.text and item.language.startswith("zh"):
-        return text_to_labels(item.text)
-    return []
-
-
-class SpeechDataset(Dataset):
-    """Items (optionally × CPO copies) → dict of a float32 waveform and its labels.
-
-    ``copies`` is the papers' training-set expansion (paper A §5, paper B §V-A: "CPO'd copies of
-    every utterance"): dataset index ``i`` maps to item ``i // (n_copies)`` and copy
-    ``i % n_copies`` where copy 0 is the original when ``include_original``.  A copy is made
-    deterministically from ``(seed, item, copy)`` so every epoch (and the feature cache) sees the
-    same copy.
-    """
-
-    def __init__(
-        self,
-        items: Sequence[Item],
-        sample_rate: int,
-        *,
-        copies: Sequence[Callable] = (),
-        include_original: bool = True,
-        seed: int = 0,
-        max_samples: int | None = None,
-        waveforms: Mapping[int, np.ndarray] | None = None,
-        item_indices: Sequence[int] | None = None,
-    ) -> None:
-        self.items = list(items)
-        self.sample_rate = sample_rate
-        self.copies = list(copies)
-        self.include_original = include_original
-        self.seed = seed
-        self.max_samples = max_samples
-        self.waveforms = waveforms
-        self.item_indices = list(item_indices) if item_indices is not None else list(range(len(self.items)))
-        self.variants = ([-1] if include_original or not self.copies else []) + list(range(len(self.copies)))
-        self.targets = [pronunciation_targets(it) for it in self.items]
-
-    def __len__(self) -> int:
-        return len(self.items) * len(self.variants)
-
-    def load(self, k: int) -> np.ndarray:
-        it = self.items[k]
-        gi = self.item_indices[k]
-        wave = self.waveforms.get(gi) if self.waveforms is not None else None
-        if wave is None:
-            wave = load_audio(it.path, self.sample_rate)
-        if self.max_samples is not None and wave.shape[0] > self.max_samples:
-            wave = wave[: self.max_samples]
-        return wave
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        k, v = divmod(index, len(self.variants))
-        cpo = self.variants[v]
-        wave = self.load(k)
-        if cpo >= 0:
-            g = torch.Generator().manual_seed(hash((self.seed, self.item_indices[k], cpo)) & 0x7FFFFFFF)
-            wave = self.copies[cpo](torch.from_numpy(wave)[None], generator=g)[0].numpy()
-        it = self.items[k]
-        return {
-            "wave": np.ascontiguousarray(wave, dtype=np.float32),
-            "label": it.label,
-            "targets": self.targets[k],
-            "index": index,
-            "item_index": self.item_indices[k],
-            "cpo": cpo,
-            "id": it.id,
-        }
-
-
-def collate_speech(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Variable-length collate: zero-pad waveforms to the longest, keep lengths; pad CTC targets
-    with -1 (``target_lengths`` says how many are real)."""
-    lengths = torch.tensor([b["wave"].shape[0] for b in batch], dtype=torch.long)
-    wave = torch.zeros(len(batch), int(lengths.max()))
-    for i, b in enumerate(batch):
-        wave[i, : lengths[i]] = torch.from_numpy(b["wave"])
-    tl = torch.tensor([len(b["targets"]) for b in batch], dtype=torch.long)
-    targets = torch.full((len(batch), max(1, int(tl.max()))), -1, dtype=torch.long)
-    for i, b in enumerate(batch):
-        if b["targets"]:
-            targets[i, : tl[i]] = torch.tensor(b["targets"], dtype=torch.long)
-    out = {
-        "wave": wave,
-        "wave_lengths": lengths,
-        "label": torch.tensor([b["label"] for b in batch], dtype=torch.long),
-        "targets": targets,
-        "target_lengths": tl,
-        "index": torch.tensor([b["index"] for b in batch], dtype=torch.long),
-        "item_index": torch.tensor([b["item_index"] for b in batch], dtype=torch.long),
-        "cpo": torch.tensor([b["cpo"] for b in batch], dtype=torch.long),
-        "ids": [b["id"] for b in batch],
-    }
-    if "features" in batch[0]:
-        out["features"], out["feature_lengths"] = _pad_stack([b["features"] for b in batch])
-    return out
-
-
-def _pad_stack(feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack cached per-item features, zero-padding the first (time) axis."""
-    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
-    out = feats[0].new_zeros((len(feats), int(lengths.max()), *feats[0].shape[1:]))
-    for i, f in enumerate(feats):
-        out[i, : f.shape[0]] = f
-    return out, lengths
-
-
-class _CachedFeatureDataset(Dataset):
-    """Wraps a :class:`SpeechDataset` and adds precomputed per-item features."""
-
-    def __init__(self, base: SpeechDataset, features: Sequence[torch.Tensor]) -> None:
-        self.base, self.features = base, features
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        d = self.base[index]
-        d["features"] = self.features[index]
-        return d
+_SPLIT_KINDS = ("speaker", "repetition", "random", "manifest", "none")
+_TARGETS = ("class", "ctc", "both")
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +74,7 @@ class SpeechDataModule(L.LightningDataModule):
             on the device to training batches only, before the features.
         frontend: front end applied to every batch of every split before augmentation and
             features (``conf/frontend``, e.g. :class:`speechret.frontend.SilenceTrim`); it returns
-            ``(wave, lengths)``. :class:`speechret.hasher.Hasher` applies the same one.
+            ``(wave, lengths)``. :class:`speechret.hashing.hasher.Hasher` applies the same one.
         wave_augment: train-time waveform augmentation after ``augment``
             (:class:`speechret.augment.WaveAugment`, ``conf/augment`` ``wave``); returns
             ``(wave, lengths)`` (speed perturbation changes lengths).
@@ -330,11 +130,11 @@ class SpeechDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if split not in {"speaker", "repetition", "random", "manifest", "none"}:
-            raise ValueError(f"unknown split {split!r}: speaker, repetition, random, manifest or none")
-        if target not in {"class", "ctc", "both"}:
-            raise ValueError(f"unknown target {target!r}: class, ctc or both")
-        self.corpus, self.root = corpus, Path(root)
+        if split not in _SPLIT_KINDS:
+            raise ConfigError(f"data.split: unknown split {split!r}: speaker, repetition, random, manifest or none")
+        if target not in _TARGETS:
+            raise ConfigError(f"data.target: unknown target {target!r}: class, ctc or both")
+        self.corpus, self.root = corpus_kind(corpus, key="data.corpus"), Path(root)
         self.corpus_kwargs = dict(corpus_kwargs or {})
         self.features = features
         self.augment = augment
@@ -370,18 +170,12 @@ class SpeechDataModule(L.LightningDataModule):
 
     @staticmethod
     def _build_cpo(c: str | Callable) -> Callable:
-        if isinstance(c, str):
-            from speechret.cpo import build_cpo
-
-            return build_cpo(c)
-        return c
+        return build_cpo(c) if isinstance(c, str) else c
 
     # ---------------------------------------------------------------- corpus
     def prepare_data(self) -> None:
         """Generate the built-in synthetic corpus when it is the corpus and is missing."""
         if self.corpus == "synthetic":
-            from speechret.data.synthetic import generate_corpus
-
             generate_corpus(self.root, **self.corpus_kwargs)
 
     def load_manifest(self) -> Manifest:
@@ -433,7 +227,7 @@ class SpeechDataModule(L.LightningDataModule):
                 item_indices=idx,
             )
             if self.cache_features and self.features is not None and not (train and self.augments_train):
-                ds = _CachedFeatureDataset(ds, self._cached_features(name, ds))
+                ds = CachedFeatureDataset(ds, self._cached_features(name, ds))
             self.datasets[name] = ds
         self._is_setup = True
 

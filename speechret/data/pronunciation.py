@@ -32,7 +32,7 @@ Text → pinyin uses pypinyin (``lazy_pinyin(text, style=Style.TONE3,
 neutral_tone_with_five=True)``: tone-numbered, neutral tone written ``5`` so that every syllable
 carries exactly one digit, e.g. 吗 → ``ma5``).  Tones are irrelevant to the class (the model is
 meant to be robust to "tone, tempo and speaker", §3.3) but are kept in manifests because the
-synthetic corpus (``synthetic.py``) feeds them to espeak-ng.  Non-Chinese characters in *text*
+synthetic corpus (``synthetic/``) feeds them to espeak-ng.  Non-Chinese characters in *text*
 are dropped by default (``non_chinese="drop"``): a CTC target should only hold pronounced Mandarin
 initials; ``non_chinese="other"`` maps each non-Chinese run (a Latin word, a number) to one
 :data:`OTHER` label instead.  Punctuation and whitespace are always dropped.

@@ -1,11 +1,12 @@
 """Evaluation protocols: which audio is queried against which database, and what is relevant.
 
 A protocol turns an evaluation set (:class:`EvalData`: items the checkpoint never trained or
-validated on, chosen by :mod:`speechret.evaluate.runner` — ``evaluate.set``) into a :class:`Trial`
+validated on, chosen by :mod:`speechret.evaluate.eval_sets` — ``evaluate.set``) into a :class:`Trial`
 — query waveforms, database waveforms, a relevance matrix, pairs left out of the ranking, a group
-per query (CPO, noise condition) and the index of each query's own source in the database.  The runner (:mod:`speechret.evaluate.runner`) then encodes
-both sides with each system and computes every metric from the distance matrix, so the same
-protocol measures a deep hash and the MFCC/DTW and ASR baselines alike.
+per query (CPO, noise condition) and the index of each query's own source in the database.  The
+runner (:mod:`speechret.evaluate.retrieval`) then encodes both sides with each system and computes
+every metric from the distance matrix, so the same protocol measures a deep hash and the MFCC/DTW
+and ASR baselines alike.  Studies that are not one ranking are :class:`speechret.evaluate.base.Study`.
 
 Protocols (one Hydra config each in ``conf/protocol/``):
 

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from speechret.evaluate.protocols import Protocol
-from speechret.evaluate.runner import (Context, Result, evaluate_checkpoint, markdown_table, report_header,
-                                       resolve_checkpoints, set_metrics, write_outputs)
+from speechret.evaluate.base import Study
+from speechret.evaluate.eval_sets import set_metrics
+from speechret.evaluate.report import Result, markdown_table, report_header, write_outputs
+from speechret.evaluate.runner import Context, evaluate_checkpoint, resolve_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def _code_bits(hasher: Any) -> int:
     return -1
 
 
-class HashLength:
+class HashLength(Study):
     """The retrieval protocol ``inner`` on every checkpoint of ``ckpt`` (list, glob or sweep
     directory), one row per hash length: ``map.<bits>``, ``precision.<bits>``, ``recall.<bits>``,
     ``f1.<bits>``, ``threshold.<bits>``; the unsuffixed keys are those of the longest code.
@@ -106,7 +108,7 @@ class HashLength:
         return res
 
 
-class Encryption:
+class Encryption(Study):
     """Paper A §5.4 for each cipher of ``ciphers`` (name → ``build_cipher`` arguments) on
     ``n_items`` seeded utterances of the evaluation data.  Chaotic ciphers use the keys given
     (default: the paper's public demo key K = (1,1,1,1), as in §5.4); AES-GCM an ephemeral random
@@ -168,7 +170,7 @@ class Encryption:
         return res
 
 
-class RetrievalTime:
+class RetrievalTime(Study):
     """Paper B Table 4 (:func:`speechret.evaluate.timing.retrieval_time_table`) and, when a
     checkpoint is given, paper B Table 5 / paper A Table 6 (:func:`~speechret.evaluate.timing.end_to_end_time`
     on ``n_queries`` utterances against the codes of the evaluation set)."""
@@ -205,8 +207,8 @@ class RetrievalTime:
                                           title="Traversal vs two-stage vs FAISS (paper B Table 4)", logy=True))
         if ctx.cfg.get("ckpt"):
             hasher = ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt)[0])
-            if hasher.method == "paper_c":
-                log.warning("end-to-end time: paper-C codes are variable-length; skipped")
+            if hasher.hashing.variable_length:
+                log.warning("end-to-end time: %s codes are variable-length; skipped", hasher.method)
             else:
                 data = ctx.eval_data(hasher)
                 res.metrics.update(set_metrics(data))

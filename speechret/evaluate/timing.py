@@ -333,7 +333,7 @@ def end_to_end_time(hasher: Any, waves: Sequence[np.ndarray], database_codes: np
     * matching — the query code searched in a matcher built (untimed) over ``database_codes``
       (fixed-length bool codes ``(N, bits)``, e.g. ``hasher.codes_of_waves`` of the library):
       ``matcher="auto"`` picks :class:`~speechret.search.matchers.TwoStageMatcher` with
-      ``hasher.n_classes`` for paper-B hashers (``"two_stage"``), else
+      ``hasher.n_classes`` when the hash method has a ``two_stage`` search mode (paper B), else
       :class:`~speechret.search.matchers.ThresholdMatcher` on the packed code (``"threshold"``),
       both with ``BER < ber_threshold``.
 
@@ -344,8 +344,8 @@ def end_to_end_time(hasher: Any, waves: Sequence[np.ndarray], database_codes: np
     ``n_queries`` (timed), ``n_database`` and ``matcher``. Paper B reports 0.4394 s (CNN) and
     0.5274 s (CRNN) for 10 s queries at 384 bits; paper A 0.5548 s (Log-Mel) / 0.5198 s (MFCC)
     for 4 s queries. Audio loading is not timed (waves are arrays)."""
-    if getattr(hasher, "method", None) == "paper_c":
-        raise ValueError("end_to_end_time needs fixed-length codes; paper C's are variable-length")
+    if hasher.hashing.variable_length:
+        raise ValueError(f"end_to_end_time needs fixed-length codes; {hasher.method}'s are variable-length")
     waves = [np.asarray(w, dtype=np.float32) for w in waves]
     if not waves:
         raise ValueError("no query waves")
@@ -355,7 +355,7 @@ def end_to_end_time(hasher: Any, waves: Sequence[np.ndarray], database_codes: np
     if db.ndim != 2 or db.shape[0] == 0:
         raise ValueError(f"database_codes must be a non-empty bool (N, bits) array, got shape {db.shape}")
     if matcher == "auto":
-        matcher = "two_stage" if hasher.method == "paper_b" else "threshold"
+        matcher = "two_stage" if "two_stage" in hasher.hashing.search_modes else "threshold"
     if matcher == "two_stage":
         m = TwoStageMatcher(hasher.n_classes, ber_threshold).add(db)
 

@@ -2,7 +2,7 @@
 
 For every item of a manifest, in batches: load and validate the audio (:func:`load_audio`: a
 file that is unreadable, empty, truncated, non-finite or too short is *reported and skipped*,
-never fatal) → codes through the checkpoint's :class:`~speechret.hasher.Hasher` (the training
+never fatal) → codes through the checkpoint's :class:`~speechret.hashing.hasher.Hasher` (the training
 feature pipeline) → encrypt the 16-bit PCM at the model's sample rate → :meth:`SpeechLibrary.add_batch`
 (blobs first, then one SQLite transaction per batch).  Items already committed are skipped, so a
 run interrupted at any point is resumed by running it again.  The FAISS index is synced at the end.
@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from speechret.audio import AudioError, load_audio, to_pcm16  # to_pcm16: the library's PCM form (re-exported)
 from speechret.data.manifest import Item
-from speechret.hasher import Hasher
+from speechret.hashing.hasher import Hasher
 from speechret.library.store import SpeechLibrary
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,11 @@ log = logging.getLogger(__name__)
 def library_manifest(hasher: Hasher, checkpoint: str | Path | None, index: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a new library for codes made by ``hasher``."""
     probe = hasher.codes_of_waves([np.zeros(hasher.sample_rate, dtype=np.float32)])
-    bits = 27 if hasher.method == "paper_c" else int(np.asarray(probe).shape[1])
     cfg = hasher.config or {}
     return {
         "hash_method": hasher.method,
-        "code_bits": bits,
-        "n_classes": hasher.n_classes if hasher.method == "paper_b" else None,
+        "n_classes": None,
+        **hasher.hashing.manifest_fields(probe),
         "sample_rate": hasher.sample_rate,
         "model": cfg.get("model"),
         "features": cfg.get("features"),
@@ -52,8 +51,8 @@ def open_or_create(path: str | Path, hasher: Hasher, cipher: Any, checkpoint: st
     path = Path(path)
     if (path / "manifest.json").is_file():
         lib = SpeechLibrary.open(path, cipher)
-        if lib.manifest["hash_method"] != hasher.method:
-            raise ValueError(f"{path}: library holds {lib.manifest['hash_method']} codes, the checkpoint makes {hasher.method}")
+        if lib.method != hasher.method:
+            raise ValueError(f"{path}: library holds {lib.method} codes, the checkpoint makes {hasher.method}")
         return lib
     m = library_manifest(hasher, checkpoint, index)
     if m["checkpoint"] is None:
@@ -112,52 +111,4 @@ def index_items(lib: SpeechLibrary, hasher: Hasher, items: Sequence[Item], ciphe
             bar.advance(task, len(batch))
     lib.sync_index()
     report.wall_seconds = time.perf_counter() - t0
-    return report
-
-
-def build_cipher_from_cfg(cfg_cipher: Any, create_key: bool = False) -> Any:
-    """Instantiate ``conf/cipher``; with ``create_key`` a missing AES key file is generated first."""
-    from hydra.utils import instantiate
-
-    from speechret.crypto.aead import generate_key_file
-
-    km = cfg_cipher.get("key_material") or {}
-    key_file = km.get("key_file") if hasattr(km, "get") else None
-    if create_key and cfg_cipher.get("name") == "aes_gcm" and key_file and not Path(key_file).expanduser().exists():
-        generate_key_file(key_file)
-        log.info("created key file %s (mode 0600): keep it, the library cannot be decrypted without it", key_file)
-    return instantiate(cfg_cipher)
-
-
-def run_index(cfg: Any) -> IndexReport | dict:
-    """``index.py``: add the configured corpus to the library, or rebuild / fsck it."""
-    from hydra.utils import instantiate
-
-    from speechret.data.corpora import load_corpus
-
-    cipher = build_cipher_from_cfg(cfg.cipher, cfg.get("create_key", False))
-    if cfg.command in ("rebuild", "fsck"):
-        lib = SpeechLibrary.open(cfg.library, cipher)
-        if cfg.command == "rebuild":
-            n = lib.rebuild()
-            print(f"[speechret] rebuilt the FAISS index of {cfg.library} from SQLite: {n} rows")
-            return {"rows": n}
-        res = lib.fsck()
-        print(f"[speechret] fsck {cfg.library}: {res}")
-        return res
-    if cfg.command != "add":
-        raise ValueError(f"command must be add, rebuild or fsck, not {cfg.command!r}")
-    hasher = Hasher.from_checkpoint(cfg.ckpt, device=cfg.device)
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    kwargs = {} if dm.corpus == "synthetic" else dm.corpus_kwargs
-    items = list(load_corpus(dm.corpus, dm.root, **kwargs).filter(**dm.select))
-    index_cfg = {"kind": cfg.index.kind, "params": dict(cfg.index.get("params") or {})}
-    lib = open_or_create(cfg.library, hasher, cipher, cfg.ckpt, index_cfg)
-    report = index_items(lib, hasher, items, cipher, batch_size=cfg.batch_size, progress=cfg.progress)
-    print(f"[speechret] library {cfg.library}: {len(lib)} items ({report.added} added, "
-          f"{report.skipped_existing} already there, {len(report.failed)} failed) in {report.wall_seconds:.1f} s, "
-          f"{report.seconds_of_audio_per_second:.1f} s of audio per second")
-    for path, why in report.failed:
-        print(f"  skipped {why}")
     return report

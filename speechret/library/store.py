@@ -21,6 +21,13 @@ never re-added (:meth:`SpeechLibrary.has`), so re-running an interrupted add is 
 The FAISS indexes are derived state: :meth:`sync_index` adds rows committed since the index's
 high-water mark and writes a new index directory atomically (temp dir + rename, then the old one
 is removed); :meth:`rebuild` recreates them from the codes in SQLite. Searches sync lazily.
+What each stored code is (its width, bytes, category, matchers and search modes) is the hash
+method's business (:class:`speechret.hashing.HashMethod`); the generations of saved matchers are
+:class:`speechret.library.generations.MatcherGenerations`.
+
+This module is longer than 500 lines because :class:`SpeechLibrary` is one transactional object:
+its blob writing, SQLite rows, checksum verification and fsck share the crash-safety invariant
+above, and splitting them would spread that invariant over several files.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,27 +46,16 @@ from typing import Any
 import numpy as np
 
 from speechret.crypto import AuthenticationError, CipherError, WrongKeyError
-from speechret.errors import SpeechretError
-from speechret.fileio import atomic_write_bytes, fsync_dir
-from speechret.hashing import HASHERS, pack_bits, unpack_bits
+from speechret.errors import ConfigError, SpeechretError
+from speechret.fileio import atomic_write_bytes
+from speechret.hashing import HashMethod, get_hash_method, hash_method_class, hash_method_names, unpack_bits
+from speechret.library.generations import INDEX_DIR, MatcherGenerations
 from speechret.search import index as ix
-from speechret.search.matchers import (
-    KeywordMatcher,
-    ThresholdMatcher,
-    TwoStageMatcher,
-    category_of,
-)
-from speechret.search.sliding import as_words
 
 FORMAT_VERSION = 1
-METHODS = tuple(HASHERS)
-#: methods whose code is one fixed-length bit vector per item (top-k and threshold search by BER)
-FIXED_LENGTH = tuple(m for m, spec in HASHERS.items() if not spec.variable_length)
 MANIFEST = "manifest.json"
 DB_NAME = "library.db"
 BLOBS = "blobs"
-INDEX_DIR = "index"
-_INDEX_RE = re.compile(r"^hw(\d{12})-(\d+)$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 
 __all__ = [
@@ -149,7 +144,10 @@ class SpeechLibrary:
         if cipher is not None:
             self._check_cipher(cipher)
             self.cipher = cipher
+        #: the :class:`~speechret.hashing.HashMethod` of the stored codes: their width, storage,
+        #: matchers and search modes (the library never compares method names).
         self.method: str = manifest["hash_method"]
+        self.hashing: HashMethod = get_hash_method(self.method, **manifest)
         self.code_bits: int | None = manifest.get("code_bits")
         self.n_classes: int | None = manifest.get("n_classes")
         idx = manifest.get("index") or {}
@@ -161,14 +159,16 @@ class SpeechLibrary:
         self._conn.executescript(_SCHEMA)
         self._matchers: dict[str, Any] | None = None
         self._hwm = 0
+        self.generations = MatcherGenerations(self.path, self.hashing, self.index_kind, self.index_params)
 
     # ------------------------------------------------------------------ create / open
     @classmethod
     def create(cls, path: str | os.PathLike, manifest: dict, cipher: Any) -> SpeechLibrary:
         """Create a new library at ``path`` (must not already hold one).
 
-        ``manifest`` keys: ``hash_method`` (paper_a / paper_b / paper_c), ``code_bits`` (a, b:
-        total code length; c: 27 per group), ``n_classes`` (paper_b: C, the one-hot h1 length),
+        ``manifest`` keys: ``hash_method`` (a :class:`~speechret.hashing.HashMethod` name), the
+        fields that method needs (:meth:`HashMethod.manifest_fields`: ``code_bits``, the total
+        code length or the bits per group; ``n_classes`` for a category code),
         ``model`` / ``hash`` (config dicts), ``checkpoint`` (a path, hashed into
         ``checkpoint_sha256``) or ``checkpoint_sha256``, ``index`` ({kind, params}). Filled in
         here: ``format_version``, ``cipher``, ``key_id``, ``created``."""
@@ -177,18 +177,12 @@ class SpeechLibrary:
             raise FileExistsError(f"{path} already holds a speech library")
         m = dict(manifest)
         method = m.get("hash_method")
-        if method not in METHODS:
-            raise LibraryError(f"hash_method must be one of {METHODS}, got {method!r}")
-        if method in FIXED_LENGTH:
-            if not isinstance(m.get("code_bits"), int) or m["code_bits"] <= 0:
-                raise LibraryError(f"{method} needs a positive integer code_bits")
-        else:
-            m.setdefault("code_bits", 27)
-        if method == "paper_b":
-            nc = m.get("n_classes") or (m.get("hash") or {}).get("n_classes")
-            if not isinstance(nc, int) or not 0 < nc < m["code_bits"]:
-                raise LibraryError("paper_b needs n_classes (0 < n_classes < code_bits)")
-            m["n_classes"] = nc
+        if method not in hash_method_names():
+            raise LibraryError(f"hash_method must be one of {hash_method_names()}, got {method!r}")
+        try:
+            get_hash_method(method, **m).check_manifest(m)
+        except ConfigError as exc:
+            raise LibraryError(str(exc)) from exc
         ckpt = m.pop("checkpoint", None)
         if ckpt is not None:
             m["checkpoint"] = str(ckpt)
@@ -261,49 +255,27 @@ class SpeechLibrary:
 
     # ------------------------------------------------------------------ codes
     def _encode_codes(self, codes: Any, n: int) -> list[tuple[bytes, int | None, int | None]]:
-        """Per item ``(code bytes, n_groups, category)``."""
-        if self.method == "paper_c":
-            seqs = list(codes)
-            if len(seqs) != n:
-                raise LibraryError(f"{len(seqs)} code sequences for {n} items")
-            out = []
-            for s in seqs:
-                w = as_words(np.asarray(s)).astype("<u4")
-                if len(w) and int(w.max()) >> 27:
-                    raise LibraryError("paper_c group words must fit in 27 bits")
-                out.append((w.tobytes(), len(w), None))
-            return out
-        packed = self._packed(codes)
-        if len(packed) != n:
-            raise LibraryError(f"{len(packed)} codes for {n} items")
-        cats = [None] * n
-        if self.method == "paper_b":
-            bits = unpack_bits(packed, self.code_bits)
-            cats = [int(c) for c in category_of(bits[:, : self.n_classes])]
-        return [(p.tobytes(), None, c) for p, c in zip(packed, cats)]
+        """Per item ``(code bytes, n_groups, category)`` (:meth:`HashMethod.encode_rows`)."""
+        try:
+            return self.hashing.encode_rows(codes, n)
+        except ConfigError as exc:
+            raise LibraryError(str(exc)) from exc
 
     def _packed(self, codes: Any) -> np.ndarray:
         """Fixed-length codes (bool / 0-1 bits ``(N, d)`` or packed ``uint8 (N, ceil(d/8))``)
-        → packed ``uint8 (N, ceil(d/8))``."""
-        c = np.asarray(codes)
-        if c.ndim == 1:
-            c = c[None]
-        nbytes = (self.code_bits + 7) // 8
-        if c.dtype == np.uint8 and c.shape[-1] == nbytes and (c.shape[-1] != self.code_bits):
-            return np.ascontiguousarray(c)
-        if c.shape[-1] != self.code_bits:
-            raise LibraryError(f"codes have {c.shape[-1]} columns; expected {self.code_bits} bits "
-                               f"or {nbytes} packed bytes")
-        if c.dtype != bool and not np.isin(c, (0, 1)).all():
-            raise LibraryError("bit codes must be bool or 0/1")
-        return pack_bits(c.astype(bool))
+        → packed ``uint8 (N, ceil(d/8))`` (:meth:`HashMethod.pack`)."""
+        try:
+            return self.hashing.pack(codes)
+        except ConfigError as exc:
+            raise LibraryError(str(exc)) from exc
 
     def _bits(self, codes: Any) -> np.ndarray:
         return unpack_bits(self._packed(codes), self.code_bits)
 
     def load_codes(self, max_row: int | None = None, min_row: int = 0):
-        """Stored codes in row order: ``(rows int64, item_ids, codes)`` with ``codes`` packed
-        ``uint8 (N, ceil(d/8))`` (paper A/B) or a list of uint32 word arrays (paper C)."""
+        """Stored codes in row order: ``(rows int64, item_ids, codes)`` with ``codes`` in the form
+        the matchers take (:meth:`HashMethod.decode_rows`: packed ``uint8 (N, ceil(d/8))`` for
+        fixed-length codes, a list of uint32 word arrays for grouped ones)."""
         q = "SELECT row, item_id, code FROM items WHERE row >= ?"
         args: list = [min_row]
         if max_row is not None:
@@ -312,13 +284,7 @@ class SpeechLibrary:
         res = self._conn.execute(q + " ORDER BY row", args).fetchall()
         rows = np.array([r[0] for r in res], dtype=np.int64)
         ids = [r[1] for r in res]
-        if self.method == "paper_c":
-            codes = [np.frombuffer(r[2], dtype="<u4").astype(np.uint32) for r in res]
-        else:
-            nbytes = (self.code_bits + 7) // 8
-            codes = (np.frombuffer(b"".join(r[2] for r in res), dtype=np.uint8).reshape(-1, nbytes)
-                     if res else np.zeros((0, nbytes), np.uint8))
-        return rows, ids, codes
+        return rows, ids, self.hashing.decode_rows([r[2] for r in res])
 
     # ------------------------------------------------------------------ adding
     def has(self, item_id: str) -> bool:
@@ -449,7 +415,7 @@ class SpeechLibrary:
         n, dur, groups = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(duration), 0), COALESCE(SUM(n_groups), 0) FROM items").fetchone()
         blob_bytes = sum(p.stat().st_size for p in (self.path / BLOBS).rglob("*.bin"))
-        cur = self._current_index_dir()
+        cur = self.generations.current()
         return {"items": n, "duration_s": float(dur), "n_groups": int(groups), "blob_bytes": blob_bytes,
                 "hash_method": self.method, "code_bits": self.code_bits, "cipher": self.manifest["cipher"],
                 "key_id": self.manifest["key_id"], "index_kind": self.index_kind,
@@ -490,94 +456,10 @@ class SpeechLibrary:
                 "missing": missing, "corrupt": corrupt}
 
     # ------------------------------------------------------------------ indexes
-    def _current_index_dir(self) -> tuple[int, Path] | None:
-        best = None
-        d = self.path / INDEX_DIR
-        if not d.is_dir():
-            return None
-        for p in d.iterdir():
-            m = _INDEX_RE.match(p.name)
-            if m and p.is_dir():
-                key = (int(m.group(1)), int(m.group(2)))
-                if best is None or key > best[0]:
-                    best = (key, p)
-        return (best[0][0], best[1]) if best else None
-
-    def _new_matchers(self) -> dict[str, Any]:
-        kind, params = self.index_kind, dict(self.index_params)
-        if self.method == "paper_c":
-            return {"keyword": KeywordMatcher(index_kind=kind, index_params=params or None)}
-        out = {"main": ThresholdMatcher(self.code_bits, kind=kind, **dict(params))}
-        if self.method == "paper_b":
-            out["two_stage"] = TwoStageMatcher(self.n_classes, kind=kind, **dict(params))
-        return out
-
-    def _add_to_matchers(self, m: dict[str, Any], rows: np.ndarray, codes: Any) -> None:
-        if len(rows) == 0:
-            return
-        if self.method == "paper_c":
-            m["keyword"].add(codes, rows.tolist())
-            return
-        m["main"].add(codes, rows)
-        if self.method == "paper_b":
-            m["two_stage"].add(unpack_bits(codes, self.code_bits), rows)
-
-    def _save_matchers(self, m: dict[str, Any], hwm: int) -> Path:
-        root = self.path / INDEX_DIR
-        root.mkdir(exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-        try:
-            if self.method == "paper_c":
-                km = m["keyword"]
-                ix.save_index(km.index, tmp / "groups.faissbin")
-                np.savez(tmp / "keyword.npz", item_ids=km.item_ids,
-                         lengths=np.asarray(km._lengths, np.int64), words=km.words)
-            else:
-                m["main"].save(tmp / "main.faissbin")
-                if self.method == "paper_b":
-                    for c, index in sorted(m["two_stage"].indexes.items()):
-                        ix.save_index(index, tmp / f"cat{c:05d}.faissbin")
-            (tmp / "state.json").write_text(json.dumps({"high_water": hwm, "method": self.method}))
-            fsync_dir(tmp)
-            final = root / f"hw{hwm:012d}-{time.time_ns()}"
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        fsync_dir(root)
-        for p in root.iterdir():  # old generations
-            if p != final and _INDEX_RE.match(p.name):
-                shutil.rmtree(p, ignore_errors=True)
-        self._set_meta("index_high_water", str(hwm))
+    def _save_generation(self, matchers: dict[str, Any], high_water: int) -> None:
+        final = self.generations.save(matchers, high_water)
+        self._set_meta("index_high_water", str(high_water))
         self._set_meta("index_dir", final.name)
-        return final
-
-    def _load_matchers(self, d: Path) -> dict[str, Any]:
-        m = self._new_matchers()
-        if self.method == "paper_c":
-            km = m["keyword"]
-            z = np.load(d / "keyword.npz")
-            lengths, words = z["lengths"], z["words"].astype(np.uint32)
-            offs = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            # restore the parallel arrays exactly as KeywordMatcher.add builds them
-            n = len(lengths)
-            km._item_ids = [int(i) for i in z["item_ids"]]
-            km._lengths = lengths.tolist()
-            km.item_ids = np.asarray(km._item_ids, dtype=np.int64)
-            km.words = words
-            km.offsets = offs
-            km.row_item = np.repeat(np.arange(n, dtype=np.int64), lengths)
-            km.row_pos = np.arange(len(words), dtype=np.int64) - np.repeat(offs[:-1], lengths)
-            km.index = ix.load_index(d / "groups.faissbin")
-            return m
-        m["main"] = ThresholdMatcher.load(d / "main.faissbin", self.code_bits)
-        if self.method == "paper_b":
-            ts = m["two_stage"]
-            for p in sorted(d.glob("cat*.faissbin")):
-                ts.indexes[int(p.stem[3:])] = ix.load_index(p)
-            ts.k_bits = self.code_bits - self.n_classes
-            ts._next_id = int(json.loads((d / "state.json").read_text())["high_water"])
-        return m
 
     def _db_high_water(self) -> int:
         return self._conn.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM items").fetchone()[0]
@@ -586,27 +468,30 @@ class SpeechLibrary:
         """Add rows committed since the index's high-water mark and save a new index generation
         atomically. Returns the number of rows added."""
         if self._matchers is None:
-            cur = self._current_index_dir()
+            cur = self.generations.current()
             if cur is None:
-                self._matchers, self._hwm = self._new_matchers(), 0
+                self._matchers, self._hwm = self.generations.new(), 0
             else:
-                self._matchers, self._hwm = self._load_matchers(cur[1]), cur[0]
+                try:
+                    self._matchers, self._hwm = self.generations.load(cur[1]), cur[0]
+                except FileNotFoundError:  # an index generation of an older layout: derived state
+                    return self.rebuild()
         target = self._db_high_water()
-        if target <= self._hwm and self._current_index_dir() is not None:
+        if target <= self._hwm and self.generations.current() is not None:
             return 0
         rows, _, codes = self.load_codes(max_row=target, min_row=self._hwm)
-        self._add_to_matchers(self._matchers, rows, codes)
-        self._save_matchers(self._matchers, target)
+        self.generations.add(self._matchers, rows, codes)
+        self._save_generation(self._matchers, target)
         self._hwm = target
         return len(rows)
 
     def rebuild(self) -> int:
         """Recreate the FAISS index(es) from the codes in SQLite, from scratch."""
         target = self._db_high_water()
-        m = self._new_matchers()
+        m = self.generations.new()
         rows, _, codes = self.load_codes(max_row=target)
-        self._add_to_matchers(m, rows, codes)
-        self._save_matchers(m, target)
+        self.generations.add(m, rows, codes)
+        self._save_generation(m, target)
         self._matchers, self._hwm = m, target
         return len(rows)
 
@@ -634,42 +519,44 @@ class SpeechLibrary:
                         for k, (r, b) in enumerate((r, b) for r, b in zip(ids, bers) if r >= 0)])
         return out
 
-    def _need(self, *methods: str) -> None:
-        if self.method not in methods:
-            raise LibraryError(f"this search needs a {' / '.join(methods)} library, this one is {self.method}")
+    def _matcher_for(self, mode: str) -> Any:
+        """The matcher answering search ``mode``; a mode the hash method lacks raises."""
+        if mode not in self.hashing.search_modes:
+            able = [n for n in hash_method_names() if mode in hash_method_class(n).mode_matcher]
+            raise LibraryError(f"search mode {mode!r} needs a {' / '.join(able) or 'different'} library; this one "
+                               f"holds {self.method} codes (its modes: {', '.join(self.hashing.search_modes)})")
+        return self.matchers()[self.hashing.mode_matcher[mode]]
 
     def search_topk(self, codes: Any, k: int, exact_ties: bool = True) -> list[list[dict]]:
         """The k nearest stored codes per query (BER over the whole code; fixed-length methods)."""
-        self._need(*FIXED_LENGTH)
-        exact = exact_ties and self.index_kind != "hnsw"
-        ids, bers = self.matchers()["main"].topk(self._packed(codes), k, exact_ties=exact)
+        matcher = self._matcher_for("topk")
+        exact = exact_ties and ix.index_kind(matcher.index) != "hnsw"
+        ids, bers = matcher.topk(self._packed(codes), k, exact_ties=exact)
         return self._rows_to_dicts(list(zip(ids, bers)))
 
     def search_threshold(self, codes: Any, ber: float) -> list[list[dict]]:
         """All stored codes with ``BER < ber`` per query (fixed-length methods)."""
-        self._need(*FIXED_LENGTH)
-        return self._rows_to_dicts(self.matchers()["main"].search(self._packed(codes), ber))
+        return self._rows_to_dicts(self._matcher_for("threshold").search(self._packed(codes), ber))
 
     def search_two_stage(self, codes: Any, k: int | None = None, ber: float | None = None) -> list[list[dict]]:
         """Paper B two-stage: same category as the query, then top-``k`` or ``BER(h2) < ber``."""
-        self._need("paper_b")
         if (k is None) == (ber is None):
             raise ValueError("give exactly one of k (top-k) or ber (threshold)")
-        ts = self.matchers()["two_stage"]
+        ts = self._matcher_for("two_stage")
         bits = self._bits(codes)
-        if ts.k_bits is None:
-            ts.k_bits = self.code_bits - self.n_classes
         if k is not None:
-            exact = self.index_kind != "hnsw"
+            exact = all(ix.index_kind(index) != "hnsw" for index in ts.indexes.values())
             ids, bers = ts.topk(bits, k, exact_ties=exact)
             return self._rows_to_dicts(list(zip(ids, bers)))
         return self._rows_to_dicts(ts.search(bits, ber))
 
-    def search_keyword(self, groups: Any, gamma: float, mode: str = "keyword") -> list[dict]:
+    def search_keyword(self, groups: Any, gamma: float, mode: str = "keyword",
+                       direction: str | None = None) -> list[dict]:
         """Paper C: one query's ``(S, 27)`` groups (or uint32 words) slid over every stored
-        sequence; hits with ``span = (start, end)`` in groups, sorted by (BER, item, start)."""
-        self._need("paper_c")
-        hits = self.matchers()["keyword"].search(np.asarray(groups), gamma, mode=mode)
+        sequence; hits with ``span = (start, end)`` in groups, sorted by (BER, item, start).
+        ``mode``: ``keyword`` or ``full_speech``; ``direction``: the full-speech direction
+        (default: the matcher's, :data:`~speechret.hashing.sliding.DEFAULT_DIRECTION`)."""
+        hits = self._matcher_for(mode).search(np.asarray(groups), gamma, mode=mode, direction=direction)
         names = self._ids_for_rows([h.item for h in hits])
         return [{"item_id": names[h.item], "row": h.item, "ber": h.ber, "rank": k + 1, "span": (h.start, h.end)}
                 for k, h in enumerate(hits)]

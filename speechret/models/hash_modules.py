@@ -16,11 +16,12 @@ first, so ``val/map`` (and ``test/map``) is the mAP of the whole set, the same f
 processes (:meth:`HashingModule.epoch_eval_set`).
 
 The resolved run config is stored in every checkpoint (``checkpoint["speechret"]``) so that
-:class:`speechret.hasher.Hasher` can rebuild exactly the features, network and hash method.
+:class:`speechret.hashing.hasher.Hasher` can rebuild exactly the features, network and hash method.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -32,35 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechret.evaluate.metrics import edit_distance, label_relevance, mean_average_precision
-from speechret.hashing import HASHERS, codes_from_output
-from speechret.search.sliding import pairwise_sliding_distance
+from speechret.metrics import edit_distance, label_relevance, mean_average_precision
+from speechret.hashing import HashMethod, get_hash_method, take
 
 log = logging.getLogger(__name__)
-
-
-def fixed_code_distances(method: str, q: np.ndarray, db: np.ndarray, n_classes: int = 0) -> np.ndarray:
-    """(Q, N) normalized Hamming distances (BER) between fixed-length bit codes (bool arrays).
-
-    Paper B's code is ``h1 ‖ h2`` (category one-hot, then K semantic bits): its distance is the
-    "two-stage" order of §IV-F — BER over ``h2``, plus 1 when the categories differ, so items of
-    the query's predicted category always rank first.
-    """
-    qf = torch.from_numpy(np.asarray(q, dtype=np.float32))
-    df = torch.from_numpy(np.asarray(db, dtype=np.float32))
-    if method == "paper_b" and n_classes > 0:
-        cat_q, cat_d = qf[:, :n_classes].argmax(1), df[:, :n_classes].argmax(1)
-        qf, df = qf[:, n_classes:], df[:, n_classes:]
-        ber = (qf @ (1 - df).T + (1 - qf) @ df.T) / qf.shape[1]
-        return (ber + (cat_q[:, None] != cat_d[None, :]).float()).numpy()
-    return ((qf @ (1 - df).T + (1 - qf) @ df.T) / qf.shape[1]).numpy()
-
-
-def code_distances(method: str, q: Any, db: Any, n_classes: int = 0) -> np.ndarray:
-    """Distance matrix for any method: fixed codes by BER, paper C sequences by sliding matching."""
-    if method == "paper_c":
-        return pairwise_sliding_distance(q, db, symmetric=True)
-    return fixed_code_distances(method, q, db, n_classes)
 
 
 class HashingModule(L.LightningModule):
@@ -68,8 +44,8 @@ class HashingModule(L.LightningModule):
 
     Args:
         net: the architecture (``nn.Module`` returning a ``ModelOutput``).
-        hash_method: a key of :data:`speechret.hashing.HASHERS` (``paper_a`` | ``paper_b`` |
-            ``paper_c`` | ``speechret``).
+        hash_method: the name of a :class:`speechret.hashing.HashMethod` (one file per method in
+            :mod:`speechret.hashing.methods`); :attr:`hashing` is the object.
         optimizer: a partial optimizer (Hydra ``_partial_: true``) taking the parameters.
         scheduler: optional partial LR scheduler taking the optimizer. A scheduler whose length
             is a number of steps (``OneCycleLR``'s ``total_steps``) gets it from the trainer
@@ -82,7 +58,7 @@ class HashingModule(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        hash_method: str,
+        hash_method: str | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/loss",
@@ -94,7 +70,12 @@ class HashingModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective"], logger=False)
         self.net = net
+        hash_method = hash_method or getattr(net, "hash_method", None)
+        if hash_method is None:
+            raise ValueError(f"{type(self).__name__}: give hash_method, or a net that declares its own "
+                             f"(`hash_method` class attribute); {type(net).__name__} does not")
         self.hash_method = hash_method
+        self.hparams.hash_method = hash_method
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.run_config: dict[str, Any] | None = None
@@ -104,9 +85,14 @@ class HashingModule(L.LightningModule):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None):
         return self.net(features, lengths)
 
+    @functools.cached_property
+    def hashing(self) -> HashMethod:
+        """The :class:`~speechret.hashing.HashMethod` that turns outputs into codes and compares them."""
+        return get_hash_method(self.hash_method, n_classes=self.n_classes)
+
     def codes(self, out) -> Any:
         """Codes of a batch's network output (the one path shared with indexing and search)."""
-        return codes_from_output(self.hash_method, out)
+        return self.hashing.codes(out)
 
     def compute_loss(self, out, batch: dict[str, Any]) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} must define compute_loss(out, batch)")
@@ -177,14 +163,11 @@ class HashingModule(L.LightningModule):
         if not entries:
             return [], np.zeros(0, dtype=np.int64)
         labels = np.concatenate([lab for _, lab, _ in entries])
-        if self.hash_method == "paper_c":
-            codes: Any = [c for batch_codes, _, _ in entries for c in batch_codes]
-        else:
-            codes = np.concatenate([np.asarray(c) for c, _, _ in entries])
+        codes: Any = self.hashing.concat([c for c, _, _ in entries])
         if all(idx is not None for _, _, idx in entries):
             _, first = np.unique(np.concatenate([idx for _, _, idx in entries]), return_index=True)
             labels = labels[first]
-            codes = [codes[i] for i in first] if self.hash_method == "paper_c" else codes[first]
+            codes = take(codes, first)
         elif world > 1:
             log.warning("batches carry no 'index': items the DistributedSampler repeated to even out "
                         "%d ranks count more than once in the mAP", world)
@@ -202,7 +185,7 @@ class HashingModule(L.LightningModule):
         codes, labels = self.epoch_eval_set()
         if len(labels) < 2 or (labels < 0).all():
             return
-        dist = code_distances(self.hash_method, codes, codes, self.n_classes)
+        dist = self.hashing.ranking_distances(codes, codes)
         rel = label_relevance(labels, labels)
         res = mean_average_precision(dist, rel, exclude=np.eye(len(labels), dtype=bool))
         if res["n_queries"] > 0:
@@ -219,7 +202,7 @@ class HashingModule(L.LightningModule):
     # ------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
         strategy = getattr(self._trainer, "strategy", None)
-        if (HASHERS[self.hash_method].variable_length and getattr(strategy, "_start_method", None) == "fork"
+        if (self.hashing.variable_length and getattr(strategy, "_start_method", None) == "fork"
                 and getattr(strategy, "world_size", 1) > 1):
             # the sliding distances of variable-length codes run numba's parallel (threaded)
             # kernels, which are not fork-safe: forked DDP workers gave a wrong val/map or hung
@@ -272,7 +255,7 @@ class ClassificationHashModule(HashingModule):
         net: nn.Module,
         num_classes: int,
         hash_bits: int | None = None,
-        hash_method: str = "paper_a",
+        hash_method: str | None = None,
         loss: str = "ce",
         label_smoothing: float = 0.0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -433,7 +416,7 @@ class CTCHashModule(HashingModule):
         net: nn.Module,
         blank: int | None = None,
         other_index: int = 26,
-        hash_method: str = "paper_c",
+        hash_method: str | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/loss",

@@ -1,21 +1,34 @@
 """FAISS binary indexes for fixed-length hash codes (and the d = 32 group index of paper C).
 
-:func:`build_binary_index` builds one of three kinds, always wrapped in
+One construction mechanism: :func:`build_binary_index` hands its ``kind`` — a FAISS binary index
+factory string (:func:`faiss.index_binary_factory`) — to FAISS and wraps the result in
 ``faiss.IndexBinaryIDMap2`` so every row carries an ``int64`` item id (IDMap2 also keeps the id →
-row map needed by ``reconstruct``):
+row map needed by ``reconstruct``). Strings accepted by the installed FAISS (1.15) include:
 
-* ``"flat"`` — ``IndexBinaryFlat``: exhaustive, exact (the default; a linear scan of popcounts is
+* ``"BFlat"`` — ``IndexBinaryFlat``: exhaustive, exact (the default; a linear scan of popcounts is
   memory-bound and fast up to millions of codes).
-* ``"ivf"`` — ``IndexBinaryIVF`` over a flat Hamming quantizer with ``nlist`` inverted lists,
-  ``nprobe`` probed at search time. IVF needs training: :func:`add_codes` trains it on the first
-  batch of codes added (or a random sample of at most ``train_size`` of them) when it is not
-  trained yet; ``nlist`` is clamped to the number of training codes. With ``nprobe == nlist`` the
-  search is exhaustive and exact.
-* ``"hnsw"`` — ``IndexBinaryHNSW`` (``M`` neighbours per node, ``efConstruction``, ``efSearch``):
+* ``"BIVF<nlist>"`` (e.g. ``"BIVF256"``; ``"BIVF<nlist>_HNSW<M>"`` for an HNSW quantizer) —
+  ``IndexBinaryIVF`` with ``nlist`` inverted lists, ``nprobe`` probed at search time. IVF needs
+  training: :func:`add_codes` trains it on the first batch of codes added (or a random sample of at
+  most ``train_size`` of them) when it is not trained yet; ``nlist`` is clamped to the number of
+  training codes. With ``nprobe == nlist`` the search is exhaustive and exact.
+* ``"BHNSW<M>"`` (e.g. ``"BHNSW16"``) — ``IndexBinaryHNSW`` with ``M`` neighbours per node:
   approximate. FAISS does **not** implement ``range_search`` for binary HNSW (it raises), so
   :func:`range_search` falls back to a ``search`` with ``k = range_k`` (default 1024, capped by
   ``ntotal``) followed by the distance filter; results beyond ``range_k`` neighbours — and those
   HNSW misses — are lost (documented approximation; use flat/IVF for exact thresholds).
+
+The structure (nlist, M, quantizer) lives in the factory string; the parameters a factory string
+cannot express are keyword arguments (``conf/index/*.yaml``: ``kind`` = factory string, ``params``
+= these): the search-time settings of :data:`SEARCH_PARAMS` (``nprobe`` for IVF,
+``efConstruction`` / ``efSearch`` for HNSW; set as attributes, FAISS's own defaults replaced by
+ours), and ``train_size`` (:func:`add_codes`) / ``range_k`` (:func:`range_search`). A parameter
+that does not apply to the index built raises :class:`~speechret.errors.ConfigError`.
+
+The family names ``"flat"`` / ``"ivf"`` / ``"hnsw"`` (:data:`KINDS`) stay accepted through the one
+table :data:`LEGACY_KINDS`, because library manifests written before factory strings store them
+(with ``nlist`` / ``M`` among their parameters) and the matchers default to ``"flat"``.
+:func:`index_kind` names the family of a built index (``"flat"`` / ``"ivf"`` / ``"hnsw"``).
 
 Approximate range searches never drop candidates silently: :func:`range_search` emits an
 :class:`ApproximateSearchWarning` when HNSW's ``range_k`` cap is reached (a query's ``range_k``
@@ -40,11 +53,28 @@ from pathlib import Path
 from typing import Any
 
 import faiss
-
-from speechret.fileio import atomic_path
 import numpy as np
 
-KINDS = ("flat", "ivf", "hnsw")
+from speechret.errors import ConfigError
+from speechret.fileio import atomic_path
+
+#: The family names accepted besides factory strings — the ONE name table. Each maps to a factory
+#: string template whose fields are structural parameters taken out of ``params`` (default here).
+#: Kept for library manifests written before factory strings and for the matchers' ``"flat"``.
+LEGACY_KINDS: dict[str, tuple[str, dict[str, int]]] = {
+    "flat": ("BFlat", {}),
+    "ivf": ("BIVF{nlist}", {"nlist": 256}),
+    "hnsw": ("BHNSW{M}", {"M": 16}),
+}
+KINDS = tuple(LEGACY_KINDS)
+#: Runtime parameters a factory string cannot express: name -> (index family, our default).
+SEARCH_PARAMS: dict[str, tuple[str, int]] = {
+    "nprobe": ("ivf", 8),
+    "efConstruction": ("hnsw", 40),
+    "efSearch": ("hnsw", 64),
+}
+#: Parameters consumed by :func:`add_codes` / :func:`range_search` (accepted for every index).
+CALL_PARAMS = ("train_size", "range_k")
 #: default neighbour count of the search-then-filter range fallback (HNSW).
 DEFAULT_RANGE_K = 1024
 
@@ -62,6 +92,7 @@ def _inner(index: Any) -> Any:
 
 
 def index_kind(index: Any) -> str:
+    """The family of a (wrapped) binary index: ``"flat"``, ``"ivf"``, ``"hnsw"`` or its class name."""
     inner = _inner(index)
     if isinstance(inner, faiss.IndexBinaryHNSW):
         return "hnsw"
@@ -72,37 +103,63 @@ def index_kind(index: Any) -> str:
     return type(inner).__name__
 
 
-def build_binary_index(kind: str = "flat", d_bits: int = 64, **params: Any) -> Any:
+def _set_param(inner: Any, name: str, value: Any) -> None:
+    """Set one :data:`SEARCH_PARAMS` entry on a bare IVF / HNSW index."""
+    if name == "nprobe":
+        inner.nprobe = int(value)
+    else:
+        setattr(inner.hnsw, name, int(value))
+
+
+def _factory_string(kind: str, params: dict[str, Any]) -> str:
+    """The FAISS factory string for ``kind``: itself, or a :data:`LEGACY_KINDS` name's template
+    filled with its structural parameters (popped from ``params``)."""
+    if kind not in LEGACY_KINDS:
+        return kind
+    template, defaults = LEGACY_KINDS[kind]
+    fields = {}
+    for name, default in defaults.items():
+        value = params.pop(name, default)
+        try:
+            fields[name] = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"index.params.{name}: expected an integer, got {value!r}") from None
+    return template.format(**fields)
+
+
+def build_binary_index(kind: str = "BFlat", d_bits: int = 64, **params: Any) -> Any:
     """An empty binary index of ``d_bits`` bits (a multiple of 8) wrapped in ``IndexBinaryIDMap2``.
 
-    Parameters by kind: ``ivf``: ``nlist`` (default 256), ``nprobe`` (default 8);
-    ``hnsw``: ``M`` (default 16), ``efConstruction`` (default 40), ``efSearch`` (default 64).
-    Unknown parameters raise. Add codes with :func:`add_codes` (trains IVF if needed).
+    ``kind``: a FAISS binary factory string (``"BFlat"``, ``"BIVF256"``, ``"BHNSW16"``, ...) or a
+    :data:`LEGACY_KINDS` name (``"ivf"`` takes ``nlist``, default 256; ``"hnsw"`` takes ``M``,
+    default 16). ``params``: :data:`SEARCH_PARAMS` of the index's family (``nprobe``, default 8;
+    ``efConstruction``, default 40; ``efSearch``, default 64) and :data:`CALL_PARAMS` (ignored here).
+    A bad string or a parameter that does not apply raises :class:`~speechret.errors.ConfigError`.
+    Add codes with :func:`add_codes` (trains IVF if needed).
     """
     if d_bits <= 0 or d_bits % 8:
-        raise ValueError(f"binary index width must be a positive multiple of 8 bits, got {d_bits}")
+        raise ConfigError(f"d_bits: a binary index width must be a positive multiple of 8 bits, got {d_bits}")
     params = dict(params)
-    if kind == "flat":
-        inner = faiss.IndexBinaryFlat(d_bits)
-    elif kind == "ivf":
-        nlist = int(params.pop("nlist", 256))
-        nprobe = int(params.pop("nprobe", 8))
-        quantizer = faiss.IndexBinaryFlat(d_bits)
-        inner = faiss.IndexBinaryIVF(quantizer, d_bits, nlist)
-        inner.own_fields = True
-        quantizer.this.disown()  # owned by the IVF now
-        inner.nprobe = nprobe
-    elif kind == "hnsw":
-        m = int(params.pop("M", 16))
-        inner = faiss.IndexBinaryHNSW(d_bits, m)
-        inner.hnsw.efConstruction = int(params.pop("efConstruction", 40))
-        inner.hnsw.efSearch = int(params.pop("efSearch", 64))
-    else:
-        raise ValueError(f"unknown binary index kind {kind!r}; choose one of {KINDS}")
-    params.pop("train_size", None)  # used by add_codes
-    params.pop("range_k", None)
-    if params:
-        raise ValueError(f"unknown parameters for a {kind} index: {sorted(params)}")
+    description = _factory_string(kind, params)
+    try:
+        inner = faiss.index_binary_factory(int(d_bits), description)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"index.kind: {kind!r} is neither a FAISS binary index factory string (e.g. 'BFlat', "
+                          f"'BIVF256', 'BHNSW16') nor one of {KINDS}") from None
+    family = index_kind(inner)
+    if family == "ivf" and inner.nlist < 1:
+        raise ConfigError(f"index.kind: {description!r} has no inverted lists (nlist must be >= 1)")
+    runtime = {name: default for name, (fam, default) in SEARCH_PARAMS.items() if fam == family}
+    unknown = sorted(set(params) - set(runtime) - set(CALL_PARAMS))
+    if unknown:
+        raise ConfigError(f"index.params: {unknown} do not apply to a {description!r} index (it takes "
+                          f"{sorted(runtime) + list(CALL_PARAMS)}; its structure, e.g. nlist or M, is part "
+                          f"of the factory string in index.kind)")
+    for name, default in runtime.items():
+        try:
+            _set_param(inner, name, params.get(name, default))
+        except (TypeError, ValueError):
+            raise ConfigError(f"index.params.{name}: expected an integer, got {params[name]!r}") from None
     index = faiss.IndexBinaryIDMap2(inner)
     index.own_fields = True
     inner.this.disown()
@@ -110,12 +167,12 @@ def build_binary_index(kind: str = "flat", d_bits: int = 64, **params: Any) -> A
 
 
 def set_search_params(index: Any, **params: Any) -> None:
-    """Change ``nprobe`` (IVF) or ``efSearch`` (HNSW) on a built / loaded index."""
+    """Change ``nprobe`` (IVF) or ``efSearch`` (HNSW) on a built / loaded index (others ignored)."""
     inner = _inner(index)
-    if "nprobe" in params and isinstance(inner, faiss.IndexBinaryIVF):
-        inner.nprobe = int(params["nprobe"])
-    if "efSearch" in params and isinstance(inner, faiss.IndexBinaryHNSW):
-        inner.hnsw.efSearch = int(params["efSearch"])
+    family = index_kind(inner)
+    for name in ("nprobe", "efSearch"):
+        if name in params and SEARCH_PARAMS[name][0] == family:
+            _set_param(inner, name, params[name])
 
 
 def _as_codes(codes: np.ndarray, index: Any) -> np.ndarray:
@@ -165,7 +222,8 @@ def _shrink_nlist(ivf: Any, nlist: int) -> None:
 
 
 def make_index(kind: str, codes: np.ndarray, ids: np.ndarray | None = None, **params: Any) -> Any:
-    """:func:`build_binary_index` + :func:`add_codes` in one call (``d_bits`` from the codes)."""
+    """:func:`build_binary_index` + :func:`add_codes` in one call (``d_bits`` from the codes;
+    ``kind``: a factory string or a :data:`LEGACY_KINDS` name)."""
     c = np.asarray(codes)
     train_size = int(params.pop("train_size", 100_000))
     index = build_binary_index(kind, c.shape[-1] * 8, **params)
@@ -222,7 +280,10 @@ def load_index(path: str | os.PathLike) -> Any:
 __all__ = [
     "DEFAULT_RANGE_K",
     "ApproximateSearchWarning",
+    "CALL_PARAMS",
     "KINDS",
+    "LEGACY_KINDS",
+    "SEARCH_PARAMS",
     "add_codes",
     "build_binary_index",
     "index_kind",

@@ -6,8 +6,12 @@ Every matcher has a brute-force numpy reference (``*_bruteforce``) that the test
 Conventions
 -----------
 * Codes enter packed (``uint8 (N, ceil(d/8))``, :func:`speechret.hashing.pack_bits` order) for the
-  fixed-length searches, as bools for the two-stage matcher (it splits h1 ‖ h2 itself) and as
-  ``(S, 27)`` bool groups or ``(S,)`` uint32 words for the keyword matcher.
+  fixed-length searches, as bools or packed (given ``d_bits``) for the two-stage matcher (it splits
+  h1 ‖ h2 itself) and as ``(S, 27)`` bool groups or ``(S,)`` uint32 words for the keyword matcher.
+* Every matcher a library keeps has ``add(codes, ids)``, ``save(path)`` (one file or a directory
+  at ``path``, the matcher's choice) and the classmethod ``load(path, **arguments)``, where the arguments are those of the Hydra node its hash
+  method declares (:meth:`speechret.hashing.HashMethod.matcher_nodes`): the library saves and
+  restores them without knowing which method it holds.
 * BER = Hamming distance / d (papers A eq. 8, B eq. 16). Results are sorted by distance, then by
   item id (then by start position for keyword hits), so ties are deterministic.
 * **Threshold** (papers A, B: "if D < τ the match is successful"): a code matches when
@@ -17,9 +21,9 @@ Conventions
 * **Paper C** uses ``≤ γ`` (step 6 fails only when ``d̄ > γ``): a candidate start's first group
   must satisfy ``h / 27 ≤ γ`` (the step-3 test), so the d = 32 group index is range-searched with
   radius ``max{h : h / 27 ≤ γ} + 1``. The candidates are verified with the running-mean kernel of
-  :mod:`speechret.search.sliding`, the one the evaluation's decision distance uses, so
-  :meth:`KeywordMatcher.full_speech` returns exactly
-  :func:`~speechret.search.sliding.sliding_decisions` (float64, ``≤ γ``, same direction).
+  :mod:`speechret.hashing.sliding`, the one the evaluation's decision distance uses, so
+  :meth:`speechret.search.keyword.KeywordMatcher.full_speech` returns exactly
+  :func:`~speechret.hashing.sliding.sliding_decisions` (float64, ``≤ γ``, same direction).
 * **Approximate indexes** (HNSW, IVF with ``nprobe < nlist``) may drop candidates; every search
   passes its ``range_k`` through and :func:`speechret.search.index.range_search` warns
   (:class:`~speechret.search.index.ApproximateSearchWarning`) when that may have happened.
@@ -27,23 +31,15 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from speechret.hashing import hamming, pack_bits, split_paper_b
+from speechret.hashing import hamming, pack_bits, split_paper_b, unpack_bits
+from speechret.hashing.methods.paper_b import category_of
 from speechret.search import index as ix
-from speechret.search.sliding import (
-    DEFAULT_DIRECTION,
-    GROUP_BITS,
-    as_words,
-    check_direction,
-    verify_items_in_query,
-    verify_starts,
-)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -180,14 +176,18 @@ class ThresholdMatcher:
         return topk_search(self.index, queries_packed, k, self.d_bits, exact_ties=exact_ties)
 
     def save(self, path: str | Path) -> Path:
+        """Write the index to the file ``path`` (atomically)."""
         return ix.save_index(self.index, path)
 
     @classmethod
-    def load(cls, path: str | Path, d_bits: int, ber_threshold: float = 0.25) -> ThresholdMatcher:
+    def load(cls, path: str | Path, d_bits: int, ber_threshold: float = 0.25, kind: str = "flat",
+             **params: Any) -> ThresholdMatcher:
+        """The matcher :meth:`save` wrote to ``path`` (arguments as the constructor's)."""
         m = cls.__new__(cls)
         m.d_bits, m.ber_threshold = int(d_bits), float(ber_threshold)
         m.index = ix.load_index(path)
-        m.kind, m._train_size, m.range_k = ix.index_kind(m.index), 100_000, ix.DEFAULT_RANGE_K
+        m.kind, m._train_size = ix.index_kind(m.index), int(params.get("train_size", 100_000))
+        m.range_k = int(params.get("range_k", ix.DEFAULT_RANGE_K))
         return m
 
     bruteforce = staticmethod(threshold_search_bruteforce)
@@ -195,12 +195,6 @@ class ThresholdMatcher:
 
 
 # ---------------------------------------------------------------------------- paper B two-stage
-def category_of(h1: np.ndarray) -> np.ndarray:
-    """Stage 1: the category encoded by the one-hot h1 (index of its set bit; argmax, so the
-    first set bit if several, 0 if none)."""
-    return np.asarray(h1, dtype=bool).argmax(axis=-1)
-
-
 class TwoStageMatcher:
     """Paper B §IV-F two-stage retrieval over codes ``h1 ‖ h2`` (C category bits, then K bits).
 
@@ -208,19 +202,27 @@ class TwoStageMatcher:
     the same category. This is implemented exactly by keeping one sub-index per category
     (``IndexBinaryFlat`` over the packed h2, in an ``IDMap2``), so stage 1 is a dictionary lookup
     and never scans other categories. Stage 2 — BER on h2 (eq. 16), either ``BER < τ``
-    (:meth:`search`) or the k nearest (:meth:`topk`) within the category."""
+    (:meth:`search`) or the k nearest (:meth:`topk`) within the category.
 
-    def __init__(self, n_classes: int, ber_threshold: float = 0.25, kind: str = "flat", **params: Any):
+    ``d_bits`` (optional): the whole code's length C + K; given it, codes may also enter packed
+    (``uint8 (N, ceil(d_bits / 8))``, as a library stores them)."""
+
+    def __init__(self, n_classes: int, ber_threshold: float = 0.25, kind: str = "flat",
+                 d_bits: int | None = None, **params: Any):
         self.n_classes = int(n_classes)
         self.ber_threshold = float(ber_threshold)
+        self.d_bits = None if d_bits is None else int(d_bits)
         self.range_k = int(params.pop("range_k", ix.DEFAULT_RANGE_K))
         self.kind, self.params = kind, params
-        self.k_bits: int | None = None
+        self.k_bits: int | None = None if d_bits is None else int(d_bits) - self.n_classes
         self.indexes: dict[int, Any] = {}
         self._next_id = 0
 
     def _split(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         codes = np.atleast_2d(np.asarray(codes))
+        if codes.dtype == np.uint8 and self.d_bits is not None and codes.shape[1] == (self.d_bits + 7) // 8 \
+                and codes.shape[1] != self.d_bits:
+            codes = unpack_bits(codes, self.d_bits)
         h1, h2 = split_paper_b(codes, self.n_classes)
         if self.k_bits is None:
             self.k_bits = h2.shape[1]
@@ -231,7 +233,7 @@ class TwoStageMatcher:
         return category_of(h1), pack_bits(h2)
 
     def add(self, codes: np.ndarray, ids: np.ndarray | None = None) -> TwoStageMatcher:
-        """Add ``bool (N, C + K)`` codes (as from ``codes_from_output("paper_b")``)."""
+        """Add ``bool (N, C + K)`` codes (paper B's ``h1 ‖ h2``; packed ones given ``d_bits``)."""
         cat, h2 = self._split(codes)
         if ids is None:
             ids = np.arange(self._next_id, self._next_id + len(cat), dtype=np.int64)
@@ -268,6 +270,26 @@ class TwoStageMatcher:
                 ids[i], bers[i] = (a[0] for a in topk_search(index, q[None], k, self.k_bits, exact_ties))
         return ids, bers
 
+    def save(self, directory: str | Path) -> Path:
+        """Write one ``cat<c>.faissbin`` per category and ``state.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for c, index in sorted(self.indexes.items()):
+            ix.save_index(index, directory / f"cat{c:05d}.faissbin")
+        (directory / "state.json").write_text(json.dumps({"next_id": self._next_id, "k_bits": self.k_bits}))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, n_classes: int, **kwargs: Any) -> TwoStageMatcher:
+        """The matcher :meth:`save` wrote into ``directory`` (arguments as the constructor's)."""
+        directory = Path(directory)
+        state = json.loads((directory / "state.json").read_text())
+        m = cls(n_classes, **kwargs)
+        for p in sorted(directory.glob("cat*.faissbin")):
+            m.indexes[int(p.stem[3:])] = ix.load_index(p)
+        m._next_id, m.k_bits = int(state["next_id"]), state["k_bits"]
+        return m
+
 
 def two_stage_bruteforce(db_codes: np.ndarray, db_ids: np.ndarray, queries: np.ndarray, n_classes: int,
                          ber_threshold: float | None = None, k: int | None = None):
@@ -296,212 +318,10 @@ def two_stage_bruteforce(db_codes: np.ndarray, db_ids: np.ndarray, queries: np.n
     return ids, bers
 
 
-# ------------------------------------------------------------------------ paper C keyword QBE
-class KeywordHit(NamedTuple):
-    """One paper-C match: item id, mean BER d̄ of the q matched groups, span ``[start, end)``."""
-
-    item: int
-    ber: float
-    start: int
-    end: int
-
-
-def _words_to_rows(words: np.ndarray) -> np.ndarray:
-    """uint32 words → ``uint8 (S, 4)`` FAISS rows; identical to ``pack_groups_27`` of the groups
-    (bit δ of the word → byte δ // 8, bit δ % 8)."""
-    return np.ascontiguousarray(words.astype("<u4")).view(np.uint8).reshape(-1, 4)
-
-
-def _finish_hits(items: np.ndarray, means: np.ndarray, starts: np.ndarray, q: int, mode: str,
-                 ends: np.ndarray | None = None) -> list[KeywordHit]:
-    """Sort hits by (d̄, item, start); ``full_speech`` keeps the best start per item. ``ends``
-    default to ``start + q`` (query in item); symmetric items shorter than the query span
-    ``[0, k)``."""
-    if mode not in ("keyword", "full_speech"):
-        raise ValueError(f"mode must be 'keyword' or 'full_speech', got {mode!r}")
-    items, means = np.asarray(items, np.int64), np.asarray(means, np.float64)
-    starts = np.asarray(starts, np.int64)
-    ends = starts + q if ends is None else np.asarray(ends, np.int64)
-    order = np.lexsort((starts, items, means))
-    items, means, starts, ends = items[order], means[order], starts[order], ends[order]
-    if mode == "full_speech":  # best start per item (smallest d̄, then earliest start)
-        _, first = np.unique(items, return_index=True)
-        keep = np.sort(first)
-        items, means, starts, ends = items[keep], means[keep], starts[keep], ends[keep]
-    return [KeywordHit(int(i), float(m), int(s), int(e)) for i, m, s, e in zip(items, means, starts, ends)]
-
-
-@dataclass
-class KeywordMatcher:
-    """Paper C §4.4 grouped sliding search of a query's 27-bit groups inside stored sequences.
-
-    Every stored group is one row (packed to 32 bits, :func:`~speechret.hashing.pack_groups_27`
-    layout) of a d = 32 FAISS binary index whose row id is its global group number; the parallel
-    arrays ``row_item`` / ``row_pos`` map a row to (item slot, position). A query with q groups:
-
-    1. candidates = rows within ``h / 27 ≤ γ`` of the query's **first** group (range_search —
-       steps 2–3), whose position leaves ≥ q groups in the item;
-    2. each candidate start is verified with steps 4–7 (every running mean ``d̄ ≤ γ``);
-    3. hits :class:`KeywordHit` sorted by (d̄, item id, start).
-
-    ``mode="keyword"`` returns every matching start (each occurrence of the keyword);
-    ``mode="full_speech"`` (whole-utterance query by example) returns one hit per item — its best
-    start, the one :func:`speechret.search.sliding.sliding_match` reports. The procedure is the
-    same; only the reporting differs.
-
-    ``direction`` (full-speech only; keyword search always slides the query over the item):
-    ``"query_in_item"`` (default, paper C §4.4 step 2 — an item with fewer groups than the query
-    never matches) or ``"symmetric"`` (an item shorter than the query is slid over the query
-    instead; its hit spans the whole item). Either way the full-speech hit set is exactly
-    :func:`speechret.search.sliding.sliding_decisions` at γ — the evaluation's decision.
-
-    ``index_kind`` may be ``"ivf"``/``"hnsw"`` for the candidate index, but only ``"flat"``
-    (default) makes the search exact; ``range_k`` (or ``index_params["range_k"]``) caps HNSW's
-    candidates per query, with an :class:`~speechret.search.index.ApproximateSearchWarning` when
-    the cap is reached."""
-
-    gamma: float = 0.25
-    bits: int = GROUP_BITS
-    index_kind: str = "flat"
-    index_params: dict | None = None
-    direction: str = DEFAULT_DIRECTION
-    range_k: int | None = None
-
-    def __post_init__(self) -> None:
-        check_direction(self.direction)
-        params = dict(self.index_params or {})
-        rk = params.pop("range_k", None)
-        if self.range_k is None:
-            self.range_k = int(rk) if rk is not None else ix.DEFAULT_RANGE_K
-        self._item_ids: list[int] = []
-        self._lengths: list[int] = []
-        self.words = np.zeros(0, np.uint32)
-        self.offsets = np.zeros(1, np.int64)
-        self.row_item = np.zeros(0, np.int64)
-        self.row_pos = np.zeros(0, np.int64)
-        self.item_ids = np.zeros(0, np.int64)
-        self.index = ix.build_binary_index(self.index_kind, 32, **params)
-
-    def __len__(self) -> int:
-        return len(self._item_ids)
-
-    def add(self, sequences: Sequence[np.ndarray], ids: Sequence[int] | None = None) -> KeywordMatcher:
-        """Add items: each a ``(S, 27)`` bool group array (or ``(S,)`` uint32 words)."""
-        words = [as_words(s).astype(np.uint32) for s in sequences]
-        if ids is None:
-            start = (max(self._item_ids) + 1) if self._item_ids else 0
-            ids = range(start, start + len(words))
-        ids = [int(i) for i in ids]
-        if len(ids) != len(words):
-            raise ValueError(f"{len(ids)} ids for {len(words)} sequences")
-        first_slot, first_row = len(self._item_ids), int(self.offsets[-1])
-        lens = np.array([len(w) for w in words], dtype=np.int64)
-        flat = np.concatenate(words).astype(np.uint32) if lens.sum() else np.zeros(0, np.uint32)
-        self._item_ids += ids
-        self._lengths += lens.tolist()
-        self.item_ids = np.asarray(self._item_ids, dtype=np.int64)
-        self.words = np.concatenate([self.words, flat])
-        self.offsets = np.concatenate([self.offsets, first_row + np.cumsum(lens)])
-        slots = np.repeat(np.arange(first_slot, first_slot + len(words), dtype=np.int64), lens)
-        pos = np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
-        self.row_item = np.concatenate([self.row_item, slots])
-        self.row_pos = np.concatenate([self.row_pos, pos])
-        if len(flat):
-            rows = np.arange(first_row, first_row + len(flat), dtype=np.int64)
-            ix.add_codes(self.index, _words_to_rows(flat), rows)
-        return self
-
-    def candidate_radius(self, gamma: float) -> int:
-        """FAISS radius for step 3: ``max{h : h / bits ≤ γ} + 1`` (range_search is strict)."""
-        return max_hamming_below(self.bits, gamma, strict=False) + 1
-
-    def search(self, query: np.ndarray, gamma: float | None = None, mode: str = "keyword",
-               direction: str | None = None) -> list[KeywordHit]:
-        """Hits of one query (``(S, 27)`` groups or uint32 words) at ``γ`` (default
-        ``self.gamma``); ``direction`` overrides ``self.direction`` for ``mode="full_speech"``."""
-        g = self.gamma if gamma is None else float(gamma)
-        direction = check_direction(self.direction if direction is None else direction)
-        qw = as_words(query).astype(np.uint32)
-        q = len(qw)
-        items, means, starts = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
-        radius = self.candidate_radius(g)
-        if q and radius > 0 and self.index.ntotal:
-            _, _, rows = ix.range_search(self.index, _words_to_rows(qw[:1]), radius, range_k=self.range_k)
-            slots, pos = self.row_item[rows], self.row_pos[rows]
-            m = verify_starts(qw, self.words, self.offsets, slots, pos, g, self.bits)
-            ok = m >= 0
-            items, means, starts = self.item_ids[slots[ok]], m[ok], pos[ok]
-        if q and mode == "full_speech" and direction == "symmetric" and len(self):
-            lengths = np.diff(self.offsets)
-            short = np.flatnonzero((lengths > 0) & (lengths < q)).astype(np.int64)
-            m, _ = verify_items_in_query(qw, self.words, self.offsets, short, g, self.bits)
-            ok = m >= 0
-            ends = np.concatenate([starts + q, lengths[short[ok]]])  # reversed: the whole item
-            items = np.concatenate([items, self.item_ids[short[ok]]])
-            means = np.concatenate([means, m[ok]])
-            starts = np.concatenate([starts, np.zeros(int(ok.sum()), np.int64)])
-            return _finish_hits(items, means, starts, q, mode, ends)
-        return _finish_hits(items, means, starts, q, mode)
-
-    def full_speech(self, query: np.ndarray, gamma: float | None = None,
-                    direction: str | None = None) -> list[KeywordHit]:
-        """Paper C full-speech query by example: one hit (best start) per matching item."""
-        return self.search(query, gamma, mode="full_speech", direction=direction)
-
-    def bruteforce(self, query: np.ndarray, gamma: float | None = None, mode: str = "keyword",
-                   direction: str | None = None) -> list[KeywordHit]:
-        g = self.gamma if gamma is None else float(gamma)
-        seqs = [self.words[self.offsets[i] : self.offsets[i + 1]] for i in range(len(self))]
-        return keyword_search_bruteforce(seqs, self.item_ids, query, g, mode, self.bits,
-                                         self.direction if direction is None else direction)
-
-
-def _running_means(short: np.ndarray, long: np.ndarray, bits: int) -> np.ndarray:
-    """(n, len(short)) running means of ``short`` at every start in ``long`` (numpy cumsum)."""
-    windows = np.lib.stride_tricks.sliding_window_view(long, len(short))  # (n, q)
-    d = np.bitwise_count(np.bitwise_xor(windows, short[None, :])).astype(np.int64) / bits
-    return np.cumsum(d, axis=1) / np.arange(1, len(short) + 1)
-
-
-def keyword_search_bruteforce(sequences: Sequence[np.ndarray], ids: Sequence[int], query: np.ndarray,
-                              gamma: float, mode: str = "keyword", bits: int = GROUP_BITS,
-                              direction: str = DEFAULT_DIRECTION) -> list[KeywordHit]:
-    """Numpy reference: every item, every start with ≥ q groups left, running means by cumsum;
-    ``mode="full_speech", direction="symmetric"``: an item shorter than the query is slid over
-    the query (its hit spans the whole item)."""
-    check_direction(direction)
-    qw = as_words(query).astype(np.uint32)
-    q = len(qw)
-    items, means, starts, ends = [], [], [], []
-    if q:
-        for item_id, seq in zip(ids, sequences):
-            w = as_words(seq).astype(np.uint32)
-            if len(w) >= q:
-                running = _running_means(qw, w, bits)
-                for s in np.flatnonzero((running <= gamma).all(axis=1)):
-                    items.append(int(item_id))
-                    means.append(running[s, -1])
-                    starts.append(int(s))
-                    ends.append(int(s) + q)
-            elif len(w) and mode == "full_speech" and direction == "symmetric":
-                running = _running_means(w, qw, bits)
-                ok = np.flatnonzero((running <= gamma).all(axis=1))
-                if len(ok):
-                    items.append(int(item_id))
-                    means.append(running[ok, -1].min())
-                    starts.append(0)
-                    ends.append(len(w))
-    return _finish_hits(np.asarray(items, np.int64), np.asarray(means, np.float64),
-                        np.asarray(starts, np.int64), q, mode, np.asarray(ends, np.int64))
-
-
 __all__ = [
-    "KeywordHit",
-    "KeywordMatcher",
     "ThresholdMatcher",
     "TwoStageMatcher",
     "category_of",
-    "keyword_search_bruteforce",
     "max_hamming_below",
     "threshold_search",
     "threshold_search_bruteforce",
@@ -509,3 +329,4 @@ __all__ = [
     "topk_search_bruteforce",
     "two_stage_bruteforce",
 ]
+

@@ -23,7 +23,7 @@ field              classification models (A, B)         sequence / CTC models (C
 =================  ===================================  ======================================
 
 Each model class also carries ``output_kind`` (``"classification"`` / ``"sequence"``) and
-``hash_method`` (``"paper_a"`` / ``"paper_b"`` / ``"paper_c"``), the key of
+``hash_method`` (a paper name such as ``paper_a``), the name of
 :data:`speechret.hashing.HASHERS` that turns its output into codes
 (:func:`speechret.hashing.codes_from_output`).
 

@@ -28,7 +28,7 @@ survives every check of steps 3–6), minimised over starts.  A pair *matches at
 alignment exists and its decision distance is ``≤ γ`` in float64 (step 6 fails only when
 ``d̄ > γ``): :func:`sliding_decisions`.  The evaluation's distance matrix
 (:class:`speechret.evaluate.systems.HashSystem`) and the candidate verification of the FAISS-backed
-:class:`speechret.search.matchers.KeywordMatcher` compute the running means with the one kernel
+:class:`speechret.search.keyword.KeywordMatcher` compute the running means with the one kernel
 :func:`_start_worst` (``total += popcount / 27``, ``d̄_j = total / (j + 1)``; the numpy brute force
 repeats the same float64 operations), so they give bit-identical values and the same hit set at
 every γ, including pairs exactly on the boundary.  Keep these distances float64: rounding to
@@ -276,7 +276,7 @@ def sliding_decisions(queries: Sequence[np.ndarray], database: Sequence[np.ndarr
     pair exactly on the boundary matches.  ``distances``: the float64 :func:`decision_distances`
     of the same pairs and direction, when already computed.  The evaluation
     (:meth:`speechret.evaluate.systems.HashSystem.retrieved`) and ``search.py``
-    (:meth:`speechret.search.matchers.KeywordMatcher.full_speech`) return exactly this set."""
+    (:meth:`speechret.search.keyword.KeywordMatcher.full_speech`) return exactly this set."""
     d = decision_distances(queries, database, direction, bits) if distances is None else np.asarray(distances)
     if d.dtype != np.float64:
         raise ValueError(f"decision distances must be float64 (float32 moves pairs across γ), got {d.dtype}")

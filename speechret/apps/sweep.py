@@ -3,7 +3,7 @@
 After ``python train.py -m experiment=cnn_hash model.hash_bits=64,128,256,384,512`` the sweep
 directory holds ``summary.csv`` and ``summary.md``: one row per job with its overrides (hash bits
 first), the chosen metrics (val mAP, accuracy, ...), epochs and wall time, read from each job's
-``summary.json`` written by :func:`speechret.training.train`.
+``summary.json`` written by :func:`speechret.apps.train.train`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The checkpoint carries the resolved run config (``checkpoint["speechret"]``, wri
 feature extractor (``cfg.features``) and LightningModule (``cfg.model``), loads the weights and
 then runs the steps training runs in :meth:`SpeechDataModule.prepare_batch` and
 :meth:`HashingModule.codes`: load/validate audio → variable-length collate → features → network
-→ :func:`speechret.hashing.codes_from_output`.  Batched, on CPU or GPU.
+→ :meth:`speechret.hashing.HashMethod.codes`.  Batched, on CPU or GPU.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from speechret.audio import load_audio, validate_wave
 from speechret.data.datamodule import collate_speech
+from speechret.hashing.method import HashMethod
 
 AudioLike = str | Path | np.ndarray | torch.Tensor
 
@@ -52,7 +53,13 @@ class Hasher:
 
     @property
     def method(self) -> str:
+        """The name of the checkpoint's hash method."""
         return self.module.hash_method
+
+    @property
+    def hashing(self) -> HashMethod:
+        """The checkpoint's :class:`~speechret.hashing.HashMethod` (codes, distances, storage)."""
+        return self.module.hashing
 
     @property
     def n_classes(self) -> int:
@@ -114,9 +121,7 @@ class Hasher:
         for start in range(0, len(waves), self.batch_size):
             out = self.outputs(waves[start : start + self.batch_size])
             parts.append(self.module.codes(out))
-        if self.method == "paper_c":
-            return [c for p in parts for c in p]
-        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, 0), dtype=bool)
+        return self.hashing.concat(parts)
 
     def __call__(self, audio: AudioLike | Iterable[AudioLike]) -> Any:
         """Codes of one item (path, array) or of a list of items; one item gives one code."""

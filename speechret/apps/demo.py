@@ -27,7 +27,12 @@ from rich.console import Console
 from rich.table import Table
 
 from speechret.cpo import build_cpo
-from speechret.training import train
+from speechret.apps.index import build_cipher_from_cfg
+from speechret.apps.train import train
+from speechret.audio import load_audio
+from speechret.hashing.hasher import Hasher
+from speechret.library.indexer import index_items, open_or_create, to_pcm16
+from speechret.library.query import search_codes
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 log = logging.getLogger(__name__)
@@ -137,10 +142,6 @@ def main(cfg: DictConfig) -> None:
 def library_stage(console: Console, cfg: DictConfig, dm, ckpt: str, run_dir: Path) -> None:
     """Index everything but the held-back test speakers into an encrypted library, search it with
     the held-back speakers' CPO'd utterances, decrypt the top hit and check it is bit-exact."""
-    from speechret.audio import load_audio
-    from speechret.hasher import Hasher
-    from speechret.library.indexer import build_cipher_from_cfg, index_items, open_or_create, to_pcm16
-    from speechret.search.query import search_codes
 
     d = cfg.demo_index
     cipher_cfg = compose(config_name="index", overrides=[f"cipher={d.cipher}", f"index={d.index}", "ckpt=x",

@@ -4,7 +4,7 @@
 from the data) → callbacks, loggers, Trainer → fit → test on the best checkpoint → write
 ``summary.json`` (metrics, epochs, wall time, checkpoint) and ``config.yaml`` (resolved) into the
 run directory, and copy the config next to the best checkpoint.  The resolved config is also
-stored inside every checkpoint, which is all :class:`speechret.hasher.Hasher` needs.
+stored inside every checkpoint, which is all :class:`speechret.hashing.hasher.Hasher` needs.
 """
 
 from __future__ import annotations

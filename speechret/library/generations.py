@@ -1,0 +1,109 @@
+"""A library's derived search state: generations of saved matchers.
+
+``<lib>/index/hw<NNN>-<t>/`` holds the matchers covering the library's rows ``< NNN`` (the
+high-water mark is in the directory name, so the saved state and its mark change together). Each
+matcher is the one its hash method declares (:meth:`speechret.hashing.HashMethod.matcher_nodes`,
+a Hydra node whose ``_target_`` names a :mod:`speechret.search` class) and saves itself at
+``<generation>/<matcher name>``. A new generation is written atomically (temp dir, fsync,
+rename, directory fsync), then the older ones are removed. Nothing here depends on which method
+the library holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import get_class
+
+from speechret.fileio import fsync_dir
+from speechret.hashing import HashMethod
+
+INDEX_DIR = "index"
+GENERATION_RE = re.compile(r"^hw(\d{12})-(\d+)$")
+
+
+def _arguments(node: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if k != "_target_"}
+
+
+class MatcherGenerations:
+    """The saved matcher generations under ``<library>/index`` for one hash method and index
+    configuration (``index_kind``: a FAISS binary factory string or family name, ``index_params``
+    its runtime parameters, see :func:`speechret.search.index.build_binary_index`)."""
+
+    def __init__(self, library_path: Path, hashing: HashMethod, index_kind: str, index_params: Mapping[str, Any]):
+        self.root = Path(library_path) / INDEX_DIR
+        self.hashing = hashing
+        self.index_kind = index_kind
+        self.index_params = dict(index_params)
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return self.hashing.matcher_nodes(self.index_kind, dict(self.index_params))
+
+    def current(self) -> tuple[int, Path] | None:
+        """``(high-water mark, directory)`` of the newest generation, or None."""
+        best = None
+        if not self.root.is_dir():
+            return None
+        for p in self.root.iterdir():
+            m = GENERATION_RE.match(p.name)
+            if m and p.is_dir():
+                key = (int(m.group(1)), int(m.group(2)))
+                if best is None or key > best[0]:
+                    best = (key, p)
+        return (best[0][0], best[1]) if best else None
+
+    def new(self) -> dict[str, Any]:
+        """The matchers the hash method declares, empty."""
+        return {name: get_class(node["_target_"])(**_arguments(node)) for name, node in self.nodes().items()}
+
+    @staticmethod
+    def add(matchers: Mapping[str, Any], rows: np.ndarray, codes: Any) -> None:
+        """Add stored codes (:meth:`HashMethod.decode_rows` form) under their row ids."""
+        if len(rows) == 0:
+            return
+        for matcher in matchers.values():
+            matcher.add(codes, rows)
+
+    def save(self, matchers: Mapping[str, Any], high_water: int) -> Path:
+        """Write a new generation atomically and remove the older ones; returns its directory."""
+        self.root.mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        try:
+            for name, matcher in matchers.items():
+                matcher.save(tmp / name)
+            (tmp / "state.json").write_text(json.dumps({"high_water": high_water, "method": self.hashing.name,
+                                                        "matchers": sorted(matchers)}))
+            fsync_dir(tmp)
+            final = self.root / f"hw{high_water:012d}-{time.time_ns()}"
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(self.root)
+        for p in self.root.iterdir():  # old generations
+            if p != final and GENERATION_RE.match(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+        return final
+
+    def load(self, directory: Path) -> dict[str, Any]:
+        """The matchers saved in generation ``directory``; a generation without them (written by
+        an older layout) raises ``FileNotFoundError`` (the caller rebuilds: it is derived state)."""
+        out = {}
+        for name, node in self.nodes().items():
+            if not (directory / name).exists():
+                raise FileNotFoundError(f"{directory}: no saved {name!r} matcher")
+            out[name] = get_class(node["_target_"]).load(directory / name, **_arguments(node))
+        return out
+
+
+__all__ = ["GENERATION_RE", "INDEX_DIR", "MatcherGenerations"]
