@@ -34,7 +34,7 @@ from speechret.hashing.hasher import Hasher
 from speechret.library.indexer import index_items, open_or_create, to_pcm16
 from speechret.library.query import search_codes
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +101,7 @@ def feature_table(batch: dict, cfg: DictConfig) -> Table:
     return t
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
     console = Console(width=max(Console().width, 120))
     torch.manual_seed(cfg.seed)
