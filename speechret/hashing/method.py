@@ -158,10 +158,13 @@ class HashMethod(ABC):
             return np.zeros((0, nbytes), np.uint8)
         return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, nbytes)
 
-    @abstractmethod
     def matcher_nodes(self, index_kind: str, index_params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Hydra nodes (``_target_`` + arguments) of the matchers a library of this method keeps,
-        by name; every search mode of :attr:`mode_matcher` names one of them."""
+        by name; every search mode of :attr:`mode_matcher` names one of them. Default, for
+        fixed-length codes: one FAISS binary index over the whole code (``main``: top-k and
+        ``BER < T`` threshold search)."""
+        return {"main": {"_target_": "speechret.search.matchers.ThresholdMatcher", "d_bits": self.code_bits,
+                         "kind": index_kind, **dict(index_params)}}
 
     # ------------------------------------------------------------------ distances
     @property

@@ -7,7 +7,6 @@ threshold through a FAISS binary index (:class:`speechret.search.matchers.Thresh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,10 +42,6 @@ class PaperA(HashMethod):
 
     def codes(self, output: Any, **options: Any) -> np.ndarray:
         return hash_paper_a(field(output, "hash_features")).cpu().numpy()
-
-    def matcher_nodes(self, index_kind: str, index_params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        return {"main": {"_target_": "speechret.search.matchers.ThresholdMatcher", "d_bits": self.code_bits,
-                         "kind": index_kind, **dict(index_params)}}
 
 
 __all__ = ["PaperA", "hash_paper_a"]

@@ -130,11 +130,9 @@ class PaperB(HashMethod):
         return ber_matrix(q[:, k:], db[:, k:]) + (~same).astype(np.float32)
 
     def matcher_nodes(self, index_kind: str, index_params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        params = dict(index_params)
-        return {"main": {"_target_": "speechret.search.matchers.ThresholdMatcher", "d_bits": self.code_bits,
-                         "kind": index_kind, **params},
-                "two_stage": {"_target_": "speechret.search.matchers.TwoStageMatcher",
-                              "n_classes": self.n_classes, "d_bits": self.code_bits, "kind": index_kind, **params}}
+        return {**super().matcher_nodes(index_kind, index_params),
+                "two_stage": {"_target_": "speechret.search.matchers.TwoStageMatcher", "n_classes": self.n_classes,
+                              "d_bits": self.code_bits, "kind": index_kind, **dict(index_params)}}
 
 
 __all__ = ["PaperB", "PaperBCodes", "category_of", "hash_paper_b", "split_paper_b"]

@@ -8,7 +8,6 @@ with pairwise labels"; Yuan et al. 2020, "Central similarity quantization", see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -35,10 +34,6 @@ class SignHash(HashMethod):
 
     def codes(self, output: Any, **options: Any) -> np.ndarray:
         return hash_sign(field(output, "hash_features")).cpu().numpy()
-
-    def matcher_nodes(self, index_kind: str, index_params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        return {"main": {"_target_": "speechret.search.matchers.ThresholdMatcher", "d_bits": self.code_bits,
-                         "kind": index_kind, **dict(index_params)}}
 
 
 __all__ = ["SignHash", "hash_sign"]
