@@ -16,6 +16,7 @@ from speechret.data.datamodule import (
 )
 from speechret.data.manifest import Item
 from speechret.data.pronunciation import pinyin_to_labels
+from speechret.errors import ConfigError
 from speechret.features import LogMel, SVS
 
 
@@ -186,3 +187,18 @@ def test_bad_config_is_a_config_error_naming_the_key(kw, key):
 
 def test_corpus_aliases_are_canonical(tmp_path):
     assert make_dm(tmp_path, corpus="Espeak").corpus == "synthetic"
+
+
+def test_named_val_and_test_speakers_give_exactly_those_splits():
+    """``data.val_speakers`` / ``data.test_speakers`` (the folds of bench/cross_speaker.py)."""
+    items = [Item(id=f"{s}-{w}", path=f"{s}/{w}.wav", speaker=s, label=w) for s in "abcdefgh" for w in range(3)]
+    out = split_by_speaker(items, 0.25, 0.25, seed=0, val_speakers=["b", "c"], test_speakers=["a"])
+    spk = {k: {items[i].speaker for i in v} for k, v in out.items()}
+    assert spk["test"] == {"a"} and spk["val"] == {"b", "c"} and spk["train"] == set("defgh")
+    part = split_by_speaker(items, 0.25, 0.25, seed=3, test_speakers=["h", "g"])
+    pspk = {k: {items[i].speaker for i in v} for k, v in part.items()}
+    assert pspk["test"] == {"g", "h"} and len(pspk["val"]) == 2 and not pspk["val"] & pspk["test"]
+    with pytest.raises(ConfigError, match="data.test_speakers: speakers \\['z'\\]"):
+        split_by_speaker(items, 0.25, 0.25, 0, test_speakers=["z"])
+    with pytest.raises(ConfigError, match="share \\['a'\\]"):
+        split_by_speaker(items, 0.25, 0.25, 0, val_speakers=["a"], test_speakers=["a"])

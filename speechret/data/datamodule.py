@@ -116,6 +116,8 @@ class SpeechDataModule(L.LightningDataModule):
         split: str = "speaker",
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
+        val_speakers: Sequence[str] | None = None,
+        test_speakers: Sequence[str] | None = None,
         val_repetitions: Sequence[int] = (7,),
         test_repetitions: Sequence[int] = (8,),
         target: str = "class",
@@ -151,6 +153,8 @@ class SpeechDataModule(L.LightningDataModule):
         )
         self.relabel = relabel
         self.split, self.val_fraction, self.test_fraction = split, val_fraction, test_fraction
+        self.val_speakers = None if val_speakers is None else [str(x) for x in val_speakers]
+        self.test_speakers = None if test_speakers is None else [str(x) for x in test_speakers]
         self.val_repetitions, self.test_repetitions = list(val_repetitions), list(test_repetitions)
         self.target = target
         self.max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
@@ -241,7 +245,8 @@ class SpeechDataModule(L.LightningDataModule):
 
     def _make_split(self, items: list[Item]) -> dict[str, list[int]]:
         if self.split == "speaker":
-            return split_by_speaker(items, self.val_fraction, self.test_fraction, self.seed)
+            return split_by_speaker(items, self.val_fraction, self.test_fraction, self.seed,
+                                    self.val_speakers, self.test_speakers)
         if self.split == "repetition":
             return split_by_repetition(items, self.val_repetitions, self.test_repetitions)
         if self.split == "random":

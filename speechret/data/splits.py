@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from speechret.errors import ConfigError
+
 from .item import Item
 
 __all__ = ["SPLITS", "split_by_speaker", "split_by_repetition", "split_random", "split_from_manifest"]
@@ -20,29 +22,47 @@ SPLITS = ("train", "val", "test")
 
 
 def split_by_speaker(
-    items: Sequence[Item], val_fraction: float, test_fraction: float, seed: int
+    items: Sequence[Item], val_fraction: float, test_fraction: float, seed: int,
+    val_speakers: Sequence[str] | None = None, test_speakers: Sequence[str] | None = None,
 ) -> dict[str, list[int]]:
     """Speaker-disjoint split: speakers are shuffled with ``seed`` and assigned whole.
 
     The number of val/test speakers is ``round(fraction * n_speakers)``, at least one when the
-    fraction is positive and at least one speaker stays in train.
+    fraction is positive and at least one speaker stays in train. ``test_speakers`` /
+    ``val_speakers`` name them instead (e.g. the folds of a speaker k-fold run,
+    ``bench/cross_speaker.py``); a split given by name takes no speaker from the shuffle, and a
+    name that is not in the corpus, or in both lists, raises :class:`~speechret.errors.ConfigError`.
     """
-    speakers = sorted({it.speaker for it in items})
+    all_speakers = sorted({it.speaker for it in items})
+    named = {}
+    for key, given in (("data.test_speakers", test_speakers), ("data.val_speakers", val_speakers)):
+        if given is not None:
+            given = [str(x) for x in given]
+            unknown = sorted(set(given) - set(all_speakers))
+            if unknown:
+                raise ConfigError(f"{key}: speakers {unknown} are not in the corpus ({len(all_speakers)} speakers)")
+            named[key] = set(given)
+    if len(named) == 2 and named["data.test_speakers"] & named["data.val_speakers"]:
+        raise ConfigError(f"data.val_speakers and data.test_speakers share "
+                          f"{sorted(named['data.test_speakers'] & named['data.val_speakers'])}")
+    taken = set().union(*named.values()) if named else set()
+    speakers = [s for s in all_speakers if s not in taken]
     rng = random.Random(seed)
     rng.shuffle(speakers)
-    n = len(speakers)
+    n = len(all_speakers)
 
     def count(frac: float) -> int:
         return 0 if frac <= 0 else max(1, round(frac * n))
 
-    n_test, n_val = count(test_fraction), count(val_fraction)
-    if n_test + n_val >= n:
+    n_test = 0 if "data.test_speakers" in named else count(test_fraction)
+    n_val = 0 if "data.val_speakers" in named else count(val_fraction)
+    if n_test + n_val >= len(speakers):
         raise ValueError(
-            f"speaker split needs more speakers: {n} speakers cannot give {n_val} val + "
-            f"{n_test} test speakers and keep one for training"
+            f"speaker split needs more speakers: {n} speakers cannot give the val and test speakers "
+            f"asked for and keep one for training"
         )
-    test_spk = set(speakers[:n_test])
-    val_spk = set(speakers[n_test : n_test + n_val])
+    test_spk = named.get("data.test_speakers") or set(speakers[:n_test])
+    val_spk = named.get("data.val_speakers") or set(speakers[n_test : n_test + n_val])
     out: dict[str, list[int]] = {s: [] for s in SPLITS}
     for i, it in enumerate(items):
         out["test" if it.speaker in test_spk else "val" if it.speaker in val_spk else "train"].append(i)
