@@ -1,0 +1,208 @@
+"""Cross-speaker retrieval on DSPSpeech-20: a speaker-disjoint k-fold run -> reports/cross_speaker.md.
+
+    python bench/cross_speaker.py [--quick] [--reuse] [--experiment speechret_hash] [--epochs N]
+                                  [--train-args trainer=gpu] [--dsp-root ../shared/data/dspspeech20]
+
+The 24 speakers are shuffled once (``--seed``) and cut into ``--folds`` folds of 24 / folds test
+speakers; each fold validates on the next ``--val-speakers`` speakers of the shuffled ring and
+trains on the rest (``data.test_speakers`` / ``data.val_speakers``). Checkpoints (best ``val/map``)
+and thresholds (``evaluate.threshold_split=val``) are chosen on the validation speakers only; every
+figure is measured on the fold's test speakers (``evaluate.set=test``: the checkpoint's own test
+split, disjoint from its training and validation speakers by construction).
+
+The report gives:
+
+* mean ± sd cross-speaker mAP over the folds at 128 bits, and P / R / F1 at the validation-chosen
+  threshold (``protocol=cross_speaker``: queries and database from different test speakers), for
+  the 10 Mandarin words (ids 0-9) and for all 20 words;
+* 64 / 256 / 384 bits on fold 0 (20 words);
+* CPO robustness on fold 0: mean BER between a test utterance's code and its code after MP3
+  128 kbps, 8-bit re-quantization, ±3 dB and 30 dB Gaussian noise (``protocol=cpo_retrieval``);
+* the confusion between the near-homophone pairs 北京/背景, 上海/商行, 复旦/饭店, 语音/语言: the
+  share of a pair word's queries whose nearest other-speaker item (Hamming) is its partner word;
+* training time on this machine.
+
+Profiles: ``--quick`` (folds 0 and 1 on 10 words, fold 0 on 20 words, the CPO study; no bit
+sweep) and the full one (every fold on 10 and 20 words, plus the bit sweep). ``--reuse`` skips every
+training or evaluation whose result exists for the same command, so an interrupted run continues
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduce_common import REPO, Runner, default_dsp_root, fmt, table, write_report  # noqa: E402
+
+from speechret.data.corpora import load_corpus  # noqa: E402
+from speechret.hashing.hasher import Hasher  # noqa: E402
+from speechret.audio import load_audio  # noqa: E402
+from speechret.hashing import ber_matrix  # noqa: E402
+
+MANDARIN_10 = list(range(10))
+HOMOPHONES = [("北京", "背景"), ("上海", "商行"), ("复旦", "饭店"), ("语音", "语言")]
+CPOS = ["mp3_128k", "requant_8bit", "gain_-3dB", "gain_+3dB", "gaussian_30dB"]
+CPO_NAMES = {"mp3_128k": "MP3 128k", "requant_8bit": "re-quant 8 bit", "gain_-3dB": "-3 dB", "gain_+3dB": "+3 dB",
+             "gaussian_30dB": "noise 30 dB"}
+
+
+def folds(speakers: list[str], k: int, n_val: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """``(test, val)`` speakers of each fold: a seeded shuffle cut into k test blocks; the val
+    speakers follow the test block on the ring, so no fold validates on its own test speakers."""
+    ring = sorted(speakers)
+    random.Random(seed).shuffle(ring)
+    n_test = len(ring) // k
+    out = []
+    for f in range(k):
+        test = ring[f * n_test:(f + 1) * n_test]
+        val = [ring[(f * n_test + n_test + i) % len(ring)] for i in range(n_val)]
+        out.append((sorted(test), sorted(val)))
+    return out
+
+
+def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: set[str]) -> dict[str, float]:
+    """Per near-homophone pair (both words in ``words``): the share of its words' test utterances
+    whose nearest item from another test speaker (Hamming / BER on the checkpoint's codes) is the
+    partner word; ``nan`` when a pair is not in the vocabulary."""
+    hasher = Hasher.from_checkpoint(ckpt)
+    items = [it for it in load_corpus("dspspeech20", root) if it.speaker in set(test_speakers)
+             and it.text in {w for p in HOMOPHONES for w in p} and it.text in words]
+    if not items:
+        return {}
+    codes = hasher.codes_of_waves([load_audio(it.path, hasher.sample_rate) for it in items])
+    d = hasher.hashing.distances(codes, codes)
+    spk = np.array([it.speaker for it in items])
+    d = np.where(spk[:, None] == spk[None, :], np.inf, d)  # other speakers only
+    nearest = np.array([items[j].text for j in d.argmin(axis=1)])
+    text = np.array([it.text for it in items])
+    out = {}
+    for a, b in HOMOPHONES:
+        sel = (text == a) | (text == b)
+        if sel.any():
+            partner = np.where(text[sel] == a, b, a)
+            out[f"{a}/{b}"] = float((nearest[sel] == partner).mean())
+    return out
+
+
+def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 folds of 10 words + 1 of 20 words, no bit sweep")
+    p.add_argument("--reuse", action="store_true", help="skip runs whose result exists for the same command")
+    p.add_argument("--experiment", default="speechret_hash")
+    p.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the experiment's)")
+    p.add_argument("--folds", type=int, default=4)
+    p.add_argument("--val-speakers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--out", default=None, help="run folder (default logs/cross_speaker/<experiment>)")
+    p.add_argument("--report", default="reports/cross_speaker.md")
+    p.add_argument("--train-args", nargs="*", default=[])
+    p.add_argument("--eval-args", nargs="*", default=[])
+    p.add_argument("--dsp-root", default=default_dsp_root())
+    args = p.parse_args()
+
+    started = time.time()
+    out = Path(args.out or REPO / "logs" / "cross_speaker" / args.experiment)
+    runner = Runner(out, reuse=args.reuse, train_args=args.train_args, eval_args=args.eval_args)
+    corpus = load_corpus("dspspeech20", args.dsp_root)
+    speakers = sorted({it.speaker for it in corpus})
+    word_of = {it.label: it.text for it in corpus}
+    all_folds = folds(speakers, args.folds, args.val_speakers, args.seed)
+    vocab = {"10 Mandarin words": MANDARIN_10, "20 words": sorted(word_of)}
+    if args.quick:
+        plan = [(0, "10 Mandarin words", 128), (1, "10 Mandarin words", 128), (0, "20 words", 128)]
+    else:
+        plan = [(f, v, 128) for v in vocab for f in range(args.folds)]
+        plan += [(0, "20 words", b) for b in (64, 256, 384)]
+    data = ["data=dspspeech20", f"data.root={args.dsp_root}"]
+    epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
+
+    results: dict[tuple[int, str, int], dict] = {}
+    for f, v, bits in plan:
+        test, val = all_folds[f]
+        name = f"fold{f}_{len(vocab[v])}w_{bits}b"
+        labels = ",".join(str(x) for x in vocab[v])
+        summary = runner.train(name, [f"experiment={args.experiment}", *data, f"data.labels=[{labels}]",
+                                      f"data.test_speakers=[{','.join(test)}]",
+                                      f"data.val_speakers=[{','.join(val)}]", f"model.hash_bits={bits}", *epochs])
+        ckpt = summary["best_checkpoint"]
+        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt={ckpt}", "protocol=cross_speaker"])
+        res = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
+               "threshold": m.get("threshold"), "epochs": summary.get("epochs"),
+               "train_s": summary.get("wall_time_s"), "n_queries": m.get("n_queries"),
+               "n_eval_speakers": m.get("n_eval_speakers"), "ckpt": ckpt}
+        if bits == 128 and f == 0:
+            res["homophones"] = homophone_confusion(ckpt, args.dsp_root, test, {word_of[x] for x in vocab[v]})
+            if v == "10 Mandarin words":
+                c = runner.evaluate(f"{name}_cpo", [f"ckpt={ckpt}", "protocol=cpo_retrieval",
+                                                    f"protocol.cpos=[{','.join(CPOS)}]"])
+                res["cpo_ber"] = {x: c.get(f"ber_mean.{x}") for x in CPOS}
+        results[(f, v, bits)] = res
+        (out / "results.json").write_text(json.dumps({f"{k[0]}|{k[1]}|{k[2]}": r for k, r in results.items()},
+                                                     indent=1, ensure_ascii=False))
+
+    sections = []
+    rows = []
+    for v in vocab:
+        runs = [results[k] for k in results if k[1] == v and k[2] == 128]
+        if not runs:
+            continue
+
+        def ms(key: str) -> str:
+            xs = [r[key] for r in runs if r.get(key) is not None]
+            if not xs:
+                return "–"
+            sd = statistics.stdev(xs) if len(xs) > 1 else float("nan")
+            return f"{statistics.mean(xs):.4f} ± {sd:.4f}" if math.isfinite(sd) else f"{xs[0]:.4f}"
+
+        rows.append([v, str(len(runs)), ms("map"), ms("precision"), ms("recall"), ms("f1"),
+                     f"{statistics.mean(r['train_s'] for r in runs) / 60:.1f} min"])
+    sections.append(("Cross-speaker retrieval at 128 bits (mean ± sd over folds)",
+                     table(["vocabulary", "folds", "mAP", "precision", "recall", "F1", "training time / run"], rows)
+                     + "\n\nQueries and database are the fold's test speakers, each query against the other "
+                       "speakers' utterances (relevant = same word); P / R / F1 at the threshold chosen on the "
+                       "validation speakers (F1-optimal)."))
+    per_fold = [[f"fold {k[0]}", k[1], str(k[2]), fmt(r["map"]), fmt(r["precision"]), fmt(r["recall"]),
+                 fmt(r["f1"]), fmt(r["threshold"]), str(r["epochs"]), f"{r['train_s'] / 60:.1f} min"]
+                for k, r in sorted(results.items())]
+    sections.append(("Every run", table(["fold", "vocabulary", "bits", "mAP", "P", "R", "F1", "threshold",
+                                          "epochs", "training"], per_fold)))
+    sweep = [[str(k[2]), fmt(r["map"]), fmt(r["f1"])] for k, r in sorted(results.items())
+             if k[0] == 0 and k[1] == "20 words"]
+    if len(sweep) > 1:
+        sections.append(("Hash length (fold 0, 20 words)", table(["bits", "mAP", "F1"], sweep)))
+    cpo = next((r["cpo_ber"] for r in results.values() if r.get("cpo_ber")), None)
+    if cpo:
+        sections.append(("CPO robustness (fold 0, 10 Mandarin words, 128 bits)",
+                         table(["CPO", "mean BER to the clean code"], [[CPO_NAMES[c], fmt(cpo[c])] for c in CPOS])))
+    homo = [(k, r["homophones"]) for k, r in sorted(results.items()) if r.get("homophones")]
+    if homo:
+        pairs = [f"{a}/{b}" for a, b in HOMOPHONES]
+        sections.append(("Near-homophone confusion (fold 0, 128 bits)",
+                         table(["vocabulary", *pairs], [[k[1], *[fmt(h.get(pq)) for pq in pairs]] for k, h in homo])
+                         + "\n\nShare of a pair word's test utterances whose nearest item from another test "
+                           "speaker is the partner word (0 = never confused)."))
+    fold_rows = [[f"fold {i}", ", ".join(t), ", ".join(vv)] for i, (t, vv) in enumerate(all_folds)]
+    sections.append(("Folds (speakers)", table(["fold", "test speakers", "validation speakers"], fold_rows)))
+    intro = (f"`{args.experiment}` on DSPSpeech-20 (24 real speakers, 12 Mandarin + 8 English words), speaker-disjoint "
+             f"{args.folds}-fold: each fold tests on {len(all_folds[0][0])} speakers, validates on "
+             f"{args.val_speakers} others and trains on the rest. Checkpoints and thresholds come from the "
+             "validation speakers only; every figure is measured on the fold's test speakers, which the "
+             "checkpoint never trained or validated on.")
+    write_report(REPO / args.report, "Cross-speaker retrieval (speaker k-fold)", intro, sections, runner,
+                 "quick" if args.quick else "full", started,
+                 training_cpos=f"the `{args.experiment}` experiment's own augmentation (see conf/experiment)")
+
+
+if __name__ == "__main__":
+    main()
