@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from speechret.errors import ConfigError
 from speechret.torchaudio_api import FrequencyMasking, TimeMasking, resample
 
 __all__ = [
@@ -267,6 +268,13 @@ class SpecAugment(nn.Module):
         time_dim / freq_dim: axes of the feature tensor (batch is axis 0); Log-Mel is
             ``(B, T, F)`` → ``time_dim=1, freq_dim=2``.
         mask_value: value written into the masked cells.
+        freq_warp: ``w`` ≥ 0: before masking, each item's frequency axis is stretched by a factor
+            ``α ~ U[1 − w, 1 + w]`` (output bin ``f`` reads input bin ``f / α``, linear
+            interpolation, the top bin repeated past the edge) — vocal tract length perturbation
+            (Jaitly & Hinton, "Vocal Tract Length Perturbation (VTLP) improves speech
+            recognition", ICML WDLASL 2013), applied to the (mel) bins directly rather than to
+            Hz before the filterbank: an approximation that keeps it a cheap batched feature op.
+            0 (default) disables it.
 
     ``forward(feats, lengths=None)``: masks stay inside each item's ``lengths`` valid frames.
     The identity in ``eval()`` mode.
@@ -274,8 +282,11 @@ class SpecAugment(nn.Module):
 
     def __init__(self, freq_mask_param: int = 8, time_mask_param: int = 20, n_freq_masks: int = 2,
                  n_time_masks: int = 2, p: float = 1.0, time_dim: int = 1, freq_dim: int = 2,
-                 mask_value: float = 0.0) -> None:
+                 mask_value: float = 0.0, freq_warp: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= float(freq_warp) < 1.0:
+            raise ConfigError(f"SpecAugment.freq_warp must lie in [0, 1), got {freq_warp}")
+        self.freq_warp = float(freq_warp)
         self.p = _check_prob(p, "SpecAugment")
         self.freq = FrequencyMasking(int(freq_mask_param), iid_masks=True)
         self.time = TimeMasking(int(time_mask_param), iid_masks=True)
@@ -283,8 +294,28 @@ class SpecAugment(nn.Module):
         self.time_dim, self.freq_dim = int(time_dim), int(freq_dim)
         self.mask_value = float(mask_value)
 
+    def warp(self, feats: Tensor, alpha: Tensor) -> Tensor:
+        """Stretch the frequency axis of each item by ``alpha`` (B,): output bin ``f`` takes the
+        linear interpolation of input bins at ``f / alpha``."""
+        x = feats.movedim(self.freq_dim, -1)
+        n = x.shape[-1]
+        src = (torch.arange(n, device=x.device, dtype=torch.float32)[None, :] / alpha.to(x.device)[:, None])
+        src = src.clamp(0, n - 1)
+        lo = src.floor().long()
+        hi = (lo + 1).clamp(max=n - 1)
+        w = (src - lo).to(x.dtype)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (n,)
+        lo, hi, w = lo.view(shape).expand_as(x), hi.view(shape).expand_as(x), w.view(shape).expand_as(x)
+        out = torch.gather(x, -1, lo) * (1 - w) + torch.gather(x, -1, hi) * w
+        return out.movedim(-1, self.freq_dim)
+
     def forward(self, feats: Tensor, lengths: Tensor | None = None) -> Tensor:
-        if not self.training or (self.n_freq == 0 and self.n_time == 0):
+        if not self.training:
+            return feats
+        if self.freq_warp > 0:
+            alpha = 1.0 + (torch.rand(feats.shape[0]) * 2 - 1) * self.freq_warp
+            feats = self.warp(feats, alpha)
+        if self.n_freq == 0 and self.n_time == 0:
             return feats
         # torchaudio masks the last two axes of (B, C, F, T): move (freq, time) there
         x = feats.movedim((self.freq_dim, self.time_dim), (-2, -1))

@@ -131,3 +131,16 @@ def test_trim_leaves_silence_only_items_whole():
     x = torch.zeros(1, 4000)
     y, lens = SilenceTrim()(x)
     assert lens.tolist() == [4000] and torch.equal(y, x)
+
+
+def test_frequency_warp_moves_a_spectral_peak_by_its_factor():
+    """VTLP-style warp: a peak at bin 20 moves to bin 20·α; α = 1 is the identity; eval is off."""
+    feats = torch.zeros(3, 5, 64)
+    feats[:, :, 20] = 1.0
+    aug = SpecAugment(n_freq_masks=0, n_time_masks=0, freq_warp=0.2)
+    out = aug.warp(feats, torch.tensor([1.0, 1.1, 0.9]))
+    assert torch.equal(out[0], feats[0])
+    assert out[1, 0].argmax().item() == 22 and out[2, 0].argmax().item() == 18
+    assert out.shape == feats.shape and torch.equal(aug.eval()(feats), feats)
+    with pytest.raises(ValueError, match="freq_warp"):
+        SpecAugment(freq_warp=1.5)
