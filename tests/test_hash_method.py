@@ -19,33 +19,38 @@ from speechret.library.query import search_codes
 from speechret.search.matchers import topk_search_bruteforce
 
 
-class MeanThresholdHash(HashMethod):
-    """A toy method for the test: bit i = 1 when unit i exceeds the row mean."""
+@pytest.fixture
+def mean_threshold_method():
+    """A toy method, registered for one test only: bit i = 1 when unit i exceeds the row mean."""
 
-    name = "test_mean_threshold"
-    reference = "test only"
-    mode_matcher = {"topk": "main", "threshold": "main"}
+    class MeanThresholdHash(HashMethod):
+        name = "test_mean_threshold"
+        reference = "test only"
+        mode_matcher = {"topk": "main", "threshold": "main"}
 
-    def codes(self, output: Any, **options: Any) -> np.ndarray:
-        h = field(output, "hash_features")
-        return (h > h.mean(dim=1, keepdim=True)).cpu().numpy()
+        def codes(self, output: Any, **options: Any) -> np.ndarray:
+            h = field(output, "hash_features")
+            return (h > h.mean(dim=1, keepdim=True)).cpu().numpy()
+
+    yield MeanThresholdHash
+    HashMethod._registry.pop(MeanThresholdHash.name, None)
 
 
-def test_a_new_method_registers_by_subclassing():
+def test_a_new_method_registers_by_subclassing(mean_threshold_method):
     assert "test_mean_threshold" in hash_method_names()
     m = get_hash_method("test_mean_threshold", code_bits=16)
-    assert isinstance(m, MeanThresholdHash) and m.code_bits == 16 and m.search_modes == ("topk", "threshold")
+    assert isinstance(m, mean_threshold_method) and m.code_bits == 16 and m.search_modes == ("topk", "threshold")
     with pytest.raises(ConfigError, match="unknown hash method 'nope'"):
         get_hash_method("nope")
 
 
-def test_library_search_and_evaluation_use_the_method_object(tmp_path):
+def test_library_search_and_evaluation_use_the_method_object(tmp_path, mean_threshold_method):
     """A library of the new method stores, indexes and searches its codes exactly (FAISS top-k ==
     brute force), refuses the modes the method lacks, and HashSystem ranks by its distances."""
     d, n = 16, 40
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(n, d, generator=g)
-    codes = MeanThresholdHash().codes({"hash_features": feats})
+    codes = mean_threshold_method().codes({"hash_features": feats})
     cipher = build_cipher("aes_gcm", bytes(range(32)))
     lib = SpeechLibrary.create(tmp_path / "lib", {"hash_method": "test_mean_threshold", "code_bits": d,
                                                   "index": {"kind": "flat", "params": {}}}, cipher)
