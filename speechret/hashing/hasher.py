@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from speechret.audio import load_audio, validate_wave
-from speechret.data.datamodule import collate_speech
+from speechret.data.dataset import collate_speech
 from speechret.hashing.method import HashMethod
 
 AudioLike = str | Path | np.ndarray | torch.Tensor

@@ -32,6 +32,7 @@ above, and splitting them would spread that invariant over several files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -48,7 +49,7 @@ import numpy as np
 from speechret.crypto import AuthenticationError, CipherError, WrongKeyError
 from speechret.errors import ConfigError, SpeechretError
 from speechret.fileio import atomic_write_bytes
-from speechret.hashing import HashMethod, get_hash_method, hash_method_class, hash_method_names, unpack_bits
+from speechret.hashing import HashMethod, get_hash_method, hash_method_class, hash_method_names
 from speechret.library.generations import INDEX_DIR, MatcherGenerations
 from speechret.search import index as ix
 
@@ -73,6 +74,15 @@ class IntegrityError(AuthenticationError):
 
 
 # ------------------------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _library_errors() -> Iterator[None]:
+    """A hash method's :class:`ConfigError` about codes or a manifest, as a :class:`LibraryError`."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise LibraryError(str(exc)) from exc
+
+
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -179,10 +189,8 @@ class SpeechLibrary:
         method = m.get("hash_method")
         if method not in hash_method_names():
             raise LibraryError(f"hash_method must be one of {hash_method_names()}, got {method!r}")
-        try:
+        with _library_errors():
             get_hash_method(method, **m).check_manifest(m)
-        except ConfigError as exc:
-            raise LibraryError(str(exc)) from exc
         ckpt = m.pop("checkpoint", None)
         if ckpt is not None:
             m["checkpoint"] = str(ckpt)
@@ -256,21 +264,18 @@ class SpeechLibrary:
     # ------------------------------------------------------------------ codes
     def _encode_codes(self, codes: Any, n: int) -> list[tuple[bytes, int | None, int | None]]:
         """Per item ``(code bytes, n_groups, category)`` (:meth:`HashMethod.encode_rows`)."""
-        try:
+        with _library_errors():
             return self.hashing.encode_rows(codes, n)
-        except ConfigError as exc:
-            raise LibraryError(str(exc)) from exc
 
     def _packed(self, codes: Any) -> np.ndarray:
         """Fixed-length codes (bool / 0-1 bits ``(N, d)`` or packed ``uint8 (N, ceil(d/8))``)
         → packed ``uint8 (N, ceil(d/8))`` (:meth:`HashMethod.pack`)."""
-        try:
+        with _library_errors():
             return self.hashing.pack(codes)
-        except ConfigError as exc:
-            raise LibraryError(str(exc)) from exc
 
     def _bits(self, codes: Any) -> np.ndarray:
-        return unpack_bits(self._packed(codes), self.code_bits)
+        with _library_errors():
+            return self.hashing.bits(codes)
 
     def load_codes(self, max_row: int | None = None, min_row: int = 0):
         """Stored codes in row order: ``(rows int64, item_ids, codes)`` with ``codes`` in the form
