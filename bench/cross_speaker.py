@@ -1,6 +1,7 @@
 """Cross-speaker retrieval on DSPSpeech-20: a speaker-disjoint k-fold run -> reports/cross_speaker.md.
 
     python bench/cross_speaker.py [--quick] [--reuse] [--experiment speechret_hash] [--epochs N]
+                                  [--papers [lstm_hash crnn_hash]] [--paper-epochs 10]
                                   [--train-args trainer=gpu] [--dsp-root ../shared/data/dspspeech20]
 
 The 24 speakers are shuffled once (``--seed``) and cut into ``--folds`` folds of 24 / folds test
@@ -20,7 +21,9 @@ The report gives:
   128 kbps, 8-bit re-quantization, ±3 dB and 30 dB Gaussian noise (``protocol=cpo_retrieval``);
 * the confusion between the near-homophone pairs 北京/背景, 上海/商行, 复旦/饭店, 语音/语言: the
   share of a pair word's queries whose nearest other-speaker item (Hamming) is its partner word;
-* training time on this machine.
+* training time on this machine;
+* with ``--papers``: each paper's classification hash model (``lstm_hash``, ``crnn_hash``) on fold 0,
+  10 Mandarin words, trained with its paper's settings and with ``recipe=speechret``.
 
 Profiles: ``--quick`` (folds 0 and 1 on 10 words, fold 0 on 20 words, the CPO study; no bit
 sweep) and the full one (every fold on 10 and 20 words, plus the bit sweep). ``--reuse`` skips every
@@ -49,6 +52,9 @@ from speechret.audio import load_audio  # noqa: E402
 from speechret.hashing import ber_matrix  # noqa: E402
 
 MANDARIN_10 = list(range(10))
+#: the papers' classification hash experiments the recipe applies to (paper C's CTC models: issue 13)
+PAPER_EXPERIMENTS = ("lstm_hash", "crnn_hash")
+RECIPES = {"paper": [], "paper + recipe=speechret": ["recipe=speechret"]}
 HOMOPHONES = [("北京", "背景"), ("上海", "商行"), ("复旦", "饭店"), ("语音", "语言")]
 CPOS = ["mp3_128k", "requant_8bit", "gain_-3dB", "gain_+3dB", "gaussian_30dB"]
 CPO_NAMES = {"mp3_128k": "MP3 128k", "requant_8bit": "re-quant 8 bit", "gain_-3dB": "-3 dB", "gain_+3dB": "+3 dB",
@@ -109,7 +115,18 @@ def main() -> None:
     p.add_argument("--train-args", nargs="*", default=[])
     p.add_argument("--eval-args", nargs="*", default=[])
     p.add_argument("--dsp-root", default=default_dsp_root())
+    p.add_argument("--papers", nargs="*", default=None, metavar="EXPERIMENT",
+                   help="also train these papers' experiments on fold 0 (10 Mandarin words) with and without "
+                        f"recipe=speechret (no names: {' '.join(PAPER_EXPERIMENTS)})")
+    p.add_argument("--paper-epochs", type=int, default=10, help="trainer.max_epochs of every paper run (both arms)")
+    p.add_argument("--papers-only", action="store_true",
+                   help="run only the papers' comparison (e.g. beside a running main profile); the report is "
+                        "written by a later run with --reuse")
     args = p.parse_args()
+    if args.papers is not None and not args.papers:
+        args.papers = list(PAPER_EXPERIMENTS)
+    if args.papers_only and not args.papers:
+        p.error("--papers-only needs --papers")
 
     started = time.time()
     out = Path(args.out or REPO / "logs" / "cross_speaker" / args.experiment)
@@ -126,6 +143,24 @@ def main() -> None:
         plan += [(0, "10 Mandarin words", b) for b in (64, 256, 384)]
     data = ["data=dspspeech20", f"data.root={args.dsp_root}"]
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
+
+    papers: dict[tuple[str, str], dict] = {}
+    for exp in args.papers or []:
+        test, val = all_folds[0]
+        labels = ",".join(str(x) for x in vocab["10 Mandarin words"])
+        for recipe, extra in RECIPES.items():
+            name = f"paper_{exp}_{'recipe' if extra else 'plain'}"
+            summary = runner.train(name, [f"experiment={exp}", *data, f"data.labels=[{labels}]",
+                                          f"data.test_speakers=[{','.join(test)}]",
+                                          f"data.val_speakers=[{','.join(val)}]", *extra,
+                                          f"trainer.max_epochs={args.paper_epochs}"])
+            m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt={summary['best_checkpoint']}",
+                                                          "protocol=cross_speaker"])
+            papers[(exp, recipe)] = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"),
+                                     "f1": m.get("f1"), "epochs": summary.get("epochs"),
+                                     "train_s": summary.get("wall_time_s"), "bits": summary.get("hash_bits")}
+    if args.papers_only:
+        return
 
     results: dict[tuple[int, str, int], dict] = {}
     for f, v, bits in plan:
@@ -192,6 +227,17 @@ def main() -> None:
                          table(["vocabulary", *pairs], [[k[1], *[fmt(h.get(pq)) for pq in pairs]] for k, h in homo])
                          + "\n\nShare of a pair word's test utterances whose nearest item from another test "
                            "speaker is the partner word (0 = never confused)."))
+    if papers:
+        rows = [[exp, recipe, str(r["bits"]), fmt(r["map"]), fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), str(r["epochs"]),
+                 f"{r['train_s'] / 60:.1f} min"] for (exp, recipe), r in papers.items()]
+        sections.append(("The papers' models with and without the recipe (fold 0, 10 Mandarin words)",
+                         table(["experiment", "training", "bits", "mAP", "P", "R", "F1", "epochs", "time"], rows)
+                         + f"\n\nEach paper's own network, features, optimiser and code length, trained "
+                           f"{args.paper_epochs} epochs (both arms alike, fewer than the papers' to fit 2 CPU "
+                           "cores) with its paper's settings and with `recipe=speechret` (silence trimming, "
+                           "waveform augmentation and SpecAugment, one-cycle schedule, label smoothing 0.1; "
+                           "conf/recipe/speechret.yaml); checkpoint and threshold chosen on the validation "
+                           "speakers, measured on fold 0's test speakers as above."))
     fold_rows = [[f"fold {i}", ", ".join(t), ", ".join(vv)] for i, (t, vv) in enumerate(all_folds)]
     sections.append(("Folds (speakers)", table(["fold", "test speakers", "validation speakers"], fold_rows)))
     intro = (f"`{args.experiment}` on DSPSpeech-20 (24 real speakers, 12 Mandarin + 8 English words), speaker-disjoint "

@@ -266,7 +266,10 @@ class SpecAugment(nn.Module):
         n_freq_masks / n_time_masks: masks of each kind per item.
         p: probability that an item is masked at all.
         time_dim / freq_dim: axes of the feature tensor (batch is axis 0); Log-Mel is
-            ``(B, T, F)`` → ``time_dim=1, freq_dim=2``.
+            ``(B, T, F)`` → ``time_dim=1, freq_dim=2``.  ``None`` (the default) takes them from
+            the feature extractor the masks follow (:meth:`bind`: ``FeatureExtractor.time_dim`` /
+            ``freq_dim``), so one augmentation config serves sequences, images (paper B:
+            ``[B, 3, mel, time]``) and image sequences (paper C SVS: whole frames and rows).
         mask_value: value written into the masked cells.
         freq_warp: ``w`` ≥ 0: before masking, each item's frequency axis is stretched by a factor
             ``α ~ U[1 − w, 1 + w]`` (output bin ``f`` reads input bin ``f / α``, linear
@@ -281,8 +284,8 @@ class SpecAugment(nn.Module):
     """
 
     def __init__(self, freq_mask_param: int = 8, time_mask_param: int = 20, n_freq_masks: int = 2,
-                 n_time_masks: int = 2, p: float = 1.0, time_dim: int = 1, freq_dim: int = 2,
-                 mask_value: float = 0.0, freq_warp: float = 0.0) -> None:
+                 n_time_masks: int = 2, p: float = 1.0, time_dim: int | None = None,
+                 freq_dim: int | None = None, mask_value: float = 0.0, freq_warp: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= float(freq_warp) < 1.0:
             raise ConfigError(f"SpecAugment.freq_warp must lie in [0, 1), got {freq_warp}")
@@ -291,13 +294,33 @@ class SpecAugment(nn.Module):
         self.freq = FrequencyMasking(int(freq_mask_param), iid_masks=True)
         self.time = TimeMasking(int(time_mask_param), iid_masks=True)
         self.n_freq, self.n_time = int(n_freq_masks), int(n_time_masks)
-        self.time_dim, self.freq_dim = int(time_dim), int(freq_dim)
+        self.time_dim = None if time_dim is None else int(time_dim)
+        self.freq_dim = None if freq_dim is None else int(freq_dim)
+        self.freq_ascending = True
         self.mask_value = float(mask_value)
+
+    def bind(self, features: nn.Module) -> SpecAugment:
+        """Take the axes left ``None`` (and the frequency direction) from ``features``, the
+        extractor whose output this augments; returns ``self``."""
+        if self.time_dim is None:
+            self.time_dim = int(getattr(features, "time_dim", 1))
+        if self.freq_dim is None:
+            self.freq_dim = int(getattr(features, "freq_dim", 2))
+        self.freq_ascending = bool(getattr(features, "freq_ascending", True))
+        return self
+
+    def _axes(self) -> tuple[int, int]:
+        """``(time_dim, freq_dim)``; unbound axes are those of a time-major ``[B, T, F]`` batch."""
+        return (1 if self.time_dim is None else self.time_dim, 2 if self.freq_dim is None else self.freq_dim)
 
     def warp(self, feats: Tensor, alpha: Tensor) -> Tensor:
         """Stretch the frequency axis of each item by ``alpha`` (B,): output bin ``f`` takes the
-        linear interpolation of input bins at ``f / alpha``."""
-        x = feats.movedim(self.freq_dim, -1)
+        linear interpolation of input bins at ``f / alpha`` (bin 0 the lowest frequency; axes
+        whose rows descend are flipped around the warp)."""
+        freq_dim = self._axes()[1]
+        x = feats.movedim(freq_dim, -1)
+        if not self.freq_ascending:
+            x = x.flip(-1)
         n = x.shape[-1]
         src = (torch.arange(n, device=x.device, dtype=torch.float32)[None, :] / alpha.to(x.device)[:, None])
         src = src.clamp(0, n - 1)
@@ -307,7 +330,9 @@ class SpecAugment(nn.Module):
         shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (n,)
         lo, hi, w = lo.view(shape).expand_as(x), hi.view(shape).expand_as(x), w.view(shape).expand_as(x)
         out = torch.gather(x, -1, lo) * (1 - w) + torch.gather(x, -1, hi) * w
-        return out.movedim(-1, self.freq_dim)
+        if not self.freq_ascending:
+            out = out.flip(-1)
+        return out.movedim(-1, freq_dim)
 
     def forward(self, feats: Tensor, lengths: Tensor | None = None) -> Tensor:
         if not self.training:
@@ -318,7 +343,8 @@ class SpecAugment(nn.Module):
         if self.n_freq == 0 and self.n_time == 0:
             return feats
         # torchaudio masks the last two axes of (B, C, F, T): move (freq, time) there
-        x = feats.movedim((self.freq_dim, self.time_dim), (-2, -1))
+        time_dim, freq_dim = self._axes()
+        x = feats.movedim((freq_dim, time_dim), (-2, -1))
         moved = x.shape
         x4 = x.reshape(moved[0], -1, moved[-2], moved[-1])
         marker = torch.zeros_like(x4[:, :1])
@@ -332,5 +358,5 @@ class SpecAugment(nn.Module):
             hit = hit & (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None])
         hit = hit & (torch.rand((moved[0], 1, 1, 1)) < self.p).to(feats.device)
         x4 = torch.where(hit, torch.full_like(x4, self.mask_value), x4)
-        return x4.reshape(moved).movedim((-2, -1), (self.freq_dim, self.time_dim))
+        return x4.reshape(moved).movedim((-2, -1), (freq_dim, time_dim))
 

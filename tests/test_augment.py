@@ -144,3 +144,39 @@ def test_frequency_warp_moves_a_spectral_peak_by_its_factor():
     assert out.shape == feats.shape and torch.equal(aug.eval()(feats), feats)
     with pytest.raises(ValueError, match="freq_warp"):
         SpecAugment(freq_warp=1.5)
+
+
+def test_specaugment_follows_the_axes_of_the_features_it_is_bound_to():
+    """Paper B's image is [B, 3, mel, time]: bound to LogMelImage, a time mask blanks whole
+    columns of every channel (axis 3) and a frequency mask whole rows (axis 2)."""
+    from speechret.features import LogMelImage
+
+    torch.manual_seed(0)
+    feats = torch.ones(32, 3, 24, 50)
+    only_time = SpecAugment(freq_mask_param=1, time_mask_param=10, n_freq_masks=0, n_time_masks=1).train()
+    only_time.bind(LogMelImage(image_size=[24, 50]))
+    assert (only_time.time_dim, only_time.freq_dim) == (3, 2)
+    masked = only_time(feats) == 0
+    assert masked.any()
+    assert torch.equal(masked, masked[:, :1, :1, :].expand_as(masked))  # whole columns, all channels
+    only_freq = SpecAugment(freq_mask_param=8, time_mask_param=1, n_freq_masks=1, n_time_masks=0).train()
+    only_freq.bind(LogMelImage(image_size=[24, 50]))
+    masked = only_freq(feats) == 0
+    assert masked.any()
+    assert torch.equal(masked, masked[:, :1, :, :1].expand_as(masked))  # whole rows, all channels
+    explicit = SpecAugment(time_dim=1, freq_dim=2).bind(LogMelImage(image_size=[24, 50]))
+    assert (explicit.time_dim, explicit.freq_dim) == (1, 2)  # a configured axis is kept
+
+
+def test_frequency_warp_of_descending_rows_keeps_the_lowest_row_fixed():
+    """Image rows run from high to low frequency (SVS): the warp is anchored at the bottom row
+    (lowest frequency), as it is at bin 0 of an ascending axis."""
+    from speechret.features import SVS
+
+    x = torch.arange(10.0).repeat(2, 1, 1, 1, 1).transpose(-1, -2).contiguous()  # [2, 1, 1, 10(rows), 1]
+    sa = SpecAugment(n_freq_masks=0, n_time_masks=0, freq_warp=0.5).bind(SVS(height=10, width=4))
+    assert (sa.time_dim, sa.freq_dim, sa.freq_ascending) == (1, 3, False)
+    out = sa.warp(x, torch.tensor([1.25, 0.8]))
+    assert torch.equal(out[..., -1, :], x[..., -1, :])  # DC row unchanged
+    asc = SpecAugment(freq_dim=3, freq_warp=0.5).warp(x.flip(3), torch.tensor([1.25, 0.8]))
+    torch.testing.assert_close(out, asc.flip(3))

@@ -61,6 +61,26 @@ def test_experiment_fast_dev_run(experiment, tiny_corpus, tiny_sentences, tmp_pa
     assert (tmp_path / "summary.json").is_file() and (tmp_path / "config.yaml").is_file()
 
 
+@pytest.mark.parametrize("experiment", ["lstm_hash", "crnn_hash"])
+def test_papers_train_with_the_speechret_recipe_only_when_asked(experiment, tiny_corpus, tmp_path):
+    """``recipe=speechret`` is opt-in: without it a paper's experiment has no front end, no
+    augmentation and no schedule; with it the same network trains with trimming, augmentation whose
+    masks follow the paper's feature axes, one-cycle and label smoothing."""
+    plain = compose_cfg([f"experiment={experiment}"])
+    assert plain.get("frontend") is None and plain.augment.wave is None and plain.augment.spec is None
+    assert plain.model.scheduler is None and plain.model.get("label_smoothing", 0.0) == 0.0
+    cfg = compose_cfg([f"experiment={experiment}", "recipe=speechret", "debug=default",
+                       *corpus_overrides(tiny_corpus, tmp_path)])
+    assert cfg.model.net._target_ == plain.model.net._target_
+    assert cfg.model.optimizer == plain.model.optimizer  # the paper's optimiser, scheduled
+    dm = build_datamodule(cfg)
+    features = dm.features
+    assert dm.frontend is not None and dm.wave_augment is not None
+    assert (dm.feature_augment.time_dim, dm.feature_augment.freq_dim) == (features.time_dim, features.freq_dim)
+    summary = train(cfg)
+    assert np.isfinite(summary["metrics"]["train/loss"])
+
+
 def test_lstm_hash_module_overfits_one_batch(tiny_corpus, tmp_path):
     """Paper A's LSTM with its own loss (BCE on softmax) and optimizer (SGD) memorises a batch."""
     cfg = compose_cfg(["experiment=lstm_hash", *corpus_overrides(tiny_corpus, tmp_path),

@@ -143,6 +143,9 @@ class SpeechDataModule(L.LightningDataModule):
         self.frontend = frontend
         self.wave_augment = wave_augment
         self.feature_augment = feature_augment
+        bind = getattr(feature_augment, "bind", None)
+        if callable(bind) and features is not None:  # masks follow the extractor's time / freq axes
+            bind(features)
         self.copy_ops = [self._build_cpo(c) for c in (copies or [])]
         self.include_original = include_original
         self.sample_rate = sample_rate

@@ -150,6 +150,13 @@ class FeatureExtractor(nn.Module, abc.ABC):
 
     #: number of time steps / channels, set by subclasses
     feature_dim: int = 0
+    #: axes of the output batch that hold time and frequency (batch is axis 0): what
+    #: :class:`speechret.augment.SpecAugment` masks when its config leaves them out.  Time-major
+    #: sequences ``[B, T, F]`` use the defaults; images and image sequences override them.
+    time_dim: int = 1
+    freq_dim: int = 2
+    #: whether index 0 of ``freq_dim`` is the lowest frequency (False: image rows, DC at the bottom)
+    freq_ascending: bool = True
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

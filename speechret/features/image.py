@@ -44,6 +44,8 @@ class LogMelImage(FeatureExtractor):
     The returned lengths are the image width (all columns are valid).
     """
 
+    time_dim, freq_dim = 3, 2  # [B, 3, mel, time]
+
     def __init__(
         self,
         sample_rate: int = 16000,

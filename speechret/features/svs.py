@@ -59,6 +59,10 @@ class SVS(FeatureExtractor):
     ``chunk_frames`` at a time (only valid frames are computed).
     """
 
+    #: SpecAugment masks whole frames of the sequence (``feat_lengths`` count them) and rows of
+    #: each image; the rows run from high to low frequency
+    time_dim, freq_dim, freq_ascending = 1, 3, False
+
     def __init__(
         self,
         sample_rate: int = 16000,

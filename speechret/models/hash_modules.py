@@ -240,7 +240,10 @@ class ClassificationHashModule(HashingModule):
 
     ``loss="bce"`` (paper A §4.3) is Keras' ``binary_crossentropy`` on the softmax output against
     one-hot targets — every class is a binary decision, probabilities clipped to [1e-7, 1-1e-7] as
-    Keras does; ``loss="ce"`` (paper B §IV-D, eq. 13) is softmax cross-entropy.  ``hash_bits`` is
+    Keras does; ``loss="ce"`` (paper B §IV-D, eq. 13) is softmax cross-entropy.
+    ``label_smoothing`` ε (0 in the papers; ``recipe=speechret`` sets 0.1) replaces either loss's
+    one-hot target by ``(1 − ε) one-hot + ε / C`` (Szegedy et al., "Rethinking the Inception
+    Architecture", CVPR 2016 §7).  ``hash_bits`` is
     the hash-layer width the net was built with (recorded for sweeps; the net config interpolates it).
 
     ``hash_objective`` (optional, :class:`speechret.models.losses.HashObjective`: hash centres,
@@ -284,7 +287,8 @@ class ClassificationHashModule(HashingModule):
         else:
             prob = logits.softmax(-1).clamp(1e-7, 1 - 1e-7)
             onehot = F.one_hot(target, logits.shape[-1]).to(prob.dtype)
-            loss = F.binary_cross_entropy(prob, onehot)
+            ls = self.hparams.label_smoothing  # as cross-entropy's: (1 - ls) one-hot + ls / C
+            loss = F.binary_cross_entropy(prob, onehot * (1 - ls) + ls / logits.shape[-1])
         if self.hash_objective is None:
             return loss
         extra, parts = self.hash_objective(out.hash_features, target)
