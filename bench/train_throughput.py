@@ -1,27 +1,47 @@
 """Training throughput per experiment: samples per second of forward + backward + optimizer step.
 
-Features are computed once per batch outside the timed region when ``--features-outside``
-(default: inside, as training does them on the device).  Prints a table; on a GPU use
-``--device cuda --precision bf16`` for bf16 autocast.
+Features are computed inside the timed step (``prepare_batch`` on the device, as training does)
+unless the experiment caches them (below).  Prints a table; on a GPU use ``--device cuda
+--precision bf16`` for bf16 autocast.
 
     .venv/bin/python bench/train_throughput.py                         # every experiment, CPU
     .venv/bin/python bench/train_throughput.py --experiments cnn_hash --device cuda --precision bf16
+    .venv/bin/python bench/train_throughput.py --profile        # SVS models: profile + FLOP floor
+
+Experiments that cache their features (``data.cache_features=true``: the SVS experiments since
+issue 13) compute them in ``setup`` and time the step without feature extraction, as training does
+after its first pass; ``data.cache_features=false`` puts the extraction back into the timed step
+(the setting of the earlier README numbers).
+
+``--profile`` runs :mod:`bench/train_profile.py <train_profile>` instead (default experiments: the
+four SVS experiments): feature extraction vs forward / backward, the top operators and layers by
+self time, the step's FLOPs against the machine's measured dense conv3d / matmul FLOP/s.
+Options that change the maths never appear here; those that do not can be compared by overrides,
+e.g. ``model.net.fused=false`` (BiConvLSTM reference loop), ``model.net.channels_last=true``,
+``model.compile=true``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-
-from speechret.apps.train import build_datamodule, build_model
 
 REPO = Path(__file__).resolve().parents[1]
-ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline"]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import train_profile  # noqa: E402
+from speechret.apps.train import build_datamodule, build_model  # noqa: E402
+
+ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline",
+       "cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"]
 
 
 def measure(experiment: str, device: str, precision: str, batch_size: int, steps: int, threads: int | None,
@@ -33,6 +53,7 @@ def measure(experiment: str, device: str, precision: str, batch_size: int, steps
     dm.prepare_data()
     dm.setup()
     model = build_model(cfg, dm).to(device)
+    model.setup("fit")  # model.compile=true compiles here, as in training
     model.train()
     opt = model.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
@@ -69,16 +90,25 @@ def measure(experiment: str, device: str, precision: str, batch_size: int, steps
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--experiments", nargs="*", default=ALL)
+    ap.add_argument("--experiments", nargs="*", default=None,
+                    help="default: all (with --profile: the SVS experiments)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["32", "bf16"], default="32")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    ap.add_argument("--profile", action="store_true", help="profile one step per model against the FLOP floor "
+                    "(bench/train_profile.py)")
+    train_profile.add_args(ap)
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data=dspspeech20")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.profile:
+        train_profile.run(args.experiments or train_profile.SVS_EXPERIMENTS, args.device, args.precision,
+                          args.batch_size, args.steps, args.overrides, args.repeats, args.top, not args.no_table)
+        return
+    args.experiments = args.experiments or ALL
     print(f"device={args.device} precision={args.precision} batch={args.batch_size} threads={torch.get_num_threads()}")
     print(f"{'experiment':<22}{'params (M)':>11}{'samples/s':>11}{'audio x RT':>12}{'steps':>7}")
     for e in args.experiments:

@@ -21,7 +21,8 @@ from speechret.apps.train import build_datamodule, build_model, train
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
-CTC_EXPERIMENTS = {"cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline"}
+CTC_EXPERIMENTS = {"cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline",
+                   "cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"}  # the last two: issue 13's CPU sizes
 
 
 def compose_cfg(overrides: list[str]):

@@ -36,6 +36,16 @@ from torch import nn
 from speechret.metrics import edit_distance, label_relevance, mean_average_precision
 from speechret.hashing import HashMethod, get_hash_method, take
 
+from .ctc import (  # noqa: F401  (re-exported: the decoders lived here before)
+    CTC_DECODERS,
+    check_ctc_frames,
+    compact_targets,
+    ctc_decode,
+    ctc_prefix_beam_search,
+    greedy_ctc_decode,
+    init_blank_bias,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +61,8 @@ class HashingModule(L.LightningModule):
             is a number of steps (``OneCycleLR``'s ``total_steps``) gets it from the trainer
             (``estimated_stepping_batches``) when the config leaves it out.
         scheduler_monitor: metric a ``ReduceLROnPlateau`` watches.
-        compile: ``torch.compile`` the network in :meth:`setup` (GPU training).
+        compile: ``torch.compile`` the network in :meth:`setup` (in place; a net's own
+            ``compile_parts()`` when it has one, as paper C's SVS models do).
         scheduler_interval: ``epoch`` or ``step`` (per-batch schedules such as one-cycle).
     """
 
@@ -208,8 +219,13 @@ class HashingModule(L.LightningModule):
             # kernels, which are not fork-safe: forked DDP workers gave a wrong val/map or hung
             raise RuntimeError(f"{self.hash_method} models cannot train with a forking DDP strategy "
                                "(ddp_fork / ddp_notebook): use trainer.strategy=ddp or ddp_spawn")
-        if self.hparams.compile and stage == "fit":
-            self.net = torch.compile(self.net)
+        if self.hparams.compile and stage == "fit" and not getattr(self, "_compiled", False):
+            # in place (nn.Module.compile), so the checkpoint's state-dict keys do not change; a
+            # net with a compile_parts method (paper C's SVS models: variable-length Python loops
+            # over frames) compiles the parts with static structure itself
+            parts = getattr(self.net, "compile_parts", None)
+            self.net.compile() if parts is None else parts()
+            self._compiled = True
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:
@@ -301,97 +317,6 @@ class ClassificationHashModule(HashingModule):
         return {"acc": (out.logits.argmax(-1) == batch["label"]).float().mean()}
 
 
-def greedy_ctc_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int) -> list[list[int]]:
-    """Best-path decoding (Graves et al. 2006, "Connectionist temporal classification", §3.2):
-    argmax per frame, collapse repeats, drop blanks.  The default of :class:`CTCHashModule`:
-    one argmax per frame, exact when the output is peaky (the usual state of a CTC-trained net)
-    and cheap enough for the PER of every validation batch.  It returns the labelling of the most
-    probable *path*, not the most probable *labelling* (eq. 8 sums the paths of a labelling):
-    :func:`ctc_prefix_beam_search` searches for the latter."""
-    best = log_probs.argmax(-1).cpu().numpy()
-    out = []
-    for seq, n in zip(best, lengths.cpu().numpy()):
-        s = seq[: int(n)]
-        keep = np.ones(len(s), dtype=bool)
-        keep[1:] = s[1:] != s[:-1]
-        out.append([int(x) for x in s[keep] if x != blank])
-    return out
-
-
-def _prefix_beam_search_one(lp: np.ndarray, blank: int, beam_width: int) -> list[int]:
-    """Prefix beam search over one utterance's ``(T, C)`` log-probabilities (float64)."""
-    neg = -np.inf
-    # prefix -> [log P(prefix, path ends in blank), log P(prefix, path ends in its last label)]
-    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, neg]}
-    labels = [c for c in range(lp.shape[1]) if c != blank]
-    for t in range(lp.shape[0]):
-        frame = lp[t]
-        nxt: dict[tuple[int, ...], list[float]] = {}
-
-        def slot(prefix: tuple[int, ...]) -> list[float]:
-            if prefix not in nxt:
-                nxt[prefix] = [neg, neg]
-            return nxt[prefix]
-
-        for prefix, (pb, pnb) in beams.items():
-            total = np.logaddexp(pb, pnb)
-            cur = slot(prefix)  # blank: the prefix is unchanged and now ends in blank
-            cur[0] = np.logaddexp(cur[0], total + frame[blank])
-            last = prefix[-1] if prefix else None
-            for c in labels:
-                p = frame[c]
-                ext = slot(prefix + (c,))
-                if c == last:
-                    # a repeat extends the prefix only after a blank ("a _ a" -> aa) ...
-                    ext[1] = np.logaddexp(ext[1], pb + p)
-                    # ... and collapses into it otherwise ("a a" -> a)
-                    cur[1] = np.logaddexp(cur[1], pnb + p)
-                else:
-                    ext[1] = np.logaddexp(ext[1], total + p)
-        # most probable prefixes first; ties by prefix, so the result is deterministic
-        ranked = sorted(nxt.items(), key=lambda kv: (-np.logaddexp(kv[1][0], kv[1][1]), kv[0]))
-        beams = dict(ranked[:beam_width])
-    return list(next(iter(beams)))
-
-
-def ctc_prefix_beam_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int,
-                           beam_width: int = 8) -> list[list[int]]:
-    """CTC prefix beam search: the most probable *labelling* ``argmax_Y P(Y|X)`` of paper C eq. (8)
-    ("CTC beam search ... identify valid candidate paths and output the optimal solution through
-    maximum likelihood selection"), approximately, keeping ``beam_width`` prefixes per frame.
-
-    Graves 2012 ("Supervised Sequence Labelling with Recurrent Neural Networks", §7.5, prefix
-    search decoding) and Hannun et al. 2014 ("First-pass large vocabulary continuous speech
-    recognition using bi-directional recurrent DNNs", arXiv:1408.2873, Algorithm 1, here without a
-    language model): every prefix carries the probability of the paths that produce it and end
-    in a blank (``p_b``) or in its last label (``p_nb``); per frame a prefix stays (blank, or a
-    repeat of its last label collapsing into it) or grows by one label — a repeat of the last
-    label only from ``p_b``, since CTC's collapsing map merges repeats not separated by a blank.
-    ``log_probs``: ``(B, T, C)`` log-probabilities (log-softmax; unnormalised logits are
-    normalised here), ``lengths``: valid frames per item.  With ``beam_width=1`` it keeps one
-    prefix per frame (not the same as best path); a wide beam finds the most probable labelling
-    where best path does not (tested on a two-frame posteriorgram)."""
-    if beam_width < 1:
-        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    lp = log_probs.detach().float().log_softmax(-1).double().cpu().numpy()
-    return [_prefix_beam_search_one(x[: int(n)], int(blank), int(beam_width))
-            for x, n in zip(lp, lengths.cpu().numpy())]
-
-
-#: CTC decoders of :meth:`CTCHashModule.decode`.
-CTC_DECODERS = ("greedy", "beam")
-
-
-def ctc_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int, decoding: str = "greedy",
-               beam_width: int = 8) -> list[list[int]]:
-    """``decoding="greedy"`` (:func:`greedy_ctc_decode`) or ``"beam"`` (:func:`ctc_prefix_beam_search`)."""
-    if decoding == "greedy":
-        return greedy_ctc_decode(log_probs, lengths, blank)
-    if decoding == "beam":
-        return ctc_prefix_beam_search(log_probs, lengths, blank, beam_width)
-    raise ValueError(f"decoding must be one of {CTC_DECODERS}, not {decoding!r}")
-
-
 class CTCHashModule(HashingModule):
     """Paper C §4.2: per-frame pronunciation scores trained with CTC (eq. 8).
 
@@ -413,6 +338,16 @@ class CTCHashModule(HashingModule):
     labelling of eq. 8).  The decoding feeds the PER and the ASR baseline
     (:class:`speechret.evaluate.baselines.ASRSystem`); the hash codes never use it (§4.4 hashes
     the per-frame scores, not the recognised labels).
+
+    CTC recipe switches (issue 13; :mod:`speechret.models.ctc`; all off / neutral by default):
+    ``blank_bias`` or ``blank_prior`` initialise the output layer's blank bias
+    (:func:`~speechret.models.ctc.init_blank_bias`); ``frame_check`` (``error`` | ``warn`` |
+    ``off``) checks every batch for items with fewer frames ``T`` than CTC needs (``L`` labels +
+    ``r`` adjacent repeats) and names them (:func:`~speechret.models.ctc.check_ctc_frames`;
+    items under ``frame_warn_ratio`` x (L + r) are logged as tight); ``scheduler_interval`` as in
+    :class:`HashingModule` (``step`` for one-cycle). ``label_smoothing`` exists only so that a
+    classification recipe (``recipe=speechret``) fails with a clear message: CTC has no one-hot
+    target to smooth (use ``recipe=speechret_ctc``).
     """
 
     def __init__(
@@ -427,7 +362,19 @@ class CTCHashModule(HashingModule):
         compile: bool = False,
         decoding: str = "greedy",
         beam_width: int = 8,
+        scheduler_interval: str = "epoch",
+        blank_bias: float | None = None,
+        blank_prior: float | None = None,
+        frame_check: str = "error",
+        frame_warn_ratio: float = 1.5,
+        label_smoothing: float = 0.0,
     ) -> None:
+        if label_smoothing:
+            raise ValueError(f"CTCHashModule: label_smoothing={label_smoothing} does not apply to CTC (no "
+                             "one-hot target); recipe=speechret is for the classification models, use "
+                             "recipe=speechret_ctc for paper C's CTC experiments")
+        if frame_check not in ("error", "warn", "off"):
+            raise ValueError(f"frame_check must be error, warn or off, not {frame_check!r}")
         net_blank = getattr(net, "blank_index", None)
         if blank is None:
             if net_blank is None:
@@ -444,9 +391,16 @@ class CTCHashModule(HashingModule):
             raise ValueError(f"decoding must be one of {CTC_DECODERS}, not {decoding!r}")
         if int(beam_width) < 1:
             raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-        super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile)
+        super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile,
+                         scheduler_interval=scheduler_interval)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.hparams.blank = int(blank)  # the resolved index (checkpoints record it)
+        if blank_bias is not None or blank_prior is not None:
+            out_layer = getattr(net, "out", None)
+            if not isinstance(out_layer, nn.Linear):
+                raise ValueError(f"blank_bias / blank_prior need the net's output layer `out` (nn.Linear); "
+                                 f"{type(net).__name__} has none")
+            init_blank_bias(out_layer, int(blank), bias=blank_bias, prior=blank_prior)
 
     def _targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         targets, lengths = batch["targets"], batch["target_lengths"]
@@ -461,6 +415,14 @@ class CTCHashModule(HashingModule):
     def compute_loss(self, out, batch: dict[str, Any]) -> torch.Tensor:
         log_probs = out.logits.float().log_softmax(-1)
         flat, tlen = self._targets(batch)
+        mode = self.hparams.get("frame_check", "off")
+        if mode != "off":
+            hp = self.hparams
+            drop = hp.blank if hp.blank == hp.other_index else None
+            ratio = 0.0 if getattr(self, "_tight_warned", False) else float(hp.get("frame_warn_ratio", 1.5))
+            _, tight = check_ctc_frames(out.lengths, compact_targets(batch["targets"], drop)[0], tlen,
+                                        batch.get("ids"), mode, ratio)
+            self._tight_warned = getattr(self, "_tight_warned", False) or tight > 0  # warn once
         return F.ctc_loss(log_probs.transpose(0, 1), flat, out.lengths, tlen, blank=self.hparams.blank,
                           reduction="mean", zero_infinity=True)
 

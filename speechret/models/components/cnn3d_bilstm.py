@@ -36,6 +36,15 @@ Choices where paper C is silent or ambiguous (all configurable):
   ``ctc_loss`` uses the last class as the blank; if its softmax had only 27 outputs, the
   "other" class WAS the blank. That reading is available with ``n_outputs=n_classes`` (the
   caller then uses blank index 26 and ``hash_features`` = all 27 logits).
+
+Speed (issue 13; none of it changes the maths, ``tests/test_paper_c_speed.py`` checks it):
+``channels_last=True`` runs the 3D convolutions in ``torch.channels_last_3d`` (oneDNN / cuDNN
+prefer it); with batch normalisation on, the masking after each pooling is skipped, because the
+masked BatchNorm already zeroes the padded frames and every activation and max-pooling keeps a
+zero frame zero; :meth:`CNN3DBiLSTM.compile_parts` compiles the front end for ``compile=True``.
+The CPU-feasible configuration (``conf/experiment/cnn3d_bilstm_ctc_cpu.yaml``: 1-channel magnitude
+SVS at 38 x 77, channels 8/16/32, FC 2 x 256, LSTM 256) is a documented deviation from paper C's
+sizes so the model trains on 2 CPU cores; the paper configuration is the default.
 """
 
 from __future__ import annotations
@@ -75,8 +84,9 @@ class SVSFrontEnd(nn.Module):
 
     Each stage: Conv3d(kernel (kt, kh, kw), 'same' padding) -> [masked BatchNorm] -> activation
     -> MaxPool3d(pool) -> zero the padded frames. ``pool[0]`` must be 1 (the frame axis is never
-    pooled). ``forward(x: (B, m, C, h, w), lengths) -> (B, C', m, h', w')`` channel-first;
-    ``self.output_shape == (C', h', w')``.
+    pooled). ``forward(x: (B, m, C, h, w), lengths) -> (B, C', m, h', w')`` channel-first
+    (contiguous); ``self.output_shape == (C', h', w')``. ``channels_last``: the stages run in
+    ``torch.channels_last_3d``.
     """
 
     def __init__(
@@ -90,8 +100,14 @@ class SVSFrontEnd(nn.Module):
         activation: str = "relu20",
         relu_clip: float = 20.0,
         batch_norm: bool = True,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self.channels_last = bool(channels_last)
+        # the masked BatchNorm zeroes padded frames and act(0) = 0 for every activation of
+        # make_activation (relu20, relu, tanh, elu, identity), max-pool of zeros is zero: the
+        # mask after each stage is then redundant (without BatchNorm the conv bias needs it)
+        self._mask_after_stage = not batch_norm
         kt, kh, kw = _triple(kernel_size)
         pt, ph, pw = _triple(pool)
         if pt != 1:
@@ -123,10 +139,13 @@ class SVSFrontEnd(nn.Module):
                 f"{tuple(x.shape)}; set in_channels / height / width to match the SVS extractor"
             )
         y = mask_time(x.transpose(1, 2), lengths, time_dim=2)  # (B, C, m, h, w)
+        if self.channels_last:
+            y = y.contiguous(memory_format=torch.channels_last_3d)
         for conv, norm, act in zip(self.convs, self.norms, self.acts):
-            y = norm(conv(y), lengths)
-            y = mask_time(self.pool(act(y)), lengths, time_dim=2)
-        return y
+            y = self.pool(act(norm(conv(y), lengths)))
+            if self._mask_after_stage:
+                y = mask_time(y, lengths, time_dim=2)
+        return y.contiguous()
 
 
 class CNN3DBiLSTM(nn.Module):
@@ -158,6 +177,7 @@ class CNN3DBiLSTM(nn.Module):
         conv_activation: str = "relu20",
         batch_norm: bool = True,
         dropout: float = 0.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.n_classes = int(n_classes)
@@ -167,7 +187,7 @@ class CNN3DBiLSTM(nn.Module):
                              f"(extra blank), got {self.n_outputs} for n_classes={self.n_classes}")
         self.blank_index = self.n_outputs - 1
         self.front = SVSFrontEnd(in_channels, height, width, conv_channels, kernel_size, pool,
-                                 conv_activation, relu_clip, batch_norm)
+                                 conv_activation, relu_clip, batch_norm, channels_last)
         c, h, w = self.front.output_shape
         self.fc_dim = int(fc_dim)
         self.fc = nn.Linear(c * h * w, 2 * self.fc_dim)
@@ -194,6 +214,12 @@ class CNN3DBiLSTM(nn.Module):
         gamma = torch.tanh(self.w5(h_fwd) + self.w6(h_bwd))
         logits = mask_time(self.out(self.dropout(gamma)), lengths)
         return ModelOutput(logits=logits, hash_features=logits[..., : self.n_classes], lengths=lengths)
+
+    def compile_parts(self, **kwargs) -> None:
+        """``torch.compile`` the 3D CNN front end in place (state-dict keys unchanged;
+        ``dynamic=True``: the frame count varies). The LSTMs already run as one fused kernel per
+        direction. :meth:`speechret.models.hash_modules.HashingModule.setup` calls this."""
+        self.front.compile(dynamic=True, **kwargs)
 
 
 __all__ = ["SVSFrontEnd", "CNN3DBiLSTM"]

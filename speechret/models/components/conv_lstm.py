@@ -27,13 +27,34 @@ Choices (configurable):
   Linear layer to ``n_outputs`` logits (blank last, see :mod:`.cnn3d_bilstm`).
 * The backward ConvLSTM runs over each item's reversed valid frames (it starts at the item's
   last valid frame), the forward one is causal, so padding never changes valid outputs.
+
+Speed (issue 13; the maths of eq. 9 is unchanged, ``tests/test_paper_c_speed.py`` checks outputs
+and gradients against the literal per-gate, per-step implementation):
+
+* every cell computes W_x* (x) X_t for all four gates in ONE convolution (4 x hidden output
+  channels, then chunked i, f, c, o), and :class:`ConvLSTM` does it for ALL frames in one batched
+  call before the recurrence; only W_h* (x) H_{t-1} stays inside the loop over time;
+* ``fused=True`` (default) runs both directions in ONE loop over time
+  (:func:`bidirectional_convlstm`): one convolution gives both directions' input gates, one
+  grouped (``groups=2``) convolution per step gives both recurrent terms, one set of element-wise
+  ops updates both states, and gamma_t of eq. (7) is one 1x1 convolution over [H_fwd; H_bwd]. The
+  step at t = 0 skips W_h* (x) H_{-1} and the peepholes on C_{-1} (both are zero);
+  ``fused=False`` keeps the two separate :class:`ConvLSTM` passes (the reference path);
+* the state-dict layout is the same in both paths (``fwd.cell.conv_x`` ... ``w6``): the fused
+  path concatenates the two cells' weights at each forward, so checkpoints load either way;
+* both loops take each frame's input gates with one ``unbind`` (indexing ``xg[:, t]`` per step
+  made backward allocate and add a full-size zero gradient per step: O(T^2) memory traffic);
+* ``channels_last`` runs the 3D CNN front end in ``torch.channels_last_3d``;
+  :meth:`BiConvLSTMNet.compile_parts` compiles the front end and the per-step update
+  (``torch.compile``), not the Python loop over a variable number of frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cnn3d_bilstm import SVSFrontEnd
@@ -130,13 +151,87 @@ class ConvLSTM(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, t = x.shape[:2]
-        xg = self.cell.input_gates(x.reshape(b * t, *x.shape[2:])).view(b, t, -1, *x.shape[3:])
+        xg = self.cell.input_gates(x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1, *x.shape[3:])
         state = self.cell.init_state(x[:, 0])
         outs = []
-        for i in range(t):
-            state = self.cell.step(xg[:, i], state)
+        for g in xg.unbind(1):  # not xg[:, i]: see bidirectional_convlstm
+            state = self.cell.step(g, state)
             outs.append(state[0])
         return torch.stack(outs, dim=1)
+
+
+def _bi_step(g: Tensor, h: Tensor | None, c: Tensor | None, w_h: Tensor, pad: int,
+             w_cif: Tensor | None, w_co: Tensor | None, prev_out_peephole: bool) -> tuple[Tensor, Tensor]:
+    """One step of eq. (9) for both directions at once.
+
+    ``g (B, 2, 4, hid, h, w)``: the input gates W_x* (x) X_t + b_* of the forward and the
+    backward cell; ``h (B, 2 * hid, h, w)`` and ``c (B, 2, hid, h, w)`` the previous states
+    (``None`` at t = 0: zero, so W_h* (x) H_{-1} and the peepholes on C_{-1} vanish);
+    ``w_h (8 * hid, hid, k, k)`` both cells' W_h* (grouped convolution, ``groups=2``);
+    ``w_cif (2, 2, hid, h, w)`` both cells' [W_ci, W_cf]; ``w_co (2, hid, h, w)``.
+    """
+    if h is not None:
+        g = g + F.conv2d(h, w_h, padding=pad, groups=2).view_as(g)
+    gi, gf, gc, go = g.unbind(2)
+    if h is not None and w_cif is not None:
+        gi = gi + w_cif[:, 0] * c
+        gf = gf + w_cif[:, 1] * c
+    i, f = torch.sigmoid(gi), torch.sigmoid(gf)
+    c_new = i * torch.tanh(gc) if c is None else f * c + i * torch.tanh(gc)
+    if w_co is not None:
+        if not prev_out_peephole:
+            go = go + w_co * c_new
+        elif c is not None:
+            go = go + w_co * c
+    h_new = torch.sigmoid(go) * torch.tanh(c_new)
+    return h_new.flatten(1, 2), c_new
+
+
+def _direction_index(lengths: Tensor, t_max: int) -> Tensor:
+    """``(B, T, 2)`` frame indices: column 0 the identity (forward), column 1 each item's valid
+    frames reversed, padding in place (:func:`reverse_padded`'s index; an involution)."""
+    t = torch.arange(t_max, device=lengths.device)[None, :]
+    rev = lengths[:, None] - 1 - t
+    return torch.stack([t.expand_as(rev), torch.where(rev >= 0, rev, t)], dim=2)
+
+
+def bidirectional_convlstm(fwd: ConvLSTMCell, bwd: ConvLSTMCell, x: Tensor, lengths: Tensor,
+                           step: Callable[..., tuple[Tensor, Tensor]] = _bi_step) -> Tensor:
+    """Forward and backward ConvLSTM (eq. 9) over ``x (B, T, C, h, w)`` in one loop over time.
+
+    Returns ``(B, T, 2 * hidden, h, w)``: channels ``[:hidden]`` are H_fwd_t, ``[hidden:]`` are
+    H_bwd_t, both in the original frame order (the backward cell ran over each item's reversed
+    valid frames). The same values as ``ConvLSTM(fwd)(x)`` and
+    ``reverse_padded(ConvLSTM(bwd)(reverse_padded(x)))`` up to float rounding.
+    """
+    b, t_max = x.shape[:2]
+    hid, hh, ww = fwd.hidden_channels, fwd.height, fwd.width
+    pad = fwd.conv_h.padding[0]
+    # input convolutions of every frame, both cells: one convolution with 2 x 4 x hid outputs.
+    # A per-frame convolution commutes with reversing the frames, so the backward cell's inputs
+    # are convolved in place and its gates reversed afterwards (one gather for both directions).
+    w_x = torch.cat([fwd.conv_x.weight, bwd.conv_x.weight])
+    b_x = torch.cat([fwd.conv_x.bias, bwd.conv_x.bias])
+    xg = F.conv2d(x.reshape(b * t_max, *x.shape[2:]), w_x, b_x, padding=fwd.conv_x.padding)
+    xg = xg.reshape(b, t_max, 2, 4, hid, hh, ww)
+    idx = _direction_index(lengths, t_max)
+    xg = torch.gather(xg, 1, idx.view(b, t_max, 2, 1, 1, 1, 1).expand_as(xg))
+    w_h = torch.cat([fwd.conv_h.weight, bwd.conv_h.weight])
+    w_cif = w_co = None
+    if fwd.peephole:
+        w_cif = torch.stack([torch.stack([fwd.w_ci, fwd.w_cf]), torch.stack([bwd.w_ci, bwd.w_cf])])
+        w_co = torch.stack([fwd.w_co, bwd.w_co])
+    prev = fwd.output_peephole == "prev"
+    h = c = None
+    outs = []
+    # unbind once: indexing xg[:, i] per step would make autograd build a full-size zero
+    # gradient for xg at every step (O(T^2) memory traffic in backward)
+    for g in xg.unbind(1):
+        h, c = step(g, h, c, w_h, pad, w_cif, w_co, prev)
+        outs.append(h)
+    out = torch.stack(outs, dim=1).view(b, t_max, 2, hid, hh, ww)  # backward half reversed
+    out = torch.gather(out, 1, idx.view(b, t_max, 2, 1, 1, 1).expand_as(out))
+    return out.view(b, t_max, 2 * hid, hh, ww)
 
 
 class BiConvLSTMNet(nn.Module):
@@ -147,6 +242,12 @@ class BiConvLSTMNet(nn.Module):
     ``forward(x: (B, m, C, h, w), lengths: LongTensor[B] | None) -> ModelOutput`` with
     ``logits (B, m, n_outputs)`` (blank last), ``hash_features (B, m, n_classes)`` and
     ``lengths``.
+
+    ``fused`` (default True): both directions in one loop (:func:`bidirectional_convlstm`);
+    False: two :class:`ConvLSTM` passes (reference). ``channels_last``: the front end in
+    ``torch.channels_last_3d``. Neither changes the maths. The CPU-feasible configuration
+    (``conf/experiment/biconvlstm_ctc_cpu.yaml``: 1-channel magnitude SVS at 38 x 77, fewer
+    channels) is a documented deviation from paper C's sizes, not part of the paper.
     """
 
     output_kind = "sequence"
@@ -172,6 +273,8 @@ class BiConvLSTMNet(nn.Module):
         peephole: bool = True,
         output_peephole: str = "prev",
         dropout: float = 0.0,
+        fused: bool = True,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.n_classes = int(n_classes)
@@ -179,8 +282,10 @@ class BiConvLSTMNet(nn.Module):
         if self.n_outputs not in (self.n_classes, self.n_classes + 1):
             raise ValueError(f"n_outputs must be n_classes or n_classes + 1, got {self.n_outputs}")
         self.blank_index = self.n_outputs - 1
+        self.fused = bool(fused)
+        self._step: Callable[..., tuple[Tensor, Tensor]] = _bi_step
         self.front = SVSFrontEnd(in_channels, height, width, conv_channels, kernel_size, pool,
-                                 conv_activation, relu_clip, batch_norm)
+                                 conv_activation, relu_clip, batch_norm, channels_last)
         c, h, w = self.front.output_shape
         cells = [ConvLSTMCell(c, convlstm_hidden, h, w, convlstm_kernel, peephole, output_peephole)
                  for _ in range(2)]
@@ -204,14 +309,29 @@ class BiConvLSTMNet(nn.Module):
         lengths = check_lengths(lengths, x.shape[0], x.shape[1], x.device)
         f = self.front(x, lengths).transpose(1, 2)  # (B, m, C', h', w')
         b, m = f.shape[:2]
-        h_fwd = self.fwd(f)
-        h_bwd = reverse_padded(self.bwd(reverse_padded(f, lengths)), lengths)
-        flat_f = h_fwd.reshape(b * m, *h_fwd.shape[2:])
-        flat_b = h_bwd.reshape(b * m, *h_bwd.shape[2:])
-        gamma = torch.tanh(self.w5(flat_f) + self.w6(flat_b))
+        if self.fused:
+            hs = bidirectional_convlstm(self.fwd.cell, self.bwd.cell, f, lengths, self._step)
+            # eq. (7) analogue, w5 (x) H_fwd + w6 (x) H_bwd as one 1x1 convolution over [H_fwd; H_bwd]
+            w56 = torch.cat([self.w5.weight, self.w6.weight], dim=1)
+            gamma = torch.tanh(F.conv2d(hs.reshape(b * m, *hs.shape[2:]), w56))
+        else:
+            h_fwd = self.fwd(f)
+            h_bwd = reverse_padded(self.bwd(reverse_padded(f, lengths)), lengths)
+            flat_f = h_fwd.reshape(b * m, *h_fwd.shape[2:])
+            flat_b = h_bwd.reshape(b * m, *h_bwd.shape[2:])
+            gamma = torch.tanh(self.w5(flat_f) + self.w6(flat_b))
         z = self.dropout(self.head_pool(gamma).reshape(b, m, -1))
         logits = mask_time(self.out(z), lengths)
         return ModelOutput(logits=logits, hash_features=logits[..., : self.n_classes], lengths=lengths)
 
+    def compile_parts(self, **kwargs) -> None:
+        """``torch.compile`` what has static structure: the front end (in place, so the
+        state-dict keys stay; ``dynamic=True`` as the frame count varies) and the fused per-step
+        update (its shapes depend on the batch size only). The Python loop over time stays eager:
+        compiling it would unroll, and recompile, for every sequence length.
+        :meth:`speechret.models.hash_modules.HashingModule.setup` calls this when ``compile``."""
+        self.front.compile(dynamic=True, **kwargs)
+        self._step = torch.compile(_bi_step, **kwargs)
 
-__all__ = ["ConvLSTMCell", "ConvLSTM", "BiConvLSTMNet"]
+
+__all__ = ["ConvLSTMCell", "ConvLSTM", "BiConvLSTMNet", "bidirectional_convlstm"]
