@@ -14,6 +14,8 @@ paper B §V-A, paper C §5.1: THCHS-30 / AISHELL-3 / DSPSpeech-20), so the defau
 * Multichannel audio is mixed down to mono by the **mean** over channels (not by taking the first
   channel, and not by summing, so a stereo file with identical channels loads exactly as its
   mono version).
+* Bad input: :class:`AudioPolicy` + :func:`check_waveform`, one policy for index and search (too
+  short / silent / non-finite -> error; clipped / over-length -> warning; beyond +-1 -> refused).
 * Resampling uses a polyphase filter (:func:`scipy.signal.resample_poly`) with the rational
   ratio ``new/old`` reduced by :func:`math.gcd`; :func:`resample_torch` is the batched torch
   equivalent (``torchaudio.functional.resample``, windowed-sinc) for tensors ``(..., T)``.
@@ -21,30 +23,24 @@ paper B §V-A, paper C §5.1: THCHS-30 / AISHELL-3 / DSPSpeech-20), so the defau
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from speechret.errors import SpeechretError
+from speechret.errors import ConfigError, SpeechretError
 from speechret.fileio import atomic_path
 
 __all__ = [
-    "AudioError",
-    "AudioInfo",
-    "SUPPORTED_EXTENSIONS",
-    "audio_info",
-    "load_audio",
-    "save_audio",
-    "to_pcm16",
-    "resample",
-    "resample_torch",
-    "validate_wave",
+    "AudioError", "AudioInfo", "AudioPolicy", "CheckedWave", "check_waveform", "split_windows",
+    "SUPPORTED_EXTENSIONS", "audio_info", "load_audio", "save_audio", "to_pcm16", "resample",
+    "resample_torch", "validate_wave",
 ]
 
 #: extension (lower case) -> soundfile container format.
@@ -63,6 +59,8 @@ _INT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"}
 # An MP3 stream decodes a few frames short / long of what its header announces when it has no
 # exact length tag, so truncation of MP3 is only declared beyond this tolerance (samples).
 _MP3_LENGTH_TOLERANCE = 2 * 1152
+
+log = logging.getLogger(__name__)
 
 
 class AudioError(SpeechretError, ValueError):
@@ -98,9 +96,7 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate > 0 else 0.0
 
 
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
+# ---- helpers ---------------------------------------------------------------------------------
 
 
 def _format_for_path(path: Path, *, for_writing: bool) -> str:
@@ -166,9 +162,7 @@ def _to_numpy(wave: Any) -> np.ndarray:
     return np.asarray(wave)
 
 
-# --------------------------------------------------------------------------------------------
-# public API
-# --------------------------------------------------------------------------------------------
+# ---- public API ------------------------------------------------------------------------------
 
 
 def validate_wave(
@@ -379,3 +373,128 @@ def resample_torch(wave: Any, orig_sr: int, new_sr: int) -> Any:
     if orig_sr == new_sr:
         return x
     return resample(x, orig_sr, new_sr)
+
+
+# ---- bad-input policy: one for index.py and search.py ----------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioPolicy:
+    """What index and search do with suspicious audio (``audio_policy:`` in ``conf/{index,search}.yaml``).
+
+    Errors -- the file is reported and skipped: its code would say nothing about speech, yet sit in
+    the library as a valid item or rank as a valid query:
+
+    * shorter than ``min_seconds`` (0.2 s: less than a syllable);
+    * digital silence: peak ``|x| <= silence_peak`` (1e-4, about -80 dBFS: zeros or LSB dither);
+    * non-finite samples (NaN / inf, possible in float files);
+    * float samples beyond +-1 with ``over_range="refuse"`` (default: the file's scale is unknown);
+      ``"normalize"`` divides by the peak. Never silently clipped (that would store noise). A peak
+      within ``overshoot`` (5 %) of 1 -- resampling ringing of full-scale PCM -- is always normalised.
+
+    Warnings naming the file -- the audio is still coded:
+
+    * clipping: more than ``clip_fraction`` (1 %) of the samples at ``|x| >= clip_level`` (0.999);
+    * over length: longer than the model's fixed window (4 s for paper A's Log-Mel; variable-length
+      models have none). ``over_length``: ``"first"`` codes the window the model sees (its features
+      crop; the first window by default); ``"windows"`` codes overlapping windows (hop
+      ``window_hop`` x window, the last flush with the end) each on its own -- search ranks an item
+      by its best window, index refuses it (one item, one code); ``"refuse"`` makes it an error.
+    """
+
+    min_seconds: float = 0.2
+    silence_peak: float = 1e-4
+    clip_level: float = 0.999
+    clip_fraction: float = 0.01
+    over_range: str = "refuse"
+    overshoot: float = 0.05
+    over_length: str = "first"
+    window_hop: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("min_seconds", 0, math.inf), ("silence_peak", 0, 1), ("clip_level", 1e-9, 1),
+                             ("clip_fraction", 0, 1), ("window_hop", 1e-9, 1), ("overshoot", 0, 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ConfigError(f"audio_policy.{name}: must be a number in [{lo:g}, {hi:g}], got {v!r}")
+        if self.over_range not in ("refuse", "normalize"):
+            raise ConfigError(f"audio_policy.over_range: must be refuse or normalize, not {self.over_range!r}")
+        if self.over_length not in ("first", "windows", "refuse"):
+            raise ConfigError(f"audio_policy.over_length: must be first, windows or refuse, not {self.over_length!r}")
+
+    @classmethod
+    def from_cfg(cls, node: Any = None, *, windows: bool = True) -> AudioPolicy:
+        """The policy of a config mapping (``None`` -> defaults); unknown keys and bad values raise
+        :class:`ConfigError` naming ``audio_policy.<key>``. ``windows=False`` (index) refuses
+        ``over_length: windows``."""
+        values = dict(node or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"audio_policy: unknown key(s) {unknown}; known: {[f.name for f in fields(cls)]}")
+        policy = cls(**values)
+        if not windows and policy.over_length == "windows":
+            raise ConfigError("audio_policy.over_length: windows is supported by search only (an indexed item has "
+                              "one code); use first or refuse for index")
+        return policy
+
+
+@dataclass
+class CheckedWave:
+    """A wave that passed :func:`check_waveform`: ``wave`` (normalised if need be), the ``warnings``
+    about it, ``windows`` (``(start, end)`` sample spans) when it is coded window by window."""
+
+    wave: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+    windows: list[tuple[int, int]] | None = None
+
+
+def split_windows(n: int, window: int, hop: int) -> list[tuple[int, int]]:
+    """``(start, end)`` spans of ``window`` samples every ``hop`` covering ``n``; the last ends at ``n``."""
+    if n <= window:
+        return [(0, n)]
+    starts = list(range(0, n - window + 1, max(1, hop)))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return [(s, s + window) for s in starts]
+
+
+def check_waveform(wave: Any, sample_rate: int, source: str | os.PathLike[str], policy: AudioPolicy | None = None,
+                   window: int | None = None) -> CheckedWave:
+    """Apply ``policy`` (default :class:`AudioPolicy`) to a mono wave at ``sample_rate``.
+
+    ``window``: the model's fixed input length in samples (``None``: variable-length model). Raises
+    :class:`AudioError` naming ``source``; logs and returns the warnings, each naming ``source``."""
+    p = policy or AudioPolicy()
+    arr = validate_wave(wave, source, sample_rate)  # 1-D, non-empty, real, finite
+    dur = arr.size / float(sample_rate)
+    if dur < p.min_seconds:
+        raise AudioError(source, f"too short: {dur:.3f} s ({arr.size} samples at {sample_rate} Hz) < "
+                                 f"audio_policy.min_seconds={p.min_seconds:g} s")
+    peak = float(np.abs(arr).max())
+    out = CheckedWave(arr)
+    if peak <= p.silence_peak:
+        raise AudioError(source, f"digital silence: peak |x| = {peak:.3g} <= audio_policy.silence_peak="
+                                 f"{p.silence_peak:g} (nothing to code)")
+    if peak > 1.0 + p.overshoot and p.over_range == "refuse":
+        raise AudioError(source, f"float samples beyond +-1 (peak {peak:.4g}); refused rather than clipped "
+                                 f"(audio_policy.over_range=normalize divides by the peak)")
+    clipped = float(np.mean(np.abs(arr) >= p.clip_level)) if peak <= 1.0 + p.overshoot else 0.0
+    if clipped > p.clip_fraction:
+        out.warnings.append(f"{source}: clipping: {100 * clipped:.1f} % of the samples at full scale "
+                            f"(|x| >= {p.clip_level:g}); codes may be unreliable")
+    if peak > 1.0:
+        out.wave = (arr / np.float32(peak)).astype(np.float32)
+        out.warnings.append(f"{source}: samples beyond +-1 (peak {peak:.4g}), normalised by the peak")
+    if window and arr.size > window:
+        what = f"{dur:.1f} s is longer than the model's {window / sample_rate:g} s window"  # over length
+        if p.over_length == "refuse":
+            raise AudioError(source, f"too long: {what} (audio_policy.over_length=refuse)")
+        if p.over_length == "windows":
+            out.windows = split_windows(arr.size, window, int(round(p.window_hop * window)))
+            out.warnings.append(f"{source}: {what}: coded as {len(out.windows)} overlapping windows")
+        else:
+            out.warnings.append(f"{source}: {what}: only the model's window is coded "
+                                f"(audio_policy.over_length=first)")
+    for w in out.warnings:
+        log.warning("%s", w)
+    return out

@@ -251,6 +251,7 @@ def test_key_file_permissions_and_no_overwrite(tmp_path):
     assert kf.load() == p.read_bytes() and kf.key_id == key_id(p.read_bytes())
     assert KeyFile.generate(tmp_path / "k2").load() != kf.load()
     (tmp_path / "short").write_bytes(b"abc")
+    (tmp_path / "short").chmod(0o600)
     with pytest.raises(CipherError):
         AesGcmCipher(tmp_path / "short")
 
@@ -328,6 +329,8 @@ def test_build_cipher_and_configs(aes_key, tmp_path):
     hc_key.write_text(json.dumps({"x0": 0.1, "y0": 0.2, "z0": 0.3, "w0": 0.4}))
     ro_key = tmp_path / "ro.json"
     ro_key.write_text(json.dumps({"x0": 0.1, "y0": 0.2, "z0": 0.3}))
+    for k in (hc_key, ro_key):
+        k.chmod(0o600)  # key files must be owner-only (tests/test_key_hygiene.py)
     x = rand_pcm(1000)
     for name, key in (("aes_gcm", aes_key), ("hyperchaotic", hc_key), ("rossler", ro_key)):
         cfg = yaml.load(CONF / f"{name}.yaml")

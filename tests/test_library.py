@@ -73,10 +73,11 @@ def test_create_open_round_trip(tmp_path):
     lib = _lib(tmp_path, cipher=cipher, checkpoint=str(ckpt))
     lib.close()
     man = json.loads((tmp_path / "lib" / "manifest.json").read_text())
-    assert man["hash_method"] == "paper_a" and man["code_bits"] == D and man["format_version"] == 1
+    assert man["hash_method"] == "paper_a" and man["code_bits"] == D and man["format_version"] == 2
     assert man["cipher"] == "aes_gcm" and man["key_id"] == cipher.key_id
     import hashlib
     assert man["checkpoint_sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert man["checkpoint_name"] == "model.ckpt" and str(tmp_path) not in json.dumps(man)  # no paths
     raw = (tmp_path / "lib" / "manifest.json").read_bytes()
     assert cipher._key.hex().encode() not in raw and cipher._key not in raw
     with SpeechLibrary.open(tmp_path / "lib", cipher) as lib2:
@@ -216,8 +217,9 @@ def test_wrong_key(tmp_path):
     lib = SpeechLibrary.open(tmp_path / "lib")  # no cipher: metadata / search only
     with pytest.raises(WrongKeyError):
         lib.decrypt("utt-0000", _cipher(1))
+    oid = next(lib.items())["oid"]  # keyless: only opaque ids
     with pytest.raises(WrongKeyError):  # even bypassing the library's key check, the blob says so
-        _cipher(1).decrypt("utt-0000", lib.get_blob("utt-0000"))
+        _cipher(1).decrypt(oid, lib.get_blob(oid))
 
 
 def test_chaotic_cipher_round_trip(tmp_path):
@@ -267,7 +269,7 @@ def test_paper_a_search_matches_bruteforce_and_rebuild(tmp_path, kind):
     assert lib.rebuild() == 55
     assert lib.search_topk(q, 5) == topk and lib.search_threshold(q, 0.4) == thr
     lib.close()
-    lib = SpeechLibrary.open(tmp_path / "lib")
+    lib = SpeechLibrary.open(tmp_path / "lib", _cipher())  # the key holder sees its own ids
     assert lib.search_topk(q, 5) == topk and lib.search_threshold(q, 0.4) == thr
     assert lib.stats()["index_high_water"] == 55
     assert len([p for p in (tmp_path / "lib" / "index").iterdir()]) == 1  # old generations removed
@@ -309,7 +311,7 @@ def test_paper_b_two_stage_matches_bruteforce(tmp_path):
     assert lib.search_two_stage(q, k=4) == res and lib.search_two_stage(q, ber=0.45) == thr
     assert lib.search_topk(q, 3) == full
     lib.close()
-    lib = SpeechLibrary.open(tmp_path / "lib")
+    lib = SpeechLibrary.open(tmp_path / "lib", _cipher())
     assert lib.search_two_stage(q, k=4) == res and lib.search_topk(q, 3) == full
 
 
@@ -329,7 +331,7 @@ def test_paper_c_keyword_matches_bruteforce(tmp_path):
     first = lib.search_keyword(queries[0], 0.3)
     assert (name[int(rows[long])], 0.0, (2, 5)) in [(d["item_id"], d["ber"], d["span"]) for d in first]
     lib.close()
-    lib = SpeechLibrary.open(tmp_path / "lib")  # index + arrays restored from disk
+    lib = SpeechLibrary.open(tmp_path / "lib", _cipher())  # index + arrays restored from disk
     assert lib.search_keyword(queries[0], 0.3) == first
     lib.rebuild()
     assert lib.search_keyword(queries[0], 0.3) == first

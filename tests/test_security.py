@@ -50,6 +50,7 @@ def ciphers(tmp_path_factory):
     # about 0.3 and 2.7 from one random key to the next, so a random key made the test flaky.
     key = tmp_path_factory.mktemp("keys") / "eval.key"
     key.write_bytes(bytes(range(32)))
+    key.chmod(0o600)  # key files must be owner-only
     return {
         "aes_gcm": AesGcmCipher(key),
         "hyperchaotic": HyperchaoticCipher(HyperchaoticKey.paper_demo()),

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from speechret.cpo import build_cpo
-from speechret.apps.index import build_cipher_from_cfg
+from speechret.crypto.keys import build_cipher_from_cfg
 from speechret.apps.train import train
 from speechret.audio import load_audio
 from speechret.hashing.hasher import Hasher
@@ -146,11 +146,12 @@ def library_stage(console: Console, cfg: DictConfig, dm, ckpt: str, run_dir: Pat
     d = cfg.demo_index
     cipher_cfg = compose(config_name="index", overrides=[f"cipher={d.cipher}", f"index={d.index}", "ckpt=x",
                                                          f"cipher.key_material.key_file={run_dir / 'library.key'}"])
-    cipher = build_cipher_from_cfg(cipher_cfg.cipher, create_key=True)
+    lib_dir = run_dir / "library"
+    # a new key only for a new library (speechret.crypto.keys): the key file sits beside it in the run dir
+    cipher = build_cipher_from_cfg(cipher_cfg.cipher, create_key=True, library=lib_dir)
     hasher = Hasher.from_checkpoint(ckpt)
     test_idx = set(dm.split_indices["test"])
     library_items = [it for i, it in enumerate(dm.items) if i not in test_idx]
-    lib_dir = run_dir / "library"
     lib = open_or_create(lib_dir, hasher, cipher, ckpt, {"kind": cipher_cfg.index.kind,
                                                         "params": dict(cipher_cfg.index.params)})
     console.print(f"[bold]5. encrypted library[/bold] ({d.cipher}, {cipher_cfg.index.kind} index) at {lib_dir}")

@@ -1,60 +1,156 @@
 """The pipeline behind ``search.py``: open a library, hash the query audio with the library's
 checkpoint, search (:func:`speechret.library.query.search_audio`), print a table or JSON, and
-optionally decrypt the hits (the only step that needs the key)."""
+optionally decrypt the hits (the only step that needs the key).
+
+Bad input is refused before any work, with a :class:`~speechret.errors.ConfigError` naming the
+parameter: ``mode`` / ``k`` / ``threshold`` / ``gamma`` / ``stage2`` / ``direction``
+(:func:`~speechret.library.query.check_search_args`), ``format``, ``audio_policy``, and a query
+folder without audio files.  Each bad query file (unreadable, too short, silent, ...: the
+``audio_policy`` shared with ``index.py``) is reported on stderr and skipped; the good ones are
+still answered.  When no query is usable the run fails.
+
+Model and key (issue 14): ``ckpt`` is required (the manifest keeps the checkpoint's file name and
+sha256, never a path) and must be the library's checkpoint -- another one is a
+:class:`~speechret.library.store.ModelMismatchError` unless ``force=true``. With the library's key
+(``use_key``: ``auto`` uses it when the configured key material is at hand) hits are named by
+their corpus ids; without it, by the opaque on-disk ids a keyless server sees. Keyed-codes
+libraries and ``decrypt=`` need the key."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from speechret.apps.index import build_cipher_from_cfg
+from speechret.audio import SUPPORTED_EXTENSIONS, AudioPolicy
+from speechret.crypto import WrongKeyError
+from speechret.crypto.keys import build_cipher_from_cfg
+from speechret.errors import ConfigError, SpeechretError
 from speechret.hashing.hasher import Hasher
 from speechret.hashing.sliding import DEFAULT_DIRECTION
-from speechret.library.query import decrypt_hits, search_audio
-from speechret.library.store import SpeechLibrary, file_sha256
+from speechret.library.query import check_search_args, decrypt_hits, search_audio
+from speechret.library.store import SpeechLibrary
+
+#: output formats of ``format=``
+FORMATS = ("table", "json")
 
 
 def _query_files(queries: Any) -> list[Path]:
+    """The query files: a file, a list of files, or every audio file under a folder (recursive).
+    A folder without audio files is a :class:`ConfigError`; a missing file is kept, to be reported
+    as a bad query with the others."""
     if isinstance(queries, (str, Path)):
         p = Path(queries)
         if p.is_dir():
-            return sorted(q for q in p.rglob("*") if q.suffix.lower() in {".wav", ".flac", ".mp3"})
+            files = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SUPPORTED_EXTENSIONS)
+            if not files:
+                raise ConfigError(f"queries: no audio files in {p} (looked for "
+                                  f"{', '.join(sorted(SUPPORTED_EXTENSIONS))}, recursively)")
+            return files
         return [p]
-    return [Path(q) for q in queries]
+    files = [Path(q) for q in queries]
+    if not files:
+        raise ConfigError("queries: the list of query files is empty")
+    return files
+
+
+def key_configured(cfg_cipher: Any) -> bool:
+    """Whether ``cfg_cipher``'s key material is at hand: a key file that exists, an environment
+    variable (``key_env`` / ``passphrase_env``) that is set, a passphrase prompt, or a public demo
+    key. (The default key file path of ``conf/cipher`` need not exist: then there is no key.)"""
+    km = cfg_cipher.get("key_material") or {}
+    get = km.get if hasattr(km, "get") else (lambda _k, _d=None: None)
+    key_file = get("key_file")
+    if key_file not in (None, "", False) and Path(os.path.expanduser(str(key_file))).exists():
+        return True
+    if any(get(name) and os.environ.get(str(get(name))) for name in ("key_env", "passphrase_env")):
+        return True
+    return bool(get("passphrase_prompt")) or bool(get("demo"))
+
+
+def _open_library(cfg: Any, lib: SpeechLibrary) -> tuple[SpeechLibrary, Any]:
+    """``lib`` reopened with the configured key when ``use_key`` asks for it (``true``; ``auto``:
+    when :func:`key_configured`), or when the library needs it (keyed codes, ``decrypt=``).
+    Returns ``(library, cipher or None)``; a wrong key is an error, never a silent fallback."""
+    use_key = cfg.get("use_key", "auto")
+    if use_key not in ("auto", True, False):
+        raise ConfigError(f"use_key: must be auto, true or false, not {use_key!r}")
+    needs = []
+    if lib.keyed_codes:
+        needs.append("its codes are keyed (keyed_codes)")
+    if cfg.decrypt:
+        needs.append("decrypt= writes the hits' audio")
+    if needs and use_key is False:
+        raise ConfigError(f"use_key: false, but library {cfg.library} needs its key: {'; '.join(needs)}")
+    if needs and not key_configured(cfg.cipher):
+        raise ConfigError(f"cipher.key_material: library {cfg.library} needs its key ({'; '.join(needs)}), and none "
+                          f"is at hand: give cipher.key_material.key_file=<its key file> (or passphrase_env / "
+                          f"passphrase_prompt for a passphrase library)")
+    if not (needs or use_key is True or (use_key == "auto" and key_configured(cfg.cipher))):
+        return lib, None  # keyless: hits name items by their opaque ids
+    cipher = build_cipher_from_cfg(cfg.cipher)
+    lib.close()
+    try:
+        return SpeechLibrary.open(cfg.library, cipher), cipher
+    except WrongKeyError as exc:
+        hint = "" if needs or use_key is True else \
+            " (use_key=false searches without the key; hits are then named by opaque ids)"
+        raise type(exc)(f"{exc}{hint}") from None
 
 
 def run_search(cfg: Any) -> list[dict]:
-    """``search.py``: query a library with audio files; print a table or JSON; optionally decrypt."""
+    """``search.py``: query a library with audio files; print a table or JSON; optionally decrypt.
+
+    The query codes come from ``ckpt`` (required: a library keeps only its checkpoint's file name
+    and sha256); another checkpoint than the library's is a
+    :class:`~speechret.library.store.ModelMismatchError` unless ``force``. With the library's key
+    (see :func:`_open_library`) hits carry the corpus ids; without it, the opaque ids."""
+    if cfg.format not in FORMATS:
+        raise ConfigError(f"format: must be one of {', '.join(FORMATS)}, not {cfg.format!r}")
+    args = {"mode": cfg.mode, "k": cfg.k, "threshold": cfg.threshold, "gamma": cfg.gamma,
+            "stage2": cfg.get("stage2", "topk"), "direction": cfg.get("direction", DEFAULT_DIRECTION)}
+    check_search_args(**args)
+    policy = AudioPolicy.from_cfg(cfg.get("audio_policy"))
     lib = SpeechLibrary.open(cfg.library)
-    ckpt = cfg.ckpt or lib.manifest.get("checkpoint")
-    if not ckpt:
-        raise ValueError(f"{cfg.library}: the manifest names no checkpoint; pass ckpt=...")
-    want = lib.manifest.get("checkpoint_sha256")
-    if want and file_sha256(ckpt) != want:
-        raise ValueError(f"{ckpt} is not the checkpoint {cfg.library} was indexed with (sha256 differs)")
-    hasher = Hasher.from_checkpoint(ckpt, device=cfg.device)
-    files = _query_files(cfg.queries)
-    rows = search_audio(lib, hasher, [str(f) for f in files], mode=cfg.mode, k=cfg.k,
-                        threshold=cfg.threshold, gamma=cfg.gamma,
-                        direction=cfg.get("direction", DEFAULT_DIRECTION), stage2=cfg.get("stage2", "topk"))
-    if cfg.format == "json":
-        print(json.dumps(rows, indent=2, default=list))
-    else:
-        how = f"{cfg.mode} ({cfg.get('stage2', 'topk')})" if cfg.mode == "two_stage" else cfg.mode
-        table = Table(title=f"{how} search of {lib.method} library {cfg.library} ({len(lib)} items)")
-        for col in ("query", "rank", "item_id", "BER", "span"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(Path(r["query"]).name, str(r["rank"]), r["item_id"], f"{r['ber']:.4f}",
-                          "" if r["span"] is None else f"{r['span'][0]}-{r['span'][1]}")
-        Console(width=140).print(table)
-    if cfg.decrypt:
-        cipher = build_cipher_from_cfg(cfg.cipher)
-        lib = SpeechLibrary.open(cfg.library, cipher)
-        for path in decrypt_hits(lib, rows, cipher, cfg.decrypt):
-            print(f"[speechret] decrypted {path}")
+    try:
+        check_search_args(**args, lib=lib)  # the library's hash method's modes
+        ckpt = cfg.ckpt
+        if not ckpt:
+            name = lib.manifest.get("checkpoint_name") or "the checkpoint"
+            raise ConfigError(f"ckpt: {cfg.library} keeps no checkpoint path (its manifest names only "
+                              f"{name} and its sha256); pass ckpt=<path to {name}>")
+        lib.check_model(ckpt, force=bool(cfg.get("force", False)))  # issue 14 item 5
+        files = _query_files(cfg.queries)
+        lib, cipher = _open_library(cfg, lib)
+    except BaseException:
+        lib.close()
+        raise
+    with lib:
+        hasher = Hasher.from_checkpoint(ckpt, device=cfg.device)
+        failed: list[tuple[str, str]] = []
+        rows = search_audio(lib, hasher, [str(f) for f in files], policy=policy, failed=failed, **args)
+        for _, why in failed:
+            print(f"[speechret] bad query skipped: {why}", file=sys.stderr)
+        if len(failed) == len(files):
+            raise SpeechretError(f"queries: none of the {len(files)} query file(s) could be used (see above)")
+        if cfg.format == "json":
+            print(json.dumps(rows, indent=2, default=list))
+        else:
+            how = f"{cfg.mode} ({args['stage2']})" if cfg.mode == "two_stage" else cfg.mode
+            ids = "corpus ids" if cipher is not None else "opaque ids: no key"
+            table = Table(title=f"{how} search of {lib.method} library {cfg.library} ({len(lib)} items, {ids})")
+            for col in ("query", "rank", "item_id", "BER", "span"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(Path(r["query"]).name, str(r["rank"]), r["item_id"], f"{r['ber']:.4f}",
+                              "" if r["span"] is None else f"{r['span'][0]}-{r['span'][1]}")
+            Console(width=140).print(table)
+        if cfg.decrypt:
+            for path in decrypt_hits(lib, rows, cipher, cfg.decrypt):
+                print(f"[speechret] decrypted {path}")
     return rows

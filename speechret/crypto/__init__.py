@@ -9,6 +9,9 @@ All three implement :class:`~speechret.crypto.base.SpeechCipher`:
 Each ``conf/cipher/<name>.yaml`` names its class's
 :meth:`~speechret.crypto.base.ConfigurableCipher.from_key_material` as its ``_target_``; there is
 no name registry. :func:`build_cipher` builds a cipher by that config name in code.
+
+Key hygiene (no raw key material in configs or on the command line, key files 0600, guarded
+``create_key``, redaction from Hydra's outputs): :mod:`speechret.crypto.keys`.
 """
 
 from __future__ import annotations
@@ -31,15 +34,23 @@ from .aead import (
     key_id,
     load_key_file,
 )
-from .base import AuthenticationError, CipherError, ConfigurableCipher, SpeechCipher, WrongKeyError
+from .base import (
+    AuthenticationError,
+    CipherError,
+    ConfigurableCipher,
+    KeyFileModeError,
+    SpeechCipher,
+    WrongKeyError,
+    check_key_file_mode,
+)
 from .chaos import hyperchaotic_trajectory, rossler_trajectory
 from .hyperchaotic import HyperchaoticCipher, HyperchaoticKey
 from .rossler import RosslerCipher, RosslerKey
 
 __all__ = [
     "AesGcmCipher", "AuthenticationError", "CipherError", "ConfigurableCipher", "HyperchaoticCipher",
-    "HyperchaoticKey", "KeyFile", "RosslerCipher", "RosslerKey", "SpeechCipher", "WrongKeyError",
-    "CIPHER_CONF_DIR", "build_cipher", "create_salt_file", "derive_key", "generate_key_file",
+    "HyperchaoticKey", "KeyFile", "KeyFileModeError", "RosslerCipher", "RosslerKey", "SpeechCipher", "WrongKeyError",
+    "CIPHER_CONF_DIR", "build_cipher", "check_key_file_mode", "create_salt_file", "derive_key", "generate_key_file",
     "hyperchaotic_trajectory", "key_from_passphrase", "key_id", "load_key_file", "rossler_trajectory",
 ]
 
@@ -52,7 +63,8 @@ def build_cipher(name: str, key_material: Any = None, **params: Any) -> SpeechCi
     the config's key material and parameter values (unlisted parameters keep the config's values).
 
     ``key_material``: for ``aes_gcm`` 32 bytes, a key-file path, or a mapping (``key_file`` /
-    ``key_env`` / ``key_hex`` / ``passphrase_env`` + ``salt_file``); for the chaotic ciphers a key
+    ``key_env`` / ``passphrase_env`` or ``passphrase_prompt`` + ``salt_file``; inline secrets such
+    as ``key_hex`` / ``passphrase`` are refused); for the chaotic ciphers a key
     object, a sequence of initial values, a mapping {x0, y0, z0[, w0]}, ``{"key_file": json}``,
     ``{"key_env": VAR}`` (comma-separated values) or ``{"demo": true}`` for the public demo key.
     ``params`` go to the chaotic ciphers (system parameters, h, transient, stride, scale).

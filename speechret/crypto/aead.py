@@ -12,17 +12,23 @@ Blob format (version 1)::
   wrong key be recognised before decrypting (:class:`WrongKeyError`); it is a fingerprint, never
   the key.  Keys themselves are never written into a library.
 
-Keys: a key file of 32 random bytes (:func:`generate_key_file`, created 0600, never overwritten),
-or a passphrase through scrypt (n = 2**15, r = 8, p = 1) with a random 16-byte salt kept in a
-small JSON "salt file" next to the library (:func:`create_salt_file`, :func:`key_from_passphrase`).
+Keys: a key file of 32 random bytes (:func:`generate_key_file`, created 0600, never overwritten;
+a key file that group or others may read is refused, see
+:func:`~speechret.crypto.base.check_key_file_mode`), or a passphrase through scrypt (n = 2**15,
+r = 8, p = 1) with a random 16-byte salt kept in a small JSON "salt file" next to the library
+(:func:`create_salt_file`, :func:`key_from_passphrase`).  The passphrase comes from an environment
+variable (``passphrase_env``: its *name*) or an interactive prompt (``passphrase_prompt``,
+:func:`getpass.getpass`), never from a config or the command line (:mod:`speechret.crypto.keys`).
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +37,18 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .base import AuthenticationError, CipherError, ConfigurableCipher, WrongKeyError, as_pcm16
+from speechret.errors import ConfigError
+
+from .base import (
+    AuthenticationError,
+    CipherError,
+    ConfigurableCipher,
+    WrongKeyError,
+    as_pcm16,
+    check_key_file_mode,
+    env_var_name,
+    refuse_raw_key_fields,
+)
 
 __all__ = [
     "AesGcmCipher",
@@ -44,8 +61,15 @@ __all__ = [
     "read_salt_file",
     "key_from_passphrase",
     "key_id",
+    "prompt_passphrase",
     "resolve_aes_key",
+    "AES_KEY_MATERIAL_FIELDS",
 ]
+
+#: the only fields an ``aes_gcm`` key-material config may have: a key file, or the *name* of an
+#: environment variable (key as hex, or a passphrase), or an interactive prompt; never the secret.
+AES_KEY_MATERIAL_FIELDS = (
+    "key_file", "key_env", "passphrase_env", "passphrase_prompt", "salt_file", "create_salt", "demo")  # demo: refused
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -91,8 +115,12 @@ def generate_key_file(path) -> Path:
 
 
 def load_key_file(path) -> bytes:
-    """Read a 32-byte key file (raw bytes; a 64-hex-digit text file is accepted too)."""
+    """Read a 32-byte key file (raw bytes; a 64-hex-digit text file is accepted too).
+
+    The file must be readable by its owner only (mode 0600 or 0400): otherwise
+    :class:`~speechret.crypto.base.KeyFileModeError` says which ``chmod`` to run."""
     path = Path(os.path.expanduser(os.fspath(path)))
+    check_key_file_mode(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -170,36 +198,59 @@ def key_from_passphrase(passphrase: str | bytes, salt_file, *, create: bool = Fa
     return derive_key(passphrase, s["salt"], n=s["n"], r=s["r"], p=s["p"])
 
 
+def prompt_passphrase(salt_file, *, confirm: bool = False) -> str:
+    """Ask for the passphrase on the terminal (:func:`getpass.getpass`, no echo); twice when
+    ``confirm`` (a new library: a typo would lock it for good). No terminal -> ConfigError."""
+    if not (sys.stdin and sys.stdin.isatty()):
+        raise ConfigError("cipher.key_material.passphrase_prompt: no terminal to prompt on; give the passphrase "
+                          "through an environment variable instead (cipher.key_material.passphrase_env=NAME)")
+    pw = getpass.getpass(f"passphrase for the library key (salt {salt_file}): ")
+    if confirm and getpass.getpass("repeat the passphrase: ") != pw:
+        raise ConfigError("cipher.key_material.passphrase_prompt: the two passphrases differ")
+    return pw
+
+
 def resolve_aes_key(material) -> bytes:
-    """Key material -> 32-byte key.  Accepted: 32 raw bytes; a key-file path (str / Path); or a
-    mapping with one of ``key_file``, ``key_env`` (env var holding 64 hex digits), ``key_hex``,
-    or ``passphrase_env`` / ``passphrase`` together with ``salt_file`` (and optional ``create_salt``)."""
+    """Key material -> 32-byte key.  Accepted: 32 raw bytes (from code); a key-file path (str /
+    Path); or a config mapping (:data:`AES_KEY_MATERIAL_FIELDS`) with one of ``key_file``,
+    ``key_env`` (the name of an env var holding 64 hex digits), or ``passphrase_env`` (the name of
+    an env var holding the passphrase) / ``passphrase_prompt: true`` together with ``salt_file``
+    (and optional ``create_salt``).  Inline secrets (``key_hex``, ``passphrase``, ...) are refused
+    with a :class:`~speechret.errors.ConfigError` naming the field, never showing its value."""
     if isinstance(material, (bytes, bytearray, memoryview)):
         return _check_key(material)
     if isinstance(material, (str, os.PathLike)):
         return load_key_file(material)
     if hasattr(material, "keys"):
-        m = {k: v for k, v in dict(material).items() if v is not None}
+        refuse_raw_key_fields(material, AES_KEY_MATERIAL_FIELDS, "aes_gcm")
+        m = {k: v for k, v in dict(material).items() if v is not None and v is not False}
         if "key_file" in m:
             return load_key_file(m["key_file"])
         if "key_env" in m:
-            raw = os.environ.get(m["key_env"])
+            name = env_var_name(m["key_env"], "key_env")
+            raw = os.environ.get(name)
             if raw is None:
-                raise CipherError(f"environment variable {m['key_env']} (AES key, hex) is not set")
-            return _check_key(bytes.fromhex(raw.strip()))
-        if "key_hex" in m:
-            return _check_key(bytes.fromhex(m["key_hex"]))
-        if "passphrase_env" in m or "passphrase" in m:
+                raise CipherError(f"environment variable {name} (AES key, hex) is not set")
+            try:
+                return _check_key(bytes.fromhex(raw.strip()))
+            except (ValueError, CipherError):
+                raise CipherError(f"environment variable {name} must hold the key as 64 hex digits "
+                                  f"(its value is not shown)") from None
+        if "passphrase_env" in m or "passphrase_prompt" in m:
             if "salt_file" not in m:
-                raise CipherError("a passphrase key needs a salt_file")
-            if "passphrase" in m:
-                pw = m["passphrase"]
-            else:
-                pw = os.environ.get(m["passphrase_env"])
+                raise ConfigError("cipher.key_material.salt_file: a passphrase key needs a salt_file")
+            salt = Path(os.path.expanduser(os.fspath(m["salt_file"])))
+            create = bool(m.get("create_salt", False)) and not salt.exists()
+            if "passphrase_env" in m:
+                name = env_var_name(m["passphrase_env"], "passphrase_env")
+                pw = os.environ.get(name)
                 if pw is None:
-                    raise CipherError(f"environment variable {m['passphrase_env']} (passphrase) is not set")
-            return key_from_passphrase(pw, m["salt_file"], create=bool(m.get("create_salt", False)))
-    raise CipherError("no usable AES key material (give key_file, key_env, key_hex or passphrase + salt_file)")
+                    raise CipherError(f"environment variable {name} (passphrase) is not set")
+            else:
+                pw = prompt_passphrase(salt, confirm=create)
+            return key_from_passphrase(pw, salt, create=create)
+    raise CipherError("no usable AES key material (give key_file, key_env, or passphrase_env / passphrase_prompt "
+                      "+ salt_file)")
 
 
 # ------------------------------------------------------------------------------------ cipher
@@ -207,6 +258,7 @@ class AesGcmCipher(ConfigurableCipher):
     """AES-256-GCM :class:`~speechret.crypto.base.SpeechCipher` (the default cipher)."""
 
     name = "aes_gcm"
+    KEY_MATERIAL_FIELDS = AES_KEY_MATERIAL_FIELDS
 
     def __init__(self, key):
         self._key = resolve_aes_key(key)

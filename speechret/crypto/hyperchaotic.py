@@ -46,7 +46,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CipherError, ConfigurableCipher, as_pcm16, pack_chaotic_blob, unpack_chaotic_blob
+from .base import (
+    CipherError,
+    ConfigurableCipher,
+    as_pcm16,
+    check_key_file_mode,
+    env_var_name,
+    pack_chaotic_blob,
+    unpack_chaotic_blob,
+)
 from .chaos import hyperchaotic_trajectory
 
 __all__ = ["HyperchaoticKey", "HyperchaoticCipher", "FRAME", "to_uint16"]
@@ -212,6 +220,7 @@ def _parse_key(cls, material, names):
         return material
     if isinstance(material, (str, os.PathLike)):
         path = Path(os.path.expanduser(os.fspath(material)))
+        check_key_file_mode(path)
         try:
             data = json.loads(path.read_text())
         except OSError as exc:
@@ -224,10 +233,16 @@ def _parse_key(cls, material, names):
         if "key_file" in m and m["key_file"] is not None:
             return _parse_key(cls, m["key_file"], names)
         if "key_env" in m and m["key_env"] is not None:
-            raw = os.environ.get(m["key_env"])
+            name = env_var_name(m["key_env"], "key_env")
+            raw = os.environ.get(name)
             if raw is None:
-                raise CipherError(f"environment variable {m['key_env']} (chaotic key) is not set")
-            return _parse_key(cls, [float(t) for t in raw.replace(",", " ").split()], names)
+                raise CipherError(f"environment variable {name} (chaotic key) is not set")
+            try:
+                vals = [float(t) for t in raw.replace(",", " ").split()]
+            except ValueError:
+                raise CipherError(f"environment variable {name} must hold {len(names)} numbers {names} "
+                                  f"(its value is not shown)") from None
+            return _parse_key(cls, vals, names)
         if "key" in m and m["key"] is not None:
             return _parse_key(cls, m["key"], names)
         try:

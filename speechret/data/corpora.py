@@ -56,6 +56,7 @@ from .manifest import (
     Item,
     Manifest,
     ManifestError,
+    audio_duration,
     items_from_records,
     read_csv_records,
     read_jsonl_records,
@@ -185,7 +186,9 @@ def load_pattern_folder(
     sorted and numbered ``0..K-1`` and the name becomes ``text`` (unless the pattern has a
     ``{text}`` field).  ``index`` (or ``repetition``) fills ``repetition``.  ``id`` is the
     relative path without extension unless the pattern has ``{id}``.  Files that do not match are
-    skipped (with a warning), or raise when ``strict``.
+    skipped (with a warning), or raise when ``strict``.  An unreadable audio file is kept with an
+    unknown duration and named in a warning (the indexer then reports and skips it, exactly as for
+    a manifest), rather than aborting the load.
 
     Raises:
         ManifestError: ``root`` does not exist or no file matches.
@@ -247,8 +250,26 @@ def load_pattern_folder(
             )
         )
     if with_durations:
-        fill_durations(items)
+        _fill_durations_or_warn(items, base)
     return Manifest(items, root=base)
+
+
+def _fill_durations_or_warn(items: list[Item], base: Path) -> None:
+    """Durations from the headers; a file whose header cannot be read keeps duration 0 (unknown)
+    and is named in one warning, so that -- as on the manifest route -- the file reaches the
+    indexer, which reports and skips it, instead of one bad file aborting the whole folder."""
+    bad: list[str] = []
+    for i, it in enumerate(items):
+        if it.duration > 0:
+            continue
+        try:
+            items[i] = it.replace(duration=audio_duration(it.path))
+        except ManifestError as exc:
+            bad.append(str(exc))
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        warnings.warn(f"{base}: {len(bad)} unreadable audio file(s), kept for the indexer to report: "
+                      f"{bad[0]}{more}", stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------

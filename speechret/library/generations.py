@@ -35,6 +35,21 @@ def _arguments(node: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node.items() if k != "_target_"}
 
 
+def item_count(matchers: Mapping[str, Any]) -> int:
+    """Rows (library items) the matchers hold; every matcher must hold the same number."""
+    counts = set()
+    for m in matchers.values():
+        if hasattr(m, "indexes"):  # one FAISS index per category (paper B two-stage)
+            counts.add(sum(int(i.ntotal) for i in m.indexes.values()))
+        elif hasattr(m, "__len__"):  # grouped sequences (paper C): items, not FAISS rows
+            counts.add(len(m))
+        else:
+            counts.add(int(m.index.ntotal))
+    if len(counts) > 1:
+        raise ValueError(f"matchers hold different numbers of rows: {sorted(counts)}")
+    return counts.pop() if counts else 0
+
+
 class MatcherGenerations:
     """The saved matcher generations under ``<library>/index`` for one hash method and index
     configuration (``index_kind``: a FAISS binary factory string or family name, ``index_params``
@@ -74,14 +89,18 @@ class MatcherGenerations:
         for matcher in matchers.values():
             matcher.add(codes, rows)
 
-    def save(self, matchers: Mapping[str, Any], high_water: int) -> Path:
-        """Write a new generation atomically and remove the older ones; returns its directory."""
+    def save(self, matchers: Mapping[str, Any], high_water: int, count: int | None = None) -> Path:
+        """Write a new generation atomically and remove the older ones; returns its directory.
+        ``state.json`` records the high-water mark and the number of rows held (``count``), which
+        the library checks against SQLite before it searches."""
+        count = item_count(matchers) if count is None else int(count)
         self.root.mkdir(exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
             for name, matcher in matchers.items():
                 matcher.save(tmp / name)
-            (tmp / "state.json").write_text(json.dumps({"high_water": high_water, "method": self.hashing.name,
+            (tmp / "state.json").write_text(json.dumps({"high_water": high_water, "count": count,
+                                                        "method": self.hashing.name,
                                                         "matchers": sorted(matchers)}))
             fsync_dir(tmp)
             final = self.root / f"hw{high_water:012d}-{time.time_ns()}"
@@ -95,6 +114,11 @@ class MatcherGenerations:
                 shutil.rmtree(p, ignore_errors=True)
         return final
 
+    @staticmethod
+    def state(directory: Path) -> dict[str, Any]:
+        """The generation's ``state.json`` (high_water, count, method, matchers)."""
+        return json.loads((Path(directory) / "state.json").read_text())
+
     def load(self, directory: Path) -> dict[str, Any]:
         """The matchers saved in generation ``directory``; a generation without them (written by
         an older layout) raises ``FileNotFoundError`` (the caller rebuilds: it is derived state)."""
@@ -106,4 +130,4 @@ class MatcherGenerations:
         return out
 
 
-__all__ = ["GENERATION_RE", "INDEX_DIR", "MatcherGenerations"]
+__all__ = ["GENERATION_RE", "INDEX_DIR", "MatcherGenerations", "item_count"]

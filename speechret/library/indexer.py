@@ -4,8 +4,10 @@ For every item of a manifest, in batches: load and validate the audio (:func:`lo
 file that is unreadable, empty, truncated, non-finite or too short is *reported and skipped*,
 never fatal) → codes through the checkpoint's :class:`~speechret.hashing.hasher.Hasher` (the training
 feature pipeline) → encrypt the 16-bit PCM at the model's sample rate → :meth:`SpeechLibrary.add_batch`
-(blobs first, then one SQLite transaction per batch).  Items already committed are skipped, so a
-run interrupted at any point is resumed by running it again.  The FAISS index is synced at the end.
+(under the library's writer lock: blobs first, then one SQLite transaction per batch).  Items
+already committed are skipped (their opaque ids are keyed HMACs of the corpus ids), so a run
+interrupted at any point is resumed by running it again, and two runs at once interleave their
+batches without duplicating or corrupting anything.  The FAISS index is synced at the end.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from typing import Any
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from speechret.audio import AudioError, load_audio, to_pcm16  # to_pcm16: the library's PCM form (re-exported)
+from speechret.audio import AudioError, AudioPolicy, check_waveform, load_audio, to_pcm16  # to_pcm16: re-exported
 from speechret.data.manifest import Item
 from speechret.hashing.hasher import Hasher
-from speechret.library.store import SpeechLibrary
+from speechret.library.store import MANIFEST, LibraryError, SpeechLibrary, holds_data
 
 log = logging.getLogger(__name__)
 
 
-def library_manifest(hasher: Hasher, checkpoint: str | Path | None, index: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of a new library for codes made by ``hasher``."""
+def library_manifest(hasher: Hasher, checkpoint: str | Path | None, index: dict[str, Any],
+                     keyed_codes: bool = False) -> dict[str, Any]:
+    """The manifest of a new library for codes made by ``hasher`` (the checkpoint is kept as its
+    sha256 and file name only; ``keyed_codes``: :mod:`speechret.hashing.keyed`)."""
     probe = hasher.codes_of_waves([np.zeros(hasher.sample_rate, dtype=np.float32)])
     cfg = hasher.config or {}
     return {
@@ -42,22 +46,35 @@ def library_manifest(hasher: Hasher, checkpoint: str | Path | None, index: dict[
         "hash": {"method": hasher.method, "n_classes": hasher.n_classes},
         "checkpoint": str(checkpoint) if checkpoint else None,
         "index": dict(index),
+        "keyed_codes": bool(keyed_codes),
     }
 
 
 def open_or_create(path: str | Path, hasher: Hasher, cipher: Any, checkpoint: str | Path | None,
-                   index: dict[str, Any]) -> SpeechLibrary:
-    """Open the library at ``path`` (checking the key), or create it for this hasher."""
+                   index: dict[str, Any], force: bool = False, keyed_codes: bool = False) -> SpeechLibrary:
+    """Open the library at ``path`` (checking the key, the hash method and the checkpoint's
+    sha256 — another checkpoint is refused unless ``force``), or create it for this hasher. A
+    directory that holds library data without a manifest is refused, never re-created."""
     path = Path(path)
-    if (path / "manifest.json").is_file():
-        lib = SpeechLibrary.open(path, cipher)
-        if lib.method != hasher.method:
-            raise ValueError(f"{path}: library holds {lib.method} codes, the checkpoint makes {hasher.method}")
-        return lib
-    m = library_manifest(hasher, checkpoint, index)
-    if m["checkpoint"] is None:
-        m.pop("checkpoint")
-    return SpeechLibrary.create(path, m, cipher)
+    if not (path / MANIFEST).is_file() and not holds_data(path):
+        m = library_manifest(hasher, checkpoint, index, keyed_codes)
+        if m["checkpoint"] is None:
+            m.pop("checkpoint")
+        try:
+            return SpeechLibrary.create(path, m, cipher)
+        except FileExistsError:  # another writer created it meanwhile
+            pass
+    lib = SpeechLibrary.open(path, cipher)
+    if lib.method != hasher.method:
+        lib.close()
+        raise LibraryError(f"{path}: library holds {lib.method} codes, the checkpoint makes {hasher.method}")
+    if checkpoint:
+        try:
+            lib.check_model(checkpoint, force=force)
+        except LibraryError:
+            lib.close()
+            raise
+    return lib
 
 
 @dataclass
@@ -74,7 +91,7 @@ class IndexReport:
 
 
 def index_items(lib: SpeechLibrary, hasher: Hasher, items: Sequence[Item], cipher: Any,
-                batch_size: int = 32, progress: bool = True) -> IndexReport:
+                batch_size: int = 32, progress: bool = True, policy: AudioPolicy | None = None) -> IndexReport:
     """Add ``items`` to ``lib`` in batches (resumable, idempotent); returns what happened."""
     report = IndexReport()
     t0 = time.perf_counter()
@@ -92,7 +109,9 @@ def index_items(lib: SpeechLibrary, hasher: Hasher, items: Sequence[Item], ciphe
             waves, ok = [], []
             for it in batch:
                 try:
-                    waves.append(load_audio(it.path, hasher.sample_rate))
+                    # bad-input policy (speechret.audio.AudioPolicy): errors skip the file, warnings name it
+                    waves.append(check_waveform(load_audio(it.path, hasher.sample_rate), hasher.sample_rate, it.path,
+                                                policy, getattr(hasher.features, "fixed_samples", None)).wave)
                     ok.append(it)
                 except AudioError as exc:
                     report.failed.append((it.path, str(exc)))

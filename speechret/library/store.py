@@ -1,43 +1,42 @@
-"""The on-disk encrypted speech library: one directory per library.
+"""The on-disk encrypted speech library: one directory per library, safe to hand to a stranger.
 
 Layout::
 
     <lib>/manifest.json           format version, hash method, code bits, model / hash config,
-                                  checkpoint sha256, cipher name + key id (never the key), index
-                                  kind / params, created time (written atomically, once)
-    <lib>/library.db              SQLite (WAL): ``items`` (metadata + packed code + blob checksum)
-                                  and ``meta`` (key / value)
-    <lib>/blobs/<aa>/<name>.bin   encrypted audio, one file per item (``aa`` = first two hex chars
-                                  of sha256(item_id))
-    <lib>/index/hw<NNN>-<t>/      derived FAISS state covering rows ``< NNN`` (the high-water
-                                  mark is in the directory name, so index and mark change together)
+                                  checkpoint sha256 + file name (never a path), cipher name + key
+                                  id (never the key), keyed_codes, index kind / params, created
+    <lib>/manifest.json.bak       the same bytes (and a copy in ``library.db``): repair restores it
+    <lib>/library.db              SQLite (WAL): ``items`` (opaque id, row, code, blob checksum,
+                                  duration, sealed metadata) and ``meta`` (key / value)
+    <lib>/blobs/<aa>/<id>.bin     encrypted audio, one file per item, ``<id>`` the opaque item id
+    <lib>/index/hw<NNN>-<t>/      derived FAISS state covering rows ``< NNN``
+    <lib>/.lock                   the writer lock (:mod:`speechret.library.lock`, ``flock(2)``)
 
-Crash safety (:meth:`SpeechLibrary.add_batch`): every blob of a batch is written first (temp file,
-fsync, rename, directory fsync), THEN all rows of the batch are inserted in ONE SQLite
-transaction. A crash before the commit leaves only orphan blobs (no rows): a later add of the same
-items overwrites them and :meth:`SpeechLibrary.fsck` reports / removes them. A committed item is
-never re-added (:meth:`SpeechLibrary.has`), so re-running an interrupted add is idempotent.
+Nothing descriptive is in clear (:mod:`speechret.library.sealing`): item ids are keyed HMACs of
+the caller's ids, metadata is AES-GCM sealed with the item id as associated data. A key holder
+(a library opened with its cipher) speaks the caller's ids and sees metadata; a keyless server
+sees opaque ids, codes, distances and sizes only.
 
-The FAISS indexes are derived state: :meth:`sync_index` adds rows committed since the index's
-high-water mark and writes a new index directory atomically (temp dir + rename, then the old one
-is removed); :meth:`rebuild` recreates them from the codes in SQLite. Searches sync lazily.
-What each stored code is (its width, bytes, category, matchers and search modes) is the hash
-method's business (:class:`speechret.hashing.HashMethod`); the generations of saved matchers are
-:class:`speechret.library.generations.MatcherGenerations`.
-
-This module is longer than 500 lines because :class:`SpeechLibrary` is one transactional object:
-its blob writing, SQLite rows, checksum verification and fsck share the crash-safety invariant
-above, and splitting them would spread that invariant over several files.
+Writers (:meth:`add_batch`, :meth:`remove`, :meth:`rebuild`, repair) hold the library's
+exclusive lock, so a second writer waits, then fails naming the library. Within :meth:`add_batch`
+(under the lock) every blob of a batch is written first (temp file, fsync, rename, directory
+fsync), THEN all rows go in ONE SQLite transaction: a crash before the commit leaves orphan blobs
+only, never a committed item with a foreign blob. (Before the lock, a second ``index.py`` run
+re-encrypted items the first had just committed into the same blob paths, so the committed rows
+kept checksums of blobs that were no longer there, then died on the UNIQUE id: the skip test and
+the blob writes now happen under the lock, so a committed item's blob is never rewritten.) Row numbers are never reused (``meta.next_row``),
+so an index generation's high-water mark and row count pin exactly the rows it covers; search
+refuses a generation whose count differs from SQLite (:meth:`matchers`). The directory layout, errors
+and manifest files are :mod:`speechret.library.layout`; the index and search half of the class is
+:mod:`speechret.library.searching`; checking and repairing is :mod:`speechret.library.fsck`;
+saved matchers are :mod:`speechret.library.generations`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -46,191 +45,177 @@ from typing import Any
 
 import numpy as np
 
-from speechret.crypto import AuthenticationError, CipherError, WrongKeyError
-from speechret.errors import ConfigError, SpeechretError
+from speechret.crypto import CipherError, WrongKeyError
+from speechret.hashing import HashMethod, get_hash_method, hash_method_names
 from speechret.fileio import atomic_write_bytes
-from speechret.hashing import HashMethod, get_hash_method, hash_method_class, hash_method_names
+from speechret.hashing.keyed import KeyedCodes
 from speechret.library.generations import INDEX_DIR, MatcherGenerations
-from speechret.search import index as ix
+from speechret.library.layout import (
+    _COLUMNS,
+    _NOT_META,
+    BLOBS,
+    DB_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    MANIFEST_BAK,
+    OPAQUE_ID,
+    IntegrityError,
+    LibraryError,
+    ModelMismatchError,
+    _connect,
+    _library_errors,
+    _scrub_paths,
+    blob_relpath,
+    cipher_key_id,
+    db_manifest,
+    file_sha256,
+    holds_data,
+    manifest_bytes,
+    write_manifest,
+)
+from speechret.library.lock import LibraryLock
+from speechret.library.sealing import Sealer
+from speechret.library.searching import IndexedSearch
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-DB_NAME = "library.db"
-BLOBS = "blobs"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
-
-__all__ = [
-    "FORMAT_VERSION", "IntegrityError", "LibraryError", "SpeechLibrary", "cipher_key_id",
-    "file_sha256",
-]
-
-
-class LibraryError(SpeechretError, RuntimeError):
-    """A malformed, incompatible or inconsistent library (or a misuse of its API)."""
-
-
-class IntegrityError(AuthenticationError):
-    """A stored blob does not match its recorded sha256 (tampered or corrupted on disk)."""
-
-
-# ------------------------------------------------------------------------------------ helpers
-@contextlib.contextmanager
-def _library_errors() -> Iterator[None]:
-    """A hash method's :class:`ConfigError` about codes or a manifest, as a :class:`LibraryError`."""
-    try:
-        yield
-    except ConfigError as exc:
-        raise LibraryError(str(exc)) from exc
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while b := fh.read(chunk):
-            h.update(b)
-    return h.hexdigest()
+__all__ = ["BLOBS", "DB_NAME", "FORMAT_VERSION", "MANIFEST", "MANIFEST_BAK", "OPAQUE_ID", "IntegrityError",
+           "LibraryError", "ModelMismatchError", "SpeechLibrary", "blob_relpath", "cipher_key_id", "db_manifest",
+           "file_sha256", "holds_data", "write_manifest"]
 
 
-def cipher_key_id(cipher: Any) -> str:
-    """The cipher's public key id: ``cipher.key_id`` (AES-GCM); for the chaotic ciphers, which
-    have none, a domain-separated sha256 fingerprint of the key and system parameters (16 hex).
-    The key itself is never stored."""
-    kid = getattr(cipher, "key_id", None)
-    if callable(kid):
-        kid = kid()
-    if kid:
-        return str(kid)
-    key = getattr(cipher, "key", None)
-    if key is None or not hasattr(key, "as_tuple"):
-        raise CipherError(f"cannot derive a key id for cipher {type(cipher).__name__}")
-    params = getattr(cipher, "params", None)
-    params = params.__dict__ if hasattr(params, "__dict__") else params
-    material = json.dumps({"name": getattr(cipher, "name", type(cipher).__name__),
-                           "key": [float.hex(float(v)) for v in key.as_tuple()],
-                           "params": repr(params)}, sort_keys=True)
-    return hashlib.sha256(b"speechret-chaotic-key-id\0" + material.encode()).hexdigest()[:16]
-
-
-def _blob_relpath(item_id: str) -> str:
-    digest = hashlib.sha256(item_id.encode("utf-8")).hexdigest()
-    name = item_id if _SAFE_ID.match(item_id) else digest[:32]
-    return f"{BLOBS}/{digest[:2]}/{name}.bin"
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    item_id     TEXT PRIMARY KEY,
-    row         INTEGER UNIQUE NOT NULL,
-    source      TEXT,
-    duration    REAL,
-    sample_rate INTEGER,
-    speaker     TEXT,
-    label       INTEGER,
-    text        TEXT,
-    category    INTEGER,
-    blob_path   TEXT NOT NULL,
-    checksum    TEXT NOT NULL,
-    code        BLOB NOT NULL,
-    n_groups    INTEGER,
-    added_at    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-"""
-_COLUMNS = ("item_id", "row", "source", "duration", "sample_rate", "speaker", "label", "text",
-            "category", "blob_path", "checksum", "code", "n_groups", "added_at")
-
-
-# ------------------------------------------------------------------------------------ library
-class SpeechLibrary:
+class SpeechLibrary(IndexedSearch):
     """An encrypted, searchable speech library directory (see the module docstring).
 
-    Create with :meth:`create`, open with :meth:`open`. ``cipher`` (optional at open) is used by
-    :meth:`add_batch` and :meth:`decrypt`; its key id must equal the manifest's."""
+    Create with :meth:`create`, open with :meth:`open`. ``cipher`` (optional at open: fsck,
+    rebuild, repair and search need no key) is used by :meth:`add_batch`, :meth:`decrypt`, the
+    metadata and keyed codes; its key id must equal the manifest's."""
 
     def __init__(self, path: Path, manifest: dict, cipher: Any = None):
         self.path = Path(path)
         self.manifest = manifest
         self.cipher = None
-        if cipher is not None:
-            self._check_cipher(cipher)
-            self.cipher = cipher
-        #: the :class:`~speechret.hashing.HashMethod` of the stored codes: their width, storage,
-        #: matchers and search modes (the library never compares method names).
+        self.sealer: Sealer | None = None
         self.method: str = manifest["hash_method"]
         self.hashing: HashMethod = get_hash_method(self.method, **manifest)
         self.code_bits: int | None = manifest.get("code_bits")
         self.n_classes: int | None = manifest.get("n_classes")
+        self.keyed_codes: bool = bool(manifest.get("keyed_codes", False))
+        self._keyed: KeyedCodes | None = None
+        if cipher is not None:
+            self._check_cipher(cipher)
+            self._set_cipher(cipher)
         idx = manifest.get("index") or {}
         self.index_kind: str = idx.get("kind", "flat")
         self.index_params: dict = dict(idx.get("params") or {})
-        self._conn = sqlite3.connect(self.path / DB_NAME, isolation_level=None, timeout=30.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        self.lock = LibraryLock(self.path, LibraryError)
+        self._conn = _connect(self.path / DB_NAME)
         self._matchers: dict[str, Any] | None = None
         self._hwm = 0
+        self._count = 0
         self.generations = MatcherGenerations(self.path, self.hashing, self.index_kind, self.index_params)
+
+    def _set_cipher(self, cipher: Any) -> None:
+        self.cipher, self.sealer = cipher, Sealer(cipher)
+        if self.keyed_codes:
+            if self.hashing.variable_length and self.hashing.code_bits is None:
+                raise LibraryError(f"library {self.path}: keyed codes need a fixed group width")
+            self._keyed = KeyedCodes(self.sealer.code_secret, self.hashing)
 
     # ------------------------------------------------------------------ create / open
     @classmethod
     def create(cls, path: str | os.PathLike, manifest: dict, cipher: Any) -> SpeechLibrary:
-        """Create a new library at ``path`` (must not already hold one).
+        """Create a new library at ``path`` (must hold no library data).
 
-        ``manifest`` keys: ``hash_method`` (a :class:`~speechret.hashing.HashMethod` name), the
-        fields that method needs (:meth:`HashMethod.manifest_fields`: ``code_bits``, the total
-        code length or the bits per group; ``n_classes`` for a category code),
-        ``model`` / ``hash`` (config dicts), ``checkpoint`` (a path, hashed into
-        ``checkpoint_sha256``) or ``checkpoint_sha256``, ``index`` ({kind, params}). Filled in
-        here: ``format_version``, ``cipher``, ``key_id``, ``created``."""
+        ``manifest`` keys: ``hash_method``, the fields that method needs
+        (:meth:`HashMethod.manifest_fields`), ``model`` / ``hash`` (config dicts), ``checkpoint``
+        (a path: only its sha256 and file name are kept) or ``checkpoint_sha256``, ``index``
+        ({kind, params}), ``keyed_codes`` (bool, default False). Filled in here:
+        ``format_version``, ``cipher``, ``key_id``, ``created``."""
         path = Path(path)
-        if (path / MANIFEST).exists():
-            raise FileExistsError(f"{path} already holds a speech library")
+        if cipher is None:
+            raise LibraryError("creating a library needs a cipher")
         m = dict(manifest)
         method = m.get("hash_method")
         if method not in hash_method_names():
             raise LibraryError(f"hash_method must be one of {hash_method_names()}, got {method!r}")
         with _library_errors():
             get_hash_method(method, **m).check_manifest(m)
-        ckpt = m.pop("checkpoint", None)
-        if ckpt is not None:
-            m["checkpoint"] = str(ckpt)
-            m["checkpoint_sha256"] = file_sha256(ckpt)
-        m.setdefault("checkpoint_sha256", None)
-        m.setdefault("index", {"kind": "flat", "params": {}})
-        m["index"] = {"kind": m["index"].get("kind", "flat"), "params": dict(m["index"].get("params") or {})}
-        if cipher is None:
-            raise LibraryError("creating a library needs a cipher")
-        m.update(format_version=FORMAT_VERSION, cipher=getattr(cipher, "name", type(cipher).__name__),
-                 key_id=cipher_key_id(cipher), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         for k in ("key", "key_material", "passphrase"):
             if k in m:
                 raise LibraryError(f"manifest must not contain {k!r}: keys are never stored")
+        ckpt = m.pop("checkpoint", None)
+        if ckpt is not None:
+            m["checkpoint_name"] = Path(ckpt).name
+            m["checkpoint_sha256"] = file_sha256(ckpt)
+        m.setdefault("checkpoint_sha256", None)
+        m = _scrub_paths(m)
+        idx = m.get("index") or {}
+        m["index"] = {"kind": idx.get("kind", "flat"), "params": dict(idx.get("params") or {})}
+        m["keyed_codes"] = bool(m.get("keyed_codes", False))
+        m.update(format_version=FORMAT_VERSION, cipher=getattr(cipher, "name", type(cipher).__name__),
+                 key_id=cipher_key_id(cipher), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if (path / MANIFEST).exists():
+            raise FileExistsError(f"{path} already holds a speech library")
         path.mkdir(parents=True, exist_ok=True)
-        (path / BLOBS).mkdir(exist_ok=True)
-        (path / INDEX_DIR).mkdir(exist_ok=True)
-        lib = cls(path, m, cipher)  # creates library.db
-        lib._set_meta("format_version", str(FORMAT_VERSION))
-        atomic_write_bytes(path / MANIFEST, (json.dumps(m, indent=2, sort_keys=True, default=str) + "\n").encode())
-        return lib
+        with LibraryLock(path, LibraryError)():
+            if (path / MANIFEST).exists():
+                raise FileExistsError(f"{path} already holds a speech library")
+            data = holds_data(path)
+            if data is not None:
+                raise LibraryError(
+                    f"{path} holds library data ({data}) but no {MANIFEST}: refusing to create a new library "
+                    f"(and key) over it. Restore {MANIFEST} from {MANIFEST_BAK} or a backup, or run "
+                    f"index.py command=repair library={path} (it restores the copy kept in {DB_NAME})")
+            (path / BLOBS).mkdir(exist_ok=True)
+            (path / INDEX_DIR).mkdir(exist_ok=True)
+            raw = manifest_bytes(m)
+            conn = _connect(path / DB_NAME)
+            try:  # the copy in the database first: a crash before the manifest leaves it restorable
+                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                 [("format_version", str(FORMAT_VERSION)), ("manifest", raw.decode()),
+                                  ("next_row", "0")])
+            finally:
+                conn.close()
+            write_manifest(path, raw)
+        return cls(path, m, cipher)
+
+    @classmethod
+    def read_manifest(cls, path: str | os.PathLike) -> dict:
+        """The checked manifest of the library at ``path`` (see :meth:`open`)."""
+        path = Path(path)
+        mp = path / MANIFEST
+        how = (f"run index.py command=repair library={path} to restore it (from the copy in {DB_NAME} "
+               f"or {MANIFEST_BAK})")
+        if not mp.is_file():
+            if holds_data(path):
+                raise LibraryError(f"{path} holds library data but {MANIFEST} is missing: {how}")
+            raise LibraryError(f"{path} is not a speech library (no {MANIFEST})")
+        raw = mp.read_bytes()
+        try:
+            m = json.loads(raw)
+            if not isinstance(m, dict) or "hash_method" not in m:
+                raise ValueError("not a library manifest object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise LibraryError(f"{mp}: malformed manifest ({exc}): {how}") from exc
+        if m.get("format_version") != FORMAT_VERSION:
+            raise LibraryError(f"{path}: library format {m.get('format_version')!r}, this code reads format "
+                               f"{FORMAT_VERSION} (format 1 kept metadata in clear: re-index it)")
+        if not (path / DB_NAME).is_file():
+            raise LibraryError(f"{path}: {DB_NAME} is missing")
+        copy = db_manifest(path)
+        if copy is not None and json.loads(copy) != m:
+            ref = json.loads(copy)
+            diff = sorted(k for k in set(m) | set(ref) if m.get(k) != ref.get(k))
+            raise LibraryError(f"{mp} differs from the copy kept in {path / DB_NAME} (fields {', '.join(diff)}): "
+                               f"edited or damaged; {how}")
+        return m
 
     @classmethod
     def open(cls, path: str | os.PathLike, cipher: Any = None) -> SpeechLibrary:
-        """Open an existing library; a ``cipher`` whose name or key id differs from the
-        manifest's raises (:class:`~speechret.crypto.WrongKeyError`) before any data is read."""
-        path = Path(path)
-        mp = path / MANIFEST
-        if not mp.is_file():
-            raise LibraryError(f"{path} is not a speech library (no {MANIFEST})")
-        try:
-            m = json.loads(mp.read_text())
-        except json.JSONDecodeError as exc:
-            raise LibraryError(f"{mp}: malformed manifest: {exc}") from exc
-        if m.get("format_version") != FORMAT_VERSION:
-            raise LibraryError(f"{path}: library format {m.get('format_version')!r}, "
-                               f"this code reads format {FORMAT_VERSION}")
-        if not (path / DB_NAME).is_file():
-            raise LibraryError(f"{path}: {DB_NAME} is missing")
-        return cls(path, m, cipher)
+        """Open an existing library. No key is needed (fsck, rebuild, repair, search); a
+        ``cipher`` whose name or key id differs from the manifest's raises
+        (:class:`~speechret.crypto.WrongKeyError`) before any data is read. A missing, malformed
+        or edited manifest raises a :class:`LibraryError` saying how to restore it."""
+        return cls(Path(path), cls.read_manifest(path), cipher)
 
     def _check_cipher(self, cipher: Any) -> None:
         name = getattr(cipher, "name", type(cipher).__name__)
@@ -241,6 +226,28 @@ class SpeechLibrary:
         if kid != self.manifest["key_id"]:
             raise WrongKeyError(f"wrong key for library {self.path}: it was encrypted under key id "
                                 f"{self.manifest['key_id']}, the key given has id {kid}")
+
+    def _need_cipher(self, cipher: Any, what: str) -> Any:
+        cipher = cipher or self.cipher
+        if cipher is None:
+            raise LibraryError(f"{what} needs the library's key (give a cipher to open() or to {what})")
+        if cipher is not self.cipher:
+            self._check_cipher(cipher)
+            if self.cipher is None:
+                self._set_cipher(cipher)
+        return cipher
+
+    def check_model(self, checkpoint: str | os.PathLike, force: bool = False) -> None:
+        """Refuse codes of another checkpoint (its sha256 differs from the manifest's) unless ``force``."""
+        want = self.manifest.get("checkpoint_sha256")
+        if not want or force:
+            return
+        got = file_sha256(checkpoint)
+        if got != want:
+            raise ModelMismatchError(
+                f"checkpoint {checkpoint} (sha256 {got[:16]}…) is not the model library {self.path} was indexed "
+                f"with ({self.manifest.get('checkpoint_name') or 'checkpoint'}, sha256 {want[:16]}…): codes of "
+                f"different models are not comparable; use the library's checkpoint, or force=true")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -253,7 +260,7 @@ class SpeechLibrary:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ meta
+    # ------------------------------------------------------------------ meta / ids
     def _set_meta(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
@@ -261,96 +268,117 @@ class SpeechLibrary:
         r = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return r[0] if r else default
 
+    def _exists(self, oid: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM items WHERE item_id = ?", (oid,)).fetchone() is not None
+
+    def oid(self, item_id: str) -> str:
+        """The opaque on-disk id of ``item_id`` (the caller's id with the key, or an opaque id)."""
+        if not isinstance(item_id, str) or not item_id:
+            raise LibraryError(f"item_id must be a non-empty str, got {item_id!r}")
+        if self.sealer is not None:
+            oid = self.sealer.item_id(item_id)
+            if self._exists(oid) or not (OPAQUE_ID.match(item_id) and self._exists(item_id)):
+                return oid
+        return item_id
+
+    def _unknown(self, item_id: str) -> str:
+        hint = "" if self.sealer is not None or OPAQUE_ID.match(item_id) else \
+            " (opened without its key, a library knows items by their opaque ids only)"
+        return f"no item {item_id!r} in library {self.path}{hint}"
+
+    def _public(self, oid: str, meta: dict) -> str:
+        return meta.get("id", oid) if self.sealer is not None else oid
+
+    def _describe(self, r: Sequence) -> dict:
+        d = dict(zip(_COLUMNS, r))
+        d.pop("code")
+        sealed = d.pop("meta")
+        oid = d["item_id"]
+        meta = self.sealer.open(oid, sealed) if self.sealer is not None else {}
+        d["oid"], d["item_id"] = oid, self._public(oid, meta)
+        d.update({k: v for k, v in meta.items() if k not in ("id", "code_sha256", "blob_sha256")})
+        return d
+
     # ------------------------------------------------------------------ codes
-    def _encode_codes(self, codes: Any, n: int) -> list[tuple[bytes, int | None, int | None]]:
-        """Per item ``(code bytes, n_groups, category)`` (:meth:`HashMethod.encode_rows`)."""
+    def _keyed_codes(self, codes: Any, prekeyed: bool = False) -> Any:
+        """Codes as stored: with keyed codes, transformed by the library key (unless ``prekeyed``)."""
+        if not self.keyed_codes or prekeyed:
+            return codes
+        if self._keyed is None:
+            raise LibraryError(f"library {self.path} stores keyed codes: codes must be keyed on the client "
+                               f"(open it with its key, or pass prekeyed=True for codes keyed already)")
         with _library_errors():
-            return self.hashing.encode_rows(codes, n)
+            return self._keyed.apply(codes)
 
-    def _packed(self, codes: Any) -> np.ndarray:
-        """Fixed-length codes (bool / 0-1 bits ``(N, d)`` or packed ``uint8 (N, ceil(d/8))``)
-        → packed ``uint8 (N, ceil(d/8))`` (:meth:`HashMethod.pack`)."""
-        with _library_errors():
-            return self.hashing.pack(codes)
-
-    def _bits(self, codes: Any) -> np.ndarray:
-        with _library_errors():
-            return self.hashing.bits(codes)
-
-    def load_codes(self, max_row: int | None = None, min_row: int = 0):
-        """Stored codes in row order: ``(rows int64, item_ids, codes)`` with ``codes`` in the form
-        the matchers take (:meth:`HashMethod.decode_rows`: packed ``uint8 (N, ceil(d/8))`` for
-        fixed-length codes, a list of uint32 word arrays for grouped ones)."""
-        q = "SELECT row, item_id, code FROM items WHERE row >= ?"
-        args: list = [min_row]
+    def _codes(self, max_row: int | None = None, min_row: int = 0):
+        q, args = "SELECT row, item_id, code FROM items WHERE row >= ?", [min_row]
         if max_row is not None:
             q += " AND row < ?"
             args.append(max_row)
         res = self._conn.execute(q + " ORDER BY row", args).fetchall()
         rows = np.array([r[0] for r in res], dtype=np.int64)
-        ids = [r[1] for r in res]
-        return rows, ids, self.hashing.decode_rows([r[2] for r in res])
+        with _library_errors():
+            return rows, [r[1] for r in res], self.hashing.decode_rows([r[2] for r in res])
 
-    # ------------------------------------------------------------------ adding
+    def load_codes(self, max_row: int | None = None, min_row: int = 0):
+        """Stored codes in row order: ``(rows int64, item_ids, codes)`` (ids as :meth:`item` gives
+        them; codes as the matchers take them, :meth:`HashMethod.decode_rows`)."""
+        rows, oids, codes = self._codes(max_row, min_row)
+        if self.sealer is not None:
+            names = self._names(rows.tolist())
+            oids = [names.get(int(r), o) for r, o in zip(rows, oids)]
+        return rows, oids, codes
+
+    # ------------------------------------------------------------------ adding / removing
     def has(self, item_id: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item_id,)).fetchone() is not None
+        return self._exists(self.oid(item_id))
 
-    def add_batch(self, items: Sequence[dict], codes: Any, cipher: Any = None) -> list[str]:
-        """Encrypt and add ``items`` (dicts with item_id, pcm int16, sample_rate and optionally
-        source, duration, speaker, label, text) with their ``codes`` (paper A/B: ``(N, d)`` bits or
-        packed bytes; paper C: a list of ``(S, 27)`` groups / ``(S,)`` uint32 words).
-
-        Items already committed (and repeats within the batch) are skipped. Returns the ids
-        actually added. Blobs are written first; the rows go in one transaction after."""
-        cipher = cipher or self.cipher
-        if cipher is None:
-            raise LibraryError("add_batch needs a cipher (give one to open() or add_batch())")
-        if cipher is not self.cipher:
-            self._check_cipher(cipher)
+    def add_batch(self, items: Sequence[dict], codes: Any, cipher: Any = None, prekeyed: bool = False) -> list[str]:
+        """Encrypt and add ``items`` (dicts with item_id, pcm int16, sample_rate, optionally
+        duration and any metadata: source, speaker, label, text, ... — all sealed) with their
+        ``codes`` (paper A/B: ``(N, d)`` bits or packed bytes; paper C: a list of ``(S, 27)`` groups
+        / ``(S,)`` uint32 words). Under the writer lock: items already committed (and repeats in
+        the batch) are skipped, the blobs are written, then the rows go in one transaction.
+        Returns the ids actually added."""
+        cipher = self._need_cipher(cipher, "add_batch")
         items = list(items)
-        encoded = self._encode_codes(codes, len(items))
-        seen: set[str] = set()
-        pending = []
-        for it, enc in zip(items, encoded):
-            iid = it["item_id"]
-            if not isinstance(iid, str) or not iid:
-                raise LibraryError(f"item_id must be a non-empty str, got {iid!r}")
-            if iid in seen or self.has(iid):
-                continue
-            seen.add(iid)
-            pending.append((it, enc))
-        if not pending:
-            return []
-        rows = []
-        for it, (code, n_groups, cat) in pending:  # 1. blobs (crash here: orphans only)
-            iid = it["item_id"]
-            pcm = np.asarray(it["pcm"])
-            sr = int(it["sample_rate"])
-            blob = cipher.encrypt(iid, pcm)
-            rel = _blob_relpath(iid)
-            atomic_write_bytes(self.path / rel, blob)
-            dur = it.get("duration")
-            dur = float(dur) if dur is not None else pcm.shape[-1] / sr
-            label = it.get("label")
-            category = it.get("category", cat)
-            rows.append({
-                "item_id": iid, "source": None if it.get("source") is None else str(it["source"]),
-                "duration": dur, "sample_rate": sr, "speaker": it.get("speaker"),
-                "label": None if label is None else int(label), "text": it.get("text"),
-                "category": None if category is None else int(category), "blob_path": rel,
-                "checksum": hashlib.sha256(blob).hexdigest(), "code": code, "n_groups": n_groups,
-                "added_at": time.time(),
-            })
-        self._insert_rows(rows)  # 2. one transaction
-        return [r["item_id"] for r in rows]
+        with _library_errors():
+            encoded = self.hashing.encode_rows(self._keyed_codes(codes, prekeyed), len(items))
+        with self.lock():
+            seen: set[str] = set()
+            rows = []
+            for it, (code, n_groups, cat) in zip(items, encoded):
+                iid = it["item_id"]
+                oid = self.oid(iid)
+                if oid in seen or self._exists(oid):
+                    continue
+                seen.add(oid)
+                pcm = np.asarray(it["pcm"])
+                sr = int(it["sample_rate"])
+                blob = cipher.encrypt(oid, pcm)  # 1. blobs (crash here: orphans only)
+                rel = blob_relpath(oid)
+                atomic_write_bytes(self.path / rel, blob)
+                dur = it.get("duration")
+                checksum = hashlib.sha256(blob).hexdigest()
+                meta = {"id": iid, **{k: v for k, v in it.items() if k not in _NOT_META},
+                        "code_sha256": hashlib.sha256(code).hexdigest(), "blob_sha256": checksum}
+                category = it.get("category", cat)
+                rows.append({"item_id": oid, "duration": float(dur) if dur is not None else pcm.shape[-1] / sr,
+                             "sample_rate": sr, "category": None if category is None else int(category),
+                             "n_groups": n_groups, "blob_path": rel, "checksum": checksum, "code": code,
+                             "meta": self.sealer.seal(oid, meta), "added_at": round(time.time()), "_id": iid})
+            if rows:
+                self._insert_rows(rows)  # 2. one transaction
+        return [r["_id"] for r in rows]
 
     def _insert_rows(self, rows: list[dict]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            nxt = conn.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM items").fetchone()[0]
+            nxt = self._next_row()
             for i, r in enumerate(rows):
                 self._insert_row(conn, {**r, "row": nxt + i})
+            self._set_meta("next_row", str(nxt + len(rows)))
             self._commit(conn)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -363,6 +391,35 @@ class SpeechLibrary:
     def _commit(self, conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
 
+    def _next_row(self) -> int:
+        """The next row number: rows are never reused, even after :meth:`remove`."""
+        top = self._conn.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM items").fetchone()[0]
+        return max(top, int(self.get_meta("next_row", "0") or 0))
+
+    def remove(self, item_ids: Sequence[str]) -> list[str]:
+        """Remove items (row, blob) under the writer lock and re-derive the index, so an item
+        whose blob or row is unrecoverable can be re-added. Unknown ids raise, removing nothing."""
+        with self.lock():
+            oids = [self.oid(i) for i in item_ids]
+            unknown = [i for i, o in zip(item_ids, oids) if not self._exists(o)]
+            if unknown:
+                raise LibraryError(f"library {self.path} holds no item {', '.join(map(repr, unknown))}; nothing removed")
+            paths = [self._conn.execute("SELECT blob_path FROM items WHERE item_id = ?", (o,)).fetchone()[0]
+                     for o in oids]
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._set_meta("next_row", str(self._next_row()))
+                conn.executemany("DELETE FROM items WHERE item_id = ?", [(o,) for o in oids])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            for rel in paths:  # after the commit: a crash here leaves orphans, which repair removes
+                (self.path / rel).unlink(missing_ok=True)
+            self.rebuild()
+        return list(item_ids)
+
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
@@ -371,31 +428,29 @@ class SpeechLibrary:
         return self.has(item_id)
 
     def item(self, item_id: str) -> dict:
-        cur = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM items WHERE item_id = ?", (item_id,))
-        r = cur.fetchone()
+        """One item's row; with the key also its metadata (source, speaker, label, text, ...)."""
+        r = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM items WHERE item_id = ?",
+                               (self.oid(item_id),)).fetchone()
         if r is None:
-            raise KeyError(f"no item {item_id!r} in library {self.path}")
-        d = dict(zip(_COLUMNS, r))
-        d.pop("code")
-        return d
+            raise KeyError(self._unknown(item_id))
+        return self._describe(r)
 
     def items(self) -> Iterator[dict]:
-        """Metadata of every item in row order (without the code)."""
-        cols = [c for c in _COLUMNS if c != "code"]
-        for r in self._conn.execute(f"SELECT {', '.join(cols)} FROM items ORDER BY row"):
-            yield dict(zip(cols, r))
+        """Every item in row order (as :meth:`item`)."""
+        for r in self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM items ORDER BY row").fetchall():
+            yield self._describe(r)
 
     def get_blob(self, item_id: str, verify: bool = True) -> bytes:
         """The encrypted blob; with ``verify`` its sha256 must equal the recorded checksum."""
-        meta = self._conn.execute("SELECT blob_path, checksum FROM items WHERE item_id = ?",
-                                  (item_id,)).fetchone()
+        oid = self.oid(item_id)
+        meta = self._conn.execute("SELECT blob_path, checksum FROM items WHERE item_id = ?", (oid,)).fetchone()
         if meta is None:
-            raise KeyError(f"no item {item_id!r} in library {self.path}")
-        p = self.path / meta[0]
+            raise KeyError(self._unknown(item_id))
         try:
-            blob = p.read_bytes()
+            blob = (self.path / meta[0]).read_bytes()
         except FileNotFoundError:
-            raise LibraryError(f"item {item_id!r}: blob {meta[0]} is missing") from None
+            raise LibraryError(f"item {item_id!r}: blob {meta[0]} of library {self.path} is missing "
+                               f"(remove it with index.py command=remove and re-add it)") from None
         if verify and hashlib.sha256(blob).hexdigest() != meta[1]:
             raise IntegrityError(f"item {item_id!r}: blob {meta[0]} fails its sha256 checksum "
                                  f"(tampered or corrupted)")
@@ -403,17 +458,12 @@ class SpeechLibrary:
 
     def decrypt(self, item_id: str, cipher: Any = None, verify: bool = True) -> np.ndarray:
         """Decrypted int16 PCM. AEAD failures are re-raised naming the item."""
-        cipher = cipher or self.cipher
-        if cipher is None:
-            raise LibraryError("decrypt needs a cipher")
-        if cipher is not self.cipher:
-            self._check_cipher(cipher)
+        cipher = self._need_cipher(cipher, "decrypt")
+        oid = self.oid(item_id)
         blob = self.get_blob(item_id, verify=verify)
         try:
-            return cipher.decrypt(item_id, blob)
+            return cipher.decrypt(oid, blob)
         except CipherError as exc:
-            if item_id in str(exc):
-                raise
             raise type(exc)(f"item {item_id!r}: {exc}") from exc
 
     def stats(self) -> dict:
@@ -424,144 +474,11 @@ class SpeechLibrary:
         return {"items": n, "duration_s": float(dur), "n_groups": int(groups), "blob_bytes": blob_bytes,
                 "hash_method": self.method, "code_bits": self.code_bits, "cipher": self.manifest["cipher"],
                 "key_id": self.manifest["key_id"], "index_kind": self.index_kind,
-                "index_high_water": cur[0] if cur else 0}
+                "keyed_codes": self.keyed_codes, "index_high_water": cur[0] if cur else 0}
 
-    # ------------------------------------------------------------------ fsck
-    def fsck(self, remove: bool = False, verify_checksums: bool = True) -> dict:
-        """Check blobs against rows: ``orphans`` (blob files with no committed row, e.g. left
-        by a crash before the commit), ``missing`` (rows whose blob is gone), ``corrupt`` (checksum
-        mismatch), ``tmp`` (leftover temp files / index dirs). ``remove=True`` deletes orphans and
-        temp leftovers (never a committed item)."""
-        known = {}
-        for iid, rel, chk in self._conn.execute("SELECT item_id, blob_path, checksum FROM items"):
-            known[rel] = (iid, chk)
-        orphans, tmp, missing, corrupt = [], [], [], []
-        for p in sorted((self.path / BLOBS).rglob("*")):
-            if not p.is_file():
-                continue
-            rel = p.relative_to(self.path).as_posix()
-            if p.name.startswith(".") and p.name.endswith(".tmp"):
-                tmp.append(rel)
-            elif rel not in known:
-                orphans.append(rel)
-        for rel, (iid, chk) in known.items():
-            p = self.path / rel
-            if not p.is_file():
-                missing.append(iid)
-            elif verify_checksums and file_sha256(p) != chk:
-                corrupt.append(iid)
-        idx = self.path / INDEX_DIR
-        if idx.is_dir():
-            tmp += [p.relative_to(self.path).as_posix() for p in idx.iterdir() if p.name.startswith(".")]
-        if remove:
-            for rel in orphans + tmp:
-                p = self.path / rel
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        return {"ok": not (orphans or tmp or missing or corrupt), "orphans": orphans, "tmp": tmp,
-                "missing": missing, "corrupt": corrupt}
+    def fsck(self, remove: bool = False, verify_checksums: bool = True, deep: bool = False) -> dict:
+        """Check the library (:func:`speechret.library.fsck.fsck`; ``deep`` needs the key)."""
+        from speechret.library.fsck import fsck
 
-    # ------------------------------------------------------------------ indexes
-    def _save_generation(self, matchers: dict[str, Any], high_water: int) -> None:
-        final = self.generations.save(matchers, high_water)
-        self._set_meta("index_high_water", str(high_water))
-        self._set_meta("index_dir", final.name)
+        return fsck(self, remove=remove, verify_checksums=verify_checksums, deep=deep)
 
-    def _db_high_water(self) -> int:
-        return self._conn.execute("SELECT COALESCE(MAX(row) + 1, 0) FROM items").fetchone()[0]
-
-    def sync_index(self) -> int:
-        """Add rows committed since the index's high-water mark and save a new index generation
-        atomically. Returns the number of rows added."""
-        if self._matchers is None:
-            cur = self.generations.current()
-            if cur is None:
-                self._matchers, self._hwm = self.generations.new(), 0
-            else:
-                try:
-                    self._matchers, self._hwm = self.generations.load(cur[1]), cur[0]
-                except FileNotFoundError:  # an index generation of an older layout: derived state
-                    return self.rebuild()
-        target = self._db_high_water()
-        if target <= self._hwm and self.generations.current() is not None:
-            return 0
-        rows, _, codes = self.load_codes(max_row=target, min_row=self._hwm)
-        self.generations.add(self._matchers, rows, codes)
-        self._save_generation(self._matchers, target)
-        self._hwm = target
-        return len(rows)
-
-    def rebuild(self) -> int:
-        """Recreate the FAISS index(es) from the codes in SQLite, from scratch."""
-        target = self._db_high_water()
-        m = self.generations.new()
-        rows, _, codes = self.load_codes(max_row=target)
-        self.generations.add(m, rows, codes)
-        self._save_generation(m, target)
-        self._matchers, self._hwm = m, target
-        return len(rows)
-
-    def matchers(self) -> dict[str, Any]:
-        """The in-memory matchers, synced with SQLite (lazy)."""
-        if self._matchers is None or self._hwm < self._db_high_water():
-            self.sync_index()
-        return self._matchers
-
-    # ------------------------------------------------------------------ search
-    def _ids_for_rows(self, rows: Sequence[int]) -> dict[int, str]:
-        rows = sorted({int(r) for r in rows if r >= 0})
-        out: dict[int, str] = {}
-        for i in range(0, len(rows), 900):
-            chunk = rows[i:i + 900]
-            q = f"SELECT row, item_id FROM items WHERE row IN ({','.join('?' * len(chunk))})"
-            out.update({r: iid for r, iid in self._conn.execute(q, chunk)})
-        return out
-
-    def _rows_to_dicts(self, results: list[tuple[np.ndarray, np.ndarray]]) -> list[list[dict]]:
-        names = self._ids_for_rows([int(r) for ids, _ in results for r in ids])
-        out = []
-        for ids, bers in results:
-            out.append([{"item_id": names[int(r)], "row": int(r), "ber": float(b), "rank": k + 1, "span": None}
-                        for k, (r, b) in enumerate((r, b) for r, b in zip(ids, bers) if r >= 0)])
-        return out
-
-    def _matcher_for(self, mode: str) -> Any:
-        """The matcher answering search ``mode``; a mode the hash method lacks raises."""
-        if mode not in self.hashing.search_modes:
-            able = [n for n in hash_method_names() if mode in hash_method_class(n).mode_matcher]
-            raise LibraryError(f"search mode {mode!r} needs a {' / '.join(able) or 'different'} library; this one "
-                               f"holds {self.method} codes (its modes: {', '.join(self.hashing.search_modes)})")
-        return self.matchers()[self.hashing.mode_matcher[mode]]
-
-    def search_topk(self, codes: Any, k: int, exact_ties: bool = True) -> list[list[dict]]:
-        """The k nearest stored codes per query (BER over the whole code; fixed-length methods)."""
-        matcher = self._matcher_for("topk")
-        exact = exact_ties and ix.index_kind(matcher.index) != "hnsw"
-        ids, bers = matcher.topk(self._packed(codes), k, exact_ties=exact)
-        return self._rows_to_dicts(list(zip(ids, bers)))
-
-    def search_threshold(self, codes: Any, ber: float) -> list[list[dict]]:
-        """All stored codes with ``BER < ber`` per query (fixed-length methods)."""
-        return self._rows_to_dicts(self._matcher_for("threshold").search(self._packed(codes), ber))
-
-    def search_two_stage(self, codes: Any, k: int | None = None, ber: float | None = None) -> list[list[dict]]:
-        """Paper B two-stage: same category as the query, then top-``k`` or ``BER(h2) < ber``."""
-        if (k is None) == (ber is None):
-            raise ValueError("give exactly one of k (top-k) or ber (threshold)")
-        ts = self._matcher_for("two_stage")
-        bits = self._bits(codes)
-        if k is not None:
-            exact = all(ix.index_kind(index) != "hnsw" for index in ts.indexes.values())
-            ids, bers = ts.topk(bits, k, exact_ties=exact)
-            return self._rows_to_dicts(list(zip(ids, bers)))
-        return self._rows_to_dicts(ts.search(bits, ber))
-
-    def search_keyword(self, groups: Any, gamma: float, mode: str = "keyword",
-                       direction: str | None = None) -> list[dict]:
-        """Paper C: one query's ``(S, 27)`` groups (or uint32 words) slid over every stored
-        sequence; hits with ``span = (start, end)`` in groups, sorted by (BER, item, start).
-        ``mode``: ``keyword`` or ``full_speech``; ``direction``: the full-speech direction
-        (default: the matcher's, :data:`~speechret.hashing.sliding.DEFAULT_DIRECTION`)."""
-        hits = self._matcher_for(mode).search(np.asarray(groups), gamma, mode=mode, direction=direction)
-        names = self._ids_for_rows([h.item for h in hits])
-        return [{"item_id": names[h.item], "row": h.item, "ber": h.ber, "rank": k + 1, "span": (h.start, h.end)}
-                for k, h in enumerate(hits)]
