@@ -207,6 +207,8 @@ def main() -> None:
         if bits == 128 and f == 0:
             res["homophones"] = homophone_confusion(ckpt, args.dsp_root, test, {word_of[x] for x in vocab[v]})
             if v == "10 Mandarin words":
+                d = runner.evaluate(f"{name}_dtw", [f"ckpt={ckpt}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"])
+                res["dtw"] = {k: d.get(f"mfcc_dtw.{k}") for k in ("map", "precision", "recall", "f1")}
                 c = runner.evaluate(f"{name}_cpo", [f"ckpt={ckpt}", "protocol=cpo_retrieval",
                                                     f"protocol.cpos=[{','.join(CPOS)}]"])
                 res["cpo_ber"] = {x: c.get(f"ber_mean.{x}") for x in CPOS}
@@ -242,6 +244,17 @@ def main() -> None:
                      + "\n\nQueries and database are the fold's test speakers, each query against the other "
                        "speakers' utterances (relevant = same word); P / R / F1 at the threshold chosen on the "
                        "validation speakers (F1-optimal)."))
+    dtw = next(((k, r["dtw"]) for k, r in sorted(results.items()) if r.get("dtw")), None)
+    if dtw:
+        (f0, v0, b0), d = dtw
+        mine = results[(f0, v0, b0)]
+        sections.append((f"Against the classic baseline (fold {f0}, {v0})",
+                         table(["system", "mAP", "P", "R", "F1"],
+                               [[f"{args.experiment}, {b0} bits", fmt(mine["map"]), fmt(mine["precision"]),
+                                 fmt(mine["recall"]), fmt(mine["f1"])],
+                                ["MFCC + DTW (no training; `evaluate.baselines=[dtw]`)", fmt(d["map"]),
+                                 fmt(d["precision"]), fmt(d["recall"]), fmt(d["f1"])]])
+                         + "\n\nSame queries, database and validation-chosen thresholds (each system its own)."))
     per_fold = [[f"fold {k[0]}", k[1], str(k[2]), fmt(r["map"]), fmt(r["precision"]), fmt(r["recall"]),
                  fmt(r["f1"]), fmt(r["threshold"]), str(r["epochs"]), f"{r['train_s'] / 60:.1f} min"]
                 for k, r in sorted(results.items())]
