@@ -148,11 +148,12 @@ class _LayerRanges:
             hd.remove()
 
 
-def _setup(experiment: str, batch_size: int, overrides: list[str], device: str):
+def setup_step(experiment: str, batch_size: int, overrides: list[str], device: str):
+    """``(datamodule, model, optimizer)`` of one experiment, ready for timed training steps (also
+    used by ``bench/train_throughput.py``)."""
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("train", overrides=[f"experiment={experiment}", f"data.batch_size={batch_size}",
-                                          "data.cache_features=false", "paths.output_dir=/tmp/speechret-bench",
-                                          *overrides])
+                                          "paths.output_dir=/tmp/speechret-bench", *overrides])
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup()
@@ -165,7 +166,7 @@ def _setup(experiment: str, batch_size: int, overrides: list[str], device: str):
 
 def profile_experiment(experiment: str, device: str, precision: str, batch_size: int, steps: int,
                        overrides: list[str], rates: dict[str, float], top: int) -> dict:
-    dm, model, opt = _setup(experiment, batch_size, overrides, device)
+    dm, model, opt = setup_step(experiment, batch_size, ["data.cache_features=false", *overrides], device)
     loader = iter(dm.train_dataloader())
     raw = next(loader)
     raw = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in raw.items()}

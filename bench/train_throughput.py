@@ -35,10 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-
 import train_profile  # noqa: E402
-from speechret.apps.train import build_datamodule, build_model  # noqa: E402
 
 ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline",
        "cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"]
@@ -46,17 +43,7 @@ ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "
 
 def measure(experiment: str, device: str, precision: str, batch_size: int, steps: int, threads: int | None,
             overrides: list[str]) -> dict:
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("train", overrides=[f"experiment={experiment}", f"data.batch_size={batch_size}",
-                                          "paths.output_dir=/tmp/speechret-bench", *overrides])
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
-    dm.setup()
-    model = build_model(cfg, dm).to(device)
-    model.setup("fit")  # model.compile=true compiles here, as in training
-    model.train()
-    opt = model.configure_optimizers()
-    opt = opt["optimizer"] if isinstance(opt, dict) else opt
+    dm, model, opt = train_profile.setup_step(experiment, batch_size, overrides, device)
     loader = iter(dm.train_dataloader())
     batches = [next(loader) for _ in range(min(steps + 1, len(dm.train_dataloader())))]
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16" else nullcontext()

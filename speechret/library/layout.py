@@ -73,15 +73,21 @@ def cipher_key_id(cipher: Any) -> str:
         kid = kid()
     if kid:
         return str(kid)
+    return hashlib.sha256(b"speechret-chaotic-key-id\0" + chaotic_key_material(cipher)).hexdigest()[:16]
+
+
+def chaotic_key_material(cipher: Any) -> bytes:
+    """The secret of a chaotic cipher (papers B, C) as bytes: its initial values (exact, as float
+    hex) with its name and system parameters, canonical JSON — what its key id fingerprints and
+    what the library's sealing keys are derived from."""
     key = getattr(cipher, "key", None)
     if key is None or not hasattr(key, "as_tuple"):
-        raise CipherError(f"cannot derive a key id for cipher {type(cipher).__name__}")
+        raise CipherError(f"cannot derive a key id or library keys from cipher {type(cipher).__name__}")
     params = getattr(cipher, "params", None)
     params = params.__dict__ if hasattr(params, "__dict__") else params
-    material = json.dumps({"name": getattr(cipher, "name", type(cipher).__name__),
-                           "key": [float.hex(float(v)) for v in key.as_tuple()],
-                           "params": repr(params)}, sort_keys=True)
-    return hashlib.sha256(b"speechret-chaotic-key-id\0" + material.encode()).hexdigest()[:16]
+    return json.dumps({"name": getattr(cipher, "name", type(cipher).__name__),
+                       "key": [float.hex(float(v)) for v in key.as_tuple()],
+                       "params": repr(params)}, sort_keys=True).encode()
 
 
 def blob_relpath(oid: str) -> str:

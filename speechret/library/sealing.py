@@ -31,8 +31,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from speechret.crypto import AuthenticationError, CipherError
+from speechret.crypto import AuthenticationError
 from speechret.hashing.keyed import hkdf
+from speechret.library.layout import chaotic_key_material
 
 __all__ = ["Sealer", "library_secret"]
 
@@ -43,17 +44,7 @@ _AD = b"speechret-meta-v1\0"
 def library_secret(cipher: Any) -> bytes:
     """32 secret bytes of ``cipher``'s key (never stored), the root of :class:`Sealer`'s keys."""
     raw = getattr(cipher, "_key", None)
-    if isinstance(raw, (bytes, bytearray)):
-        material = bytes(raw)
-    else:
-        key = getattr(cipher, "key", None)
-        if key is None or not hasattr(key, "as_tuple"):
-            raise CipherError(f"cannot derive library keys from cipher {type(cipher).__name__}")
-        params = getattr(cipher, "params", None)
-        params = params.__dict__ if hasattr(params, "__dict__") else params
-        material = json.dumps({"name": getattr(cipher, "name", type(cipher).__name__),
-                               "key": [float.hex(float(v)) for v in key.as_tuple()],
-                               "params": repr(params)}, sort_keys=True).encode()
+    material = bytes(raw) if isinstance(raw, (bytes, bytearray)) else chaotic_key_material(cipher)
     return hkdf(material, b"speechret library secret v1")
 
 
