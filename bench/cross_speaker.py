@@ -159,6 +159,7 @@ def main() -> None:
     data = ["data=dspspeech20", f"data.root={args.dsp_root}"]
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
 
+    not_run: list[str] = []
     papers: dict[tuple[str, str], dict] = {}
     for exp in (args.papers or []) if shard[0] == 0 else []:
         test, val = all_folds[0]
@@ -166,6 +167,7 @@ def main() -> None:
         for recipe, extra in RECIPES.items():
             name = f"paper_{exp}_{'recipe' if extra else 'plain'}"
             if args.report_only and not (runner.out / "train" / name / "summary.json").is_file():
+                not_run.append(f"{exp} with {recipe}, fold 0, 10 Mandarin words")
                 continue
             summary = runner.train(name, [f"experiment={exp}", *data, f"data.labels=[{labels}]",
                                           f"data.test_speakers=[{','.join(test)}]",
@@ -181,7 +183,6 @@ def main() -> None:
 
     mandarin = ",".join(str(x) for x in MANDARIN_10)
     results: dict[tuple[int, str, int], dict] = {}
-    not_run: list[str] = []
     for i, (f, v, bits) in enumerate(plan):
         if i % shard[1] != shard[0]:
             continue
