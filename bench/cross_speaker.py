@@ -219,27 +219,25 @@ def main() -> None:
 
     if shard[1] > 1:
         return
+    def mean_sd(runs: list[dict], key: str) -> str:
+        xs = [r[key] for r in runs if r.get(key) is not None]
+        if not xs:
+            return "–"
+        sd = statistics.stdev(xs) if len(xs) > 1 else float("nan")
+        return f"{statistics.mean(xs):.4f} ± {sd:.4f}" if math.isfinite(sd) else f"{xs[0]:.4f}"
+
     sections = []
     rows = []
     for v in vocab:
         runs = [results[k] for k in results if k[1] == v and k[2] == 128]
         if not runs:
             continue
-
-        def ms(key: str) -> str:
-            xs = [r[key] for r in runs if r.get(key) is not None]
-            if not xs:
-                return "–"
-            sd = statistics.stdev(xs) if len(xs) > 1 else float("nan")
-            return f"{statistics.mean(xs):.4f} ± {sd:.4f}" if math.isfinite(sd) else f"{xs[0]:.4f}"
-
-        rows.append([v, str(len(runs)), ms("map"), ms("precision"), ms("recall"), ms("f1"),
+        rows.append([v, str(len(runs)), *[mean_sd(runs, m) for m in ("map", "precision", "recall", "f1")],
                      f"{statistics.mean(r['train_s'] for r in runs) / 60:.1f} min"])
         sub = [r["mandarin10"] for r in runs if r.get("mandarin10")]
         if sub:
-            runs = sub
-            rows.append(["10 Mandarin words, by the 20-word models", str(len(runs)), ms("map"), ms("precision"),
-                         ms("recall"), ms("f1"), "(same runs)"])
+            rows.append(["10 Mandarin words, by the 20-word models", str(len(sub)),
+                         *[mean_sd(sub, m) for m in ("map", "precision", "recall", "f1")], "(same runs)"])
     sections.append(("Cross-speaker retrieval at 128 bits (mean ± sd over folds)",
                      table(["vocabulary", "folds", "mAP", "precision", "recall", "F1", "training time / run"], rows)
                      + "\n\nQueries and database are the fold's test speakers, each query against the other "
