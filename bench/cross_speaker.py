@@ -161,15 +161,15 @@ def main() -> None:
 
     not_run: list[str] = []
     papers: dict[tuple[str, str], dict] = {}
+    mandarin = ",".join(str(x) for x in MANDARIN_10)
     for exp in (args.papers or []) if shard[0] == 0 else []:
         test, val = all_folds[0]
-        labels = ",".join(str(x) for x in vocab["10 Mandarin words"])
         for recipe, extra in RECIPES.items():
             name = f"paper_{exp}_{'recipe' if extra else 'plain'}"
             if args.report_only and not (runner.out / "train" / name / "summary.json").is_file():
                 not_run.append(f"{exp} with {recipe}, fold 0, 10 Mandarin words")
                 continue
-            summary = runner.train(name, [f"experiment={exp}", *data, f"data.labels=[{labels}]",
+            summary = runner.train(name, [f"experiment={exp}", *data, f"data.labels=[{mandarin}]",
                                           f"data.test_speakers=[{','.join(test)}]",
                                           f"data.val_speakers=[{','.join(val)}]", *extra,
                                           f"trainer.max_epochs={args.paper_epochs}"])
@@ -181,7 +181,6 @@ def main() -> None:
     if args.papers_only:
         return
 
-    mandarin = ",".join(str(x) for x in MANDARIN_10)
     results: dict[tuple[int, str, int], dict] = {}
     for i, (f, v, bits) in enumerate(plan):
         if i % shard[1] != shard[0]:

@@ -26,7 +26,6 @@ which code a given public model produces for given audio, not the distances betw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -77,9 +76,8 @@ class KeyedCodes:
         g = np.asarray(seq)
         words = g.dtype == np.uint32 and g.ndim == 1
         if words:
-            w = as_words(g)
-            g = ((w[:, None] >> np.arange(self.width, dtype=np.uint32)) & 1).astype(bool)
-        out = self._bits(np.asarray(g).astype(bool).reshape(-1, self.width))
+            g = (g[:, None] >> np.arange(self.width, dtype=np.uint32)) & 1
+        out = self._bits(g.astype(bool).reshape(-1, self.width))
         return as_words(out) if words else out
 
     def apply(self, codes: Any) -> Any:
@@ -96,6 +94,3 @@ class KeyedCodes:
         else:
             out = self._bits(c.astype(bool))
         return out[0] if one else out
-
-    def apply_many(self, codes: Sequence[Any]) -> list[Any]:
-        return [self.apply(c) for c in codes]

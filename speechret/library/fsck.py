@@ -40,6 +40,7 @@ from speechret.library.store import (
     SpeechLibrary,
     blob_relpath,
     db_manifest,
+    file_sha256,
     write_manifest,
 )
 
@@ -113,8 +114,9 @@ def _check_index(lib: SpeechLibrary, report: dict) -> None:
     if state.get("count") != held or held != in_db:
         report["index"].append(f"{rel} has {held} rows (state.json {state.get('count')}), the database "
                                f"{in_db} below the mark {hw}")
-    if hw > lib._db_high_water():
-        report["index"].append(f"{rel}: high-water mark {hw} beyond the database's {lib._db_high_water()}")
+    db_hw = lib._db_high_water()
+    if hw > db_hw:
+        report["index"].append(f"{rel}: high-water mark {hw} beyond the database's {db_hw}")
     fresh = lib.generations.new()
     rows, _, codes = lib._codes(max_row=hw)
     try:
@@ -199,7 +201,7 @@ def _fsck(lib: SpeechLibrary, remove: bool, verify_checksums: bool, deep: bool) 
         p = lib.path / rel
         if not p.is_file():
             report["missing"].append(oid)
-        elif verify_checksums and hashlib.sha256(p.read_bytes()).hexdigest() != chk:
+        elif verify_checksums and file_sha256(p) != chk:
             report["corrupt"].append(oid)
     for p in sorted((lib.path / BLOBS).rglob("*")):
         if p.is_file():

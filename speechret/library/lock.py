@@ -40,10 +40,6 @@ class LibraryLock:
         self._fd: int | None = None
         self._depth = 0
 
-    @property
-    def held(self) -> bool:
-        return self._depth > 0
-
     def acquire(self, timeout: float | None = None, blocking: bool = True) -> bool:
         """Take the lock (waiting up to ``timeout`` s); ``blocking=False`` returns False when busy."""
         if self._depth:

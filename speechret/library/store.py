@@ -202,8 +202,8 @@ class SpeechLibrary(IndexedSearch):
         if not (path / DB_NAME).is_file():
             raise LibraryError(f"{path}: {DB_NAME} is missing")
         copy = db_manifest(path)
-        if copy is not None and json.loads(copy) != m:
-            ref = json.loads(copy)
+        ref = None if copy is None else json.loads(copy)
+        if ref is not None and ref != m:
             diff = sorted(k for k in set(m) | set(ref) if m.get(k) != ref.get(k))
             raise LibraryError(f"{mp} differs from the copy kept in {path / DB_NAME} (fields {', '.join(diff)}): "
                                f"edited or damaged; {how}")

@@ -191,9 +191,10 @@ def check_ctc_frames(input_lengths: torch.Tensor, targets: torch.Tensor, target_
         return 0, 0
     if mode not in ("error", "warn"):
         raise ValueError(f"frame check mode must be error, warn or off, not {mode!r}")
-    need = ctc_required_frames(targets, target_lengths).cpu()
-    t = input_lengths.detach().cpu()
-    lab = target_lengths.detach().cpu()
+    # one device-to-host copy per batch (this runs every training step), not one per tensor
+    need = ctc_required_frames(targets, target_lengths).long()
+    t, need, lab = torch.stack([input_lengths.detach().long().to(need.device), need,
+                                target_lengths.detach().long()]).cpu()
     bad = (t < need).nonzero().flatten().tolist()
     tight = ((t >= need) & (t.double() < warn_ratio * need.double()) & (need > 0)).nonzero().flatten().tolist()
 

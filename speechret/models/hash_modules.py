@@ -402,26 +402,24 @@ class CTCHashModule(HashingModule):
                                  f"{type(net).__name__} has none")
             init_blank_bias(out_layer, int(blank), bias=blank_bias, prior=blank_prior)
 
-    def _targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        targets, lengths = batch["targets"], batch["target_lengths"]
-        if self.hparams.blank == self.hparams.other_index:
-            keep = (targets >= 0) & (targets != self.hparams.blank)
-            lengths = keep.sum(1)
-            flat = targets[keep]
-        else:
-            flat = targets[targets >= 0]
-        return flat, lengths
+    def _targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(flat targets, lengths, left-aligned (B, L) targets padded -1)``; the "other" class is
+        dropped when it is the blank (:func:`~speechret.models.ctc.compact_targets`)."""
+        hp = self.hparams
+        drop = hp.blank if hp.blank == hp.other_index else None
+        compact, lengths = compact_targets(batch["targets"], drop)
+        if drop is None:
+            lengths = batch["target_lengths"]
+        return compact[compact >= 0], lengths, compact
 
     def compute_loss(self, out, batch: dict[str, Any]) -> torch.Tensor:
         log_probs = out.logits.float().log_softmax(-1)
-        flat, tlen = self._targets(batch)
+        flat, tlen, compact = self._targets(batch)
         mode = self.hparams.get("frame_check", "off")
         if mode != "off":
             hp = self.hparams
-            drop = hp.blank if hp.blank == hp.other_index else None
             ratio = 0.0 if getattr(self, "_tight_warned", False) else float(hp.get("frame_warn_ratio", 1.5))
-            _, tight = check_ctc_frames(out.lengths, compact_targets(batch["targets"], drop)[0], tlen,
-                                        batch.get("ids"), mode, ratio)
+            _, tight = check_ctc_frames(out.lengths, compact, tlen, batch.get("ids"), mode, ratio)
             self._tight_warned = getattr(self, "_tight_warned", False) or tight > 0  # warn once
         return F.ctc_loss(log_probs.transpose(0, 1), flat, out.lengths, tlen, blank=self.hparams.blank,
                           reduction="mean", zero_infinity=True)
@@ -436,7 +434,7 @@ class CTCHashModule(HashingModule):
         if self.training:
             return {}
         hyps = self.decode(out)
-        flat, tlen = self._targets(batch)
+        flat, tlen, _ = self._targets(batch)
         refs = torch.split(flat.cpu(), tlen.cpu().tolist())
         errors = sum(edit_distance(h, r.tolist()) for h, r in zip(hyps, refs))
         return {"per": torch.tensor(errors / max(1, int(tlen.sum())), dtype=torch.float32)}

@@ -110,6 +110,14 @@ def mask_time(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:
     return x * mask.view(shape).to(x.dtype)
 
 
+def reversed_index(lengths: Tensor, t_max: int) -> Tensor:
+    """``(B, T)`` frame indices of :func:`reverse_padded`: each item's valid frames reversed,
+    padding in place (an involution)."""
+    t = torch.arange(t_max, device=lengths.device)[None, :]
+    rev = lengths[:, None] - 1 - t
+    return torch.where(rev >= 0, rev, t)
+
+
 def reverse_padded(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:
     """Reverse the valid part of each sequence, leaving the padding in place.
 
@@ -118,9 +126,7 @@ def reverse_padded(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:
     item's LAST VALID frame, which is what a backward RNN over a padded batch must do.
     """
     t_max = x.shape[time_dim]
-    t = torch.arange(t_max, device=x.device)[None, :]
-    rev = lengths[:, None] - 1 - t
-    idx = torch.where(rev >= 0, rev, t)  # (B, T)
+    idx = reversed_index(lengths, t_max)  # (B, T)
     shape = [x.shape[0]] + [1] * (x.dim() - 1)
     shape[time_dim] = t_max
     idx = idx.view(shape).expand_as(x)

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cnn3d_bilstm import SVSFrontEnd
-from .common import ModelOutput, check_lengths, mask_time, reverse_padded
+from .common import ModelOutput, check_lengths, mask_time, reverse_padded, reversed_index
 
 
 class ConvLSTMCell(nn.Module):
@@ -189,10 +189,9 @@ def _bi_step(g: Tensor, h: Tensor | None, c: Tensor | None, w_h: Tensor, pad: in
 
 def _direction_index(lengths: Tensor, t_max: int) -> Tensor:
     """``(B, T, 2)`` frame indices: column 0 the identity (forward), column 1 each item's valid
-    frames reversed, padding in place (:func:`reverse_padded`'s index; an involution)."""
-    t = torch.arange(t_max, device=lengths.device)[None, :]
-    rev = lengths[:, None] - 1 - t
-    return torch.stack([t.expand_as(rev), torch.where(rev >= 0, rev, t)], dim=2)
+    frames reversed, padding in place (:func:`reversed_index`)."""
+    rev = reversed_index(lengths, t_max)
+    return torch.stack([torch.arange(t_max, device=lengths.device).expand_as(rev), rev], dim=2)
 
 
 def bidirectional_convlstm(fwd: ConvLSTMCell, bwd: ConvLSTMCell, x: Tensor, lengths: Tensor,
