@@ -9,3 +9,35 @@ The reference implementation of three papers (see ``../shared/docs/DESIGN.md``):
 """
 
 __version__ = "0.1.0"
+
+#: the public API (:mod:`speechret.api`, :mod:`speechret.export`), imported on first use so that
+#: ``import speechret`` stays light (no torch, FAISS or Hydra until a name is touched).
+_LAZY = {
+    "Hasher": "speechret.api",
+    "Library": "speechret.api",
+    "SearchHit": "speechret.api",
+    "SearchResult": "speechret.api",
+    "AddReport": "speechret.api",
+    "DecryptedItem": "speechret.api",
+    "FsckReport": "speechret.api",
+    "export_hasher": "speechret.export",
+    "load_exported": "speechret.export",
+    "ExportedHasher": "speechret.export",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'speechret' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

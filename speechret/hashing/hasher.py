@@ -123,6 +123,41 @@ class Hasher:
             parts.append(self.module.codes(out))
         return self.hashing.concat(parts)
 
+    def codes(self, waves: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor,
+              lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> Any:
+        """Codes of waveforms at :attr:`sample_rate` (the public API, :mod:`speechret.api`).
+
+        ``waves``: a list of 1-D arrays / tensors, or a zero-padded batch ``(B, T)`` with
+        ``lengths`` (valid samples per row; without it every row is whole). Each waveform is
+        validated (:func:`~speechret.audio.validate_wave`) and coded by :meth:`codes_of_waves`
+        (front end, features, network, the method's code construction). Returns ``bool (N, bits)``,
+        or a list of ``(S, 27)`` arrays for paper C's variable-length codes."""
+        if isinstance(waves, (np.ndarray, torch.Tensor)) and waves.ndim == 2:
+            batch = waves.detach().cpu().numpy() if isinstance(waves, torch.Tensor) else np.asarray(waves)
+            if lengths is None:
+                lens = [batch.shape[1]] * batch.shape[0]
+            else:
+                lens = [int(n) for n in (lengths.tolist() if hasattr(lengths, "tolist") else lengths)]
+                if len(lens) != batch.shape[0] or any(not 0 < n <= batch.shape[1] for n in lens):
+                    raise ValueError(f"lengths: expected {batch.shape[0]} lengths in [1, {batch.shape[1]}] for a "
+                                     f"batch of shape {batch.shape}, got {lens}")
+            items = [batch[i, :n] for i, n in enumerate(lens)]
+        elif isinstance(waves, (np.ndarray, torch.Tensor)) and waves.ndim == 1:
+            raise ValueError("waves: expected a list of 1-D waveforms or a (B, T) batch, got one 1-D waveform "
+                             "(wrap it in a list)")
+        else:
+            if lengths is not None:
+                raise ValueError("lengths: only with a padded (B, T) batch, not with a list of waveforms")
+            items = list(waves)
+        return self.codes_of_waves([self._wave(w, f"waves[{i}]") for i, w in enumerate(items)])
+
+    def codes_from_files(self, paths: Iterable[str | Path]) -> Any:
+        """Codes of audio files (loaded, resampled to :attr:`sample_rate` and validated by
+        :func:`~speechret.audio.load_audio`), in order; see :meth:`codes`."""
+        if isinstance(paths, (str, Path)):
+            raise ValueError(f"paths: expected a list of audio files, got one path {str(paths)!r} (wrap it in a list)")
+        return self.codes_of_waves([self._wave(Path(p), str(p)) for p in paths])
+
     def __call__(self, audio: AudioLike | Iterable[AudioLike]) -> Any:
         """Codes of one item (path, array) or of a list of items; one item gives one code."""
         single = isinstance(audio, (str, Path)) or (
