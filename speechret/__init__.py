@@ -9,3 +9,9 @@ The reference implementation of three papers (see ``../shared/docs/DESIGN.md``):
 """
 
 __version__ = "0.1.0"
+
+# ${speechret_root:} (paths.root_dir), ${speechret_if:...} and ${speechret_config_groups:} for every
+# config composed after `import speechret` (speechret/config.py)
+from speechret.config import register_resolvers as _register_resolvers  # noqa: E402
+
+_register_resolvers()
