@@ -4,6 +4,8 @@
 # default corpus comes from the espeakng-loader wheel), then run.
 #
 #   make demo | make test   install from the lock (a no-op when .venv already matches it), run
+#   make demo DEMO_ARGS="data=dspspeech20 data.root=../shared/data/dspspeech20"   demo with overrides
+#   make wheel              build dist/speechret-*.whl (configs and the `speechret` command inside)
 #   make lock               re-resolve every package within pyproject.toml's ranges, rewrite uv.lock
 #   make setup EXTRAS="--extra sweep"   also install an optional group (sweep: Optuna)
 PYTHON ?= python3
@@ -11,16 +13,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 EXTRAS ?=
 
 # uv works in $(VENV) and never downloads a Python of its own: it uses the one the venv was made with.
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test setup lock bench clean-venv
+.PHONY: demo test setup lock bench wheel clean-venv
 
+# = `speechret demo $(DEMO_ARGS)` (the console script that `setup` installs into .venv/bin)
 demo: setup
-	$(BIN)/python -m speechret.apps.demo
+	$(BIN)/python -m speechret.apps.demo $(DEMO_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -46,6 +50,10 @@ $(UV): | $(BIN)/python
 # and commit pyproject.toml and uv.lock together.
 lock: | $(UV)
 	$(UV) lock --upgrade
+
+# With the locked setuptools, no build isolation: no download.
+wheel: setup
+	$(UV) build --wheel --no-build-isolation --offline --python $(BIN)/python --out-dir dist
 
 bench: setup
 	$(BIN)/python bench/features_throughput.py

@@ -1,4 +1,4 @@
-"""evaluate.py — run an evaluation protocol on a trained checkpoint.
+"""evaluate.py — run an evaluation protocol on a trained checkpoint; = ``speechret evaluate``.
 
 The evaluation set never holds what the checkpoint trained or validated on: by default its own
 test split, with ``data=...`` that corpus minus the checkpoint's training and validation items (and
@@ -8,26 +8,18 @@ Baselines are named in ``evaluate.baselines`` and built from ``conf/baseline/<na
 
 Examples::
 
-    python evaluate.py ckpt=logs/train/runs/<run>/checkpoints/epoch_007.ckpt protocol=cpo_retrieval
-    python evaluate.py ckpt=<ckpt> protocol=cpo_retrieval data=dspspeech20 data.root=../shared/data/dspspeech20
-    python evaluate.py ckpt=<ckpt> protocol=keyword evaluate.baselines=[dtw]
-    python evaluate.py ckpt=<ckpt> protocol=cross_speaker evaluate.baselines=[dtw] evaluate.baseline_systems.dtw.band=0.1
-    python evaluate.py ckpt=logs/train/multiruns/<sweep> protocol=hash_length
+    python evaluate.py ckpt_path=logs/<task_name>/runs/<run>/checkpoints/epoch_007.ckpt protocol=cpo_retrieval
+    python evaluate.py ckpt_path=<ckpt> protocol=cpo_retrieval data=dspspeech20 data.root=../shared/data/dspspeech20
+    python evaluate.py ckpt_path=<ckpt> protocol=keyword evaluate.baselines=[dtw]
+    python evaluate.py ckpt_path=<ckpt> protocol=cross_speaker evaluate.baselines=[dtw] evaluate.baseline_systems.dtw.band=0.1
+    python evaluate.py ckpt_path=logs/<task_name>/multiruns/<sweep> protocol=hash_length
     python evaluate.py protocol=encryption data=dspspeech20
 
 Writes metrics.json, PNG plots and report.md into the run directory (see conf/evaluate.yaml).
+A thin shim: the Hydra main is :func:`speechret.apps.evaluate.main` (configs: ``conf/``).
 """
 
-import hydra
-from omegaconf import DictConfig
-
-from speechret.evaluate.runner import run_evaluation
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    run_evaluation(cfg)
-
+from speechret.apps.evaluate import main
 
 if __name__ == "__main__":
     main()

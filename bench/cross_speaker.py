@@ -173,7 +173,7 @@ def main() -> None:
                                           f"data.test_speakers=[{','.join(test)}]",
                                           f"data.val_speakers=[{','.join(val)}]", *extra,
                                           f"trainer.max_epochs={args.paper_epochs}"])
-            m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt={summary['best_checkpoint']}",
+            m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={summary['best_checkpoint']}",
                                                           "protocol=cross_speaker"])
             papers[(exp, recipe)] = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"),
                                      "f1": m.get("f1"), "epochs": summary.get("epochs"),
@@ -195,21 +195,21 @@ def main() -> None:
                                       f"data.test_speakers=[{','.join(test)}]",
                                       f"data.val_speakers=[{','.join(val)}]", f"model.hash_bits={bits}", *epochs])
         ckpt = summary["best_checkpoint"]
-        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt={ckpt}", "protocol=cross_speaker"])
+        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker"])
         res = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
                "threshold": m.get("threshold"), "epochs": summary.get("epochs"),
                "train_s": summary.get("wall_time_s"), "n_queries": m.get("n_queries"),
                "n_eval_speakers": m.get("n_eval_speakers"), "ckpt": ckpt}
         if v == "20 words" and bits == 128:  # the same model asked only about the 10 Mandarin words
             m10 = runner.evaluate(f"{name}_cross_speaker_mandarin10",
-                                  [f"ckpt={ckpt}", "protocol=cross_speaker", f"evaluate.labels=[{mandarin}]"])
+                                  [f"ckpt_path={ckpt}", "protocol=cross_speaker", f"evaluate.labels=[{mandarin}]"])
             res["mandarin10"] = {k: m10.get(k) for k in ("map", "precision", "recall", "f1")}
         if bits == 128 and f == 0:
             res["homophones"] = homophone_confusion(ckpt, args.dsp_root, test, {word_of[x] for x in vocab[v]})
             if v == "10 Mandarin words":
-                d = runner.evaluate(f"{name}_dtw", [f"ckpt={ckpt}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"])
+                d = runner.evaluate(f"{name}_dtw", [f"ckpt_path={ckpt}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"])
                 res["dtw"] = {k: d.get(f"mfcc_dtw.{k}") for k in ("map", "precision", "recall", "f1")}
-                c = runner.evaluate(f"{name}_cpo", [f"ckpt={ckpt}", "protocol=cpo_retrieval",
+                c = runner.evaluate(f"{name}_cpo", [f"ckpt_path={ckpt}", "protocol=cpo_retrieval",
                                                     f"protocol.cpos=[{','.join(CPOS)}]"])
                 res["cpo_ber"] = {x: c.get(f"ber_mean.{x}") for x in CPOS}
         results[(f, v, bits)] = res

@@ -59,12 +59,12 @@ def main() -> None:
             if exp in epochs:
                 ov.append(f"trainer.max_epochs={epochs[exp]}")
             summaries[key] = s = run.train(f"{exp}_{feat}", ov)
-            evals[key] = run.evaluate(f"{exp}_{feat}_cpo", [f"ckpt={s['best_checkpoint']}", "protocol=cpo_retrieval",
+            evals[key] = run.evaluate(f"{exp}_{feat}_cpo", [f"ckpt_path={s['best_checkpoint']}", "protocol=cpo_retrieval",
                                                             f"protocol.cpos=[{','.join(CPOS)}]",
                                                             f"protocol.max_queries={n_q}", *data])
     lstm_ckpt = summaries[("lstm_hash", "logmel")]["best_checkpoint"]
     enc = run.evaluate("encryption", ["protocol=encryption", f"protocol.n_items={20}", *data])
-    times = {feat: run.evaluate(f"time_lstm_{feat}", [f"ckpt={summaries[('lstm_hash', feat)]['best_checkpoint']}",
+    times = {feat: run.evaluate(f"time_lstm_{feat}", [f"ckpt_path={summaries[('lstm_hash', feat)]['best_checkpoint']}",
                                                        "protocol=retrieval_time", "protocol.hash_lengths=[384]",
                                                        "protocol.e2e_queries=50", *data])
              for feat, _ in FEATURES}

@@ -52,13 +52,13 @@ def main() -> None:
             summaries[(exp, bits)] = s
             ckpts.setdefault(exp, {})[bits] = s["best_checkpoint"]
     cpo_args = [f"protocol.inner.cpos=[{','.join(CPOS)}]", f"protocol.inner.max_queries={n_q}"]
-    lengths = {exp: run.evaluate(f"{exp}_hash_length", [f"ckpt=[{','.join(c[b] for b in sorted(c))}]",
+    lengths = {exp: run.evaluate(f"{exp}_hash_length", [f"ckpt_path=[{','.join(c[b] for b in sorted(c))}]",
                                                         "protocol=hash_length", *cpo_args, *data])
                for exp, c in ckpts.items()}
-    times = run.evaluate("retrieval_time", ["protocol=retrieval_time", f"ckpt={ckpts['crnn_hash'][384]}", *data])
+    times = run.evaluate("retrieval_time", ["protocol=retrieval_time", f"ckpt_path={ckpts['crnn_hash'][384]}", *data])
     e2e = {"crnn_hash": times}
     e2e["cnn_hash"] = run.evaluate("retrieval_time_cnn", ["protocol=retrieval_time", "protocol.hash_lengths=[384]",
-                                                          "protocol.repeats=1", f"ckpt={ckpts['cnn_hash'][384]}", *data])
+                                                          "protocol.repeats=1", f"ckpt_path={ckpts['cnn_hash'][384]}", *data])
 
     sections = []
     rows = []

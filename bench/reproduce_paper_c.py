@@ -71,17 +71,17 @@ def main() -> None:
     for exp in models:
         ck = s_ctc[exp]["best_checkpoint"]
         base = ["evaluate.baselines=[dtw,asr]"] if exp == "bilstm_ctc_baseline" else []
-        cross[exp] = run.evaluate(f"{exp}_cross_speaker", [f"ckpt={ck}", "protocol=cross_speaker",
+        cross[exp] = run.evaluate(f"{exp}_cross_speaker", [f"ckpt_path={ck}", "protocol=cross_speaker",
                                                            f"protocol.max_queries={n_q}", *sentences])
         cross_s[exp] = run.evaluate(f"{exp}_cross_speaker_sentences", [
-            f"ckpt={ck}", "protocol=cross_speaker", f"protocol.max_queries={n_q}", *sentences, only_sentences, *base])
-        noise[exp] = run.evaluate(f"{exp}_noise", [f"ckpt={ck}", "protocol=noise", f"protocol.max_queries={n_q // 3}",
+            f"ckpt_path={ck}", "protocol=cross_speaker", f"protocol.max_queries={n_q}", *sentences, only_sentences, *base])
+        noise[exp] = run.evaluate(f"{exp}_noise", [f"ckpt_path={ck}", "protocol=noise", f"protocol.max_queries={n_q // 3}",
                                                    *sentences, only_sentences])
-        kw[exp] = run.evaluate(f"{exp}_keyword", [f"ckpt={ck}", "protocol=keyword", "protocol.n_utterances=200",
+        kw[exp] = run.evaluate(f"{exp}_keyword", [f"ckpt_path={ck}", "protocol=keyword", "protocol.n_utterances=200",
                                                   *words, *base])
-    fixed_cross = run.evaluate("lstm_hash_words_cross_speaker", [f"ckpt={s_fixed['best_checkpoint']}", "protocol=cross_speaker",
+    fixed_cross = run.evaluate("lstm_hash_words_cross_speaker", [f"ckpt_path={s_fixed['best_checkpoint']}", "protocol=cross_speaker",
                                                                  f"protocol.max_queries={n_q}", *words])
-    fixed_kw = run.evaluate("lstm_hash_words_keyword", [f"ckpt={s_fixed['best_checkpoint']}", "protocol=keyword",
+    fixed_kw = run.evaluate("lstm_hash_words_keyword", [f"ckpt_path={s_fixed['best_checkpoint']}", "protocol=keyword",
                                                         "protocol.n_utterances=200", *words])
 
     sections = []

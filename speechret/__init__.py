@@ -10,6 +10,12 @@ The reference implementation of three papers (see ``../shared/docs/DESIGN.md``):
 
 __version__ = "0.1.0"
 
+# ${speechret_root:} (paths.root_dir), ${speechret_if:...} and ${speechret_config_groups:} for every
+# config composed after `import speechret` (speechret/config.py)
+from speechret.config import register_resolvers as _register_resolvers  # noqa: E402
+
+_register_resolvers()
+
 #: the public API (:mod:`speechret.api`, :mod:`speechret.export`), imported on first use so that
 #: ``import speechret`` stays light (no torch, FAISS or Hydra until a name is touched).
 _LAZY = {

@@ -94,7 +94,7 @@ def library(ckpt, good, tmp_path_factory) -> dict:
     from speechret.apps.index import run_index
 
     d = tmp_path_factory.mktemp("lib")
-    common = [f"ckpt={ckpt}", f"library={d / 'lib'}", "data=manifest", f"cipher.key_material.key_file={d / 'lib.key'}",
+    common = [f"ckpt_path={ckpt}", f"library={d / 'lib'}", "data=manifest", f"cipher.key_material.key_file={d / 'lib.key'}",
               "progress=false", "batch_size=4"]
     report = run_index(compose_cfg("index", [*common, f"data.root={manifest(d / 'good.csv', good)}",
                                              "create_key=true"]))
@@ -180,7 +180,7 @@ def test_policy_config_errors_name_the_key(node, key):
 def test_index_refuses_the_windows_policy():
     with pytest.raises(ConfigError, match="audio_policy.over_length: windows is supported by search only"):
         AudioPolicy.from_cfg({"over_length": "windows"}, windows=False)
-    assert AudioPolicy.from_cfg(compose_cfg("index", ["ckpt=x"]).audio_policy, windows=False) == AudioPolicy()
+    assert AudioPolicy.from_cfg(compose_cfg("index", ["ckpt_path=x"]).audio_policy, windows=False) == AudioPolicy()
     assert AudioPolicy.from_cfg(compose_cfg("search", ["queries=x"]).audio_policy) == AudioPolicy()
 
 
@@ -240,7 +240,7 @@ def test_index_normalises_out_of_range_floats_never_clips(ckpt, tmp_path):
 
     loud = write(tmp_path / "loud.wav", speech(1.0, 13) * 1e6, "FLOAT")
     lib_dir, key = tmp_path / "lib", tmp_path / "lib.key"
-    report = run_index(compose_cfg("index", [f"ckpt={ckpt}", f"library={lib_dir}", "data=manifest",
+    report = run_index(compose_cfg("index", [f"ckpt_path={ckpt}", f"library={lib_dir}", "data=manifest",
                                              f"data.root={manifest(tmp_path / 'm.csv', [loud])}", "create_key=true",
                                              f"cipher.key_material.key_file={key}", "progress=false",
                                              "audio_policy.over_range=normalize"]))
@@ -261,7 +261,7 @@ def test_folder_route_skips_and_reports_bad_files_like_the_manifest_route(ckpt, 
     write(d / "2_spk9_2.wav", speech(0.05, 30))  # too short
     write(d / "0_spk9_3.wav", np.zeros(SR, np.float32))  # silence
     with pytest.warns(UserWarning, match="1_spk9_1.wav"):
-        report = run_index(compose_cfg("index", [f"ckpt={ckpt}", f"library={tmp_path / 'lib'}", "data=folder",
+        report = run_index(compose_cfg("index", [f"ckpt_path={ckpt}", f"library={tmp_path / 'lib'}", "data=folder",
                                                  f"data.root={d}", f"cipher.key_material.key_file={tmp_path / 'k'}",
                                                  "create_key=true", "progress=false"]))
     assert report.added == 3
@@ -274,7 +274,7 @@ def test_folder_route_skips_and_reports_bad_files_like_the_manifest_route(ckpt, 
 def search(library, ckpt, *overrides: str):
     from speechret.apps.search import run_search
 
-    return run_search(compose_cfg("search", [f"library={library['dir']}", f"ckpt={ckpt}", "format=json",
+    return run_search(compose_cfg("search", [f"library={library['dir']}", f"ckpt_path={ckpt}", "format=json",
                                              *overrides]))
 
 
@@ -357,7 +357,7 @@ def test_search_over_length_first_windows_refuse(library, ckpt, good, tmp_path, 
 
 def test_search_py_bad_k_is_a_clean_error_not_a_traceback(library, ckpt, good, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYDRA_")}
-    res = subprocess.run([sys.executable, str(REPO / "search.py"), f"library={library['dir']}", f"ckpt={ckpt}",
+    res = subprocess.run([sys.executable, str(REPO / "search.py"), f"library={library['dir']}", f"ckpt_path={ckpt}",
                           f"queries={good[0]}", "k=abc", f"paths.log_dir={tmp_path / 'logs'}"],
                          cwd=tmp_path, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert res.returncode != 0

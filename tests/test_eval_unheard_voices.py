@@ -52,7 +52,7 @@ FLOORS = {"cross_speaker": {"asr_edit.map": 0.40, "deep_hash.map": 0.28},
 def _evaluate(trained: dict, protocol: str, out: Path, extra: list[str] = ()) -> dict:
     words = ",".join(str(w) for w in trained["words"])
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("evaluate", overrides=[f"ckpt={trained['ckpt']}", f"protocol={protocol}",
+        cfg = compose("evaluate", overrides=[f"ckpt_path={trained['ckpt']}", f"protocol={protocol}",
                                              f"evaluate.labels=[{words}]", *extra])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small: one thread is fastest on a shared machine

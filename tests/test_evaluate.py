@@ -61,7 +61,7 @@ def _data(tiny_corpus) -> list[str]:
 
 
 def test_cpo_retrieval_end_to_end_with_threshold_from_validation(ckpts, tiny_corpus, tmp_path):
-    m = evaluate([f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=8",
+    m = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=8",
                   "protocol.cpos=[mp3_128k,requant_8bit,gain_-3dB,gain_+3dB,gaussian_30dB,resample_8k]"]
                  + _data(tiny_corpus), tmp_path)
     for k in ("map", "precision", "recall", "f1", "threshold", "n_queries", "n_database", "identity_recall",
@@ -74,18 +74,18 @@ def test_cpo_retrieval_end_to_end_with_threshold_from_validation(ckpts, tiny_cor
     assert "(val)" in m["threshold_source"] and "max F1" in m["threshold_source"]
     assert 0.0 <= m["identity_recall"] <= 1.0 and 0.0 <= m["map"] <= 1.0
     # the same threshold whatever is evaluated: it never looks at the evaluation set
-    m2 = evaluate([f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4",
+    m2 = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4",
                    "protocol.cpos=[mp3_128k,requant_8bit,gain_-3dB,gain_+3dB,gaussian_30dB,resample_8k]",
                    "evaluate.labels=[0,1]"] + _data(tiny_corpus), tmp_path / "labels")
     assert m2["threshold"] == m["threshold"] and m2["n_database"] == 8
     # a given threshold is used as is
-    m3 = evaluate([f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4", "protocol.cpos=[gain_-3dB]",
+    m3 = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4", "protocol.cpos=[gain_-3dB]",
                    "evaluate.threshold=0.2"] + _data(tiny_corpus), tmp_path / "given")
     assert m3["threshold"] == 0.2 and m3["threshold_source"].startswith("given")
 
 
 def test_evaluation_sets_test_unseen_under_another_root_and_all(ckpts, tiny_corpus, tmp_path):
-    base = [f"ckpt={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4", "protocol.cpos=[gain_-3dB]"]
+    base = [f"ckpt_path={ckpts[64]}", "protocol=cpo_retrieval", "protocol.max_queries=4", "protocol.cpos=[gain_-3dB]"]
     # no data=...: the checkpoint's own test split (the DataModule's split of its stored config)
     t = evaluate(base, tmp_path / "test")
     assert t["eval_set"] == "test" and t["n_database"] == 16 and t["n_eval_speakers"] == 2
@@ -107,7 +107,7 @@ def test_evaluation_sets_test_unseen_under_another_root_and_all(ckpts, tiny_corp
 def test_cross_speaker_reports_same_speaker_separately(ckpts, tiny_corpus, tmp_path):
     # no data=...: the checkpoint's own test split (2 speakers).  Its validation split holds one
     # speaker, so no cross-speaker pair: the thresholds fall back to train + val, and say so
-    m = evaluate([f"ckpt={ckpts[64]}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"], tmp_path)
+    m = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"], tmp_path)
     for k in ("map", "same_speaker.map", "any_speaker.map", "mfcc_dtw.map", "mfcc_dtw.threshold", "far@0.10",
               "intra_ber_mean"):
         assert k in m, k
@@ -122,11 +122,11 @@ def test_cross_speaker_reports_same_speaker_separately(ckpts, tiny_corpus, tmp_p
     assert "identity_recall" not in m and m["intra_ber_n"] > 0 and m["intra_ber_mean"] > 0
     # without the fallback the run stops with a clear error
     with pytest.raises(ValueError, match="no data to choose a threshold"):
-        evaluate([f"ckpt={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_fallback=null"], tmp_path / "no")
+        evaluate([f"ckpt_path={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_fallback=null"], tmp_path / "no")
 
 
 def test_keyword_protocol_with_dtw_baseline(ckpts, tiny_corpus, tmp_path):
-    m = evaluate([f"ckpt={ckpts[64]}", "protocol=keyword", "protocol.n_utterances=12", "evaluate.baselines=[dtw]",
+    m = evaluate([f"ckpt_path={ckpts[64]}", "protocol=keyword", "protocol.n_utterances=12", "evaluate.baselines=[dtw]",
                   "evaluate.threshold=0.3", "evaluate.thresholds.mfcc_dtw=0.25"] + _data(tiny_corpus), tmp_path)
     for k in ("keyword_recall", "keyword_precision", "mfcc_dtw.keyword_recall", "mfcc_dtw.keyword_precision", "map"):
         assert k in m, k
@@ -134,7 +134,7 @@ def test_keyword_protocol_with_dtw_baseline(ckpts, tiny_corpus, tmp_path):
 
 
 def test_noise_protocol_keys(ckpts, tiny_corpus, tmp_path):
-    m = evaluate([f"ckpt={ckpts[64]}", "protocol=noise", "protocol.snrs=[0,25]", "protocol.max_queries=4",
+    m = evaluate([f"ckpt_path={ckpts[64]}", "protocol=noise", "protocol.snrs=[0,25]", "protocol.max_queries=4",
                   "evaluate.threshold=0.3"] + _data(tiny_corpus), tmp_path)
     for noise in ("cafe", "white", "car"):
         for snr in (0, 25):
@@ -145,7 +145,7 @@ def test_noise_protocol_keys(ckpts, tiny_corpus, tmp_path):
 
 
 def test_hash_length_table_over_checkpoints(ckpts, tiny_corpus, tmp_path):
-    m = evaluate([f"ckpt=[{ckpts[128]},{ckpts[64]}]", "protocol=hash_length", "protocol.inner.max_queries=4"]
+    m = evaluate([f"ckpt_path=[{ckpts[128]},{ckpts[64]}]", "protocol=hash_length", "protocol.inner.max_queries=4"]
                  + _data(tiny_corpus), tmp_path)
     assert m["hash_lengths"] == [64, 128]
     for bits in (64, 128):
@@ -164,7 +164,7 @@ def test_encryption_study_decrypts_bit_exact(tiny_corpus, tmp_path):
 
 
 def test_retrieval_time_study(ckpts, tiny_corpus, tmp_path):
-    m = evaluate([f"ckpt={ckpts[64]}", "protocol=retrieval_time", "protocol.n_items=1000", "protocol.hash_lengths=[64]",
+    m = evaluate([f"ckpt_path={ckpts[64]}", "protocol=retrieval_time", "protocol.n_items=1000", "protocol.hash_lengths=[64]",
                   "protocol.n_queries=10", "protocol.repeats=1", "protocol.e2e_queries=3"] + _data(tiny_corpus), tmp_path)
     assert m["time.64.two_stage_ms"] > 0 and m["time.64.traversal_ms"] > 0 and m["e2e.e2e_mean_s"] > 0
     assert np.isclose(m["time.64.source_recall"], 1.0)
@@ -172,7 +172,7 @@ def test_retrieval_time_study(ckpts, tiny_corpus, tmp_path):
 
 def test_single_protocol_refuses_several_checkpoints(ckpts, tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="one checkpoint"):
-        evaluate([f"ckpt=[{ckpts[64]},{ckpts[128]}]", "protocol=cpo_retrieval"] + _data(tiny_corpus), tmp_path)
+        evaluate([f"ckpt_path=[{ckpts[64]},{ckpts[128]}]", "protocol=cpo_retrieval"] + _data(tiny_corpus), tmp_path)
 
 
 class _FakeHasher:
@@ -235,10 +235,10 @@ def test_protocols_on_dspspeech20_subset(dspspeech20_root, tmp_path):
                                 "data.labels=[0,1,2,3]", f"paths.output_dir={tmp_path / 'train'}", *data])
     ckpt = train(cfg)["best_checkpoint"]
     sub = ["evaluate.labels=[0,1,2,3]", "evaluate.max_items=160", *data]
-    k = evaluate([f"ckpt={ckpt}", "protocol=keyword", "protocol.n_utterances=20", "protocol.max_queries=8"] + sub,
+    k = evaluate([f"ckpt_path={ckpt}", "protocol=keyword", "protocol.n_utterances=20", "protocol.max_queries=8"] + sub,
                  tmp_path / "kw")
     assert k["n_queries"] == 8 and k["n_database"] == 20 and "(val)" in k["threshold_source"]
     # unseen: only the 4 test speakers (speaker-disjoint 16/4/4 split) — 4 words × 8 repetitions each
     assert k["eval_set"] == "unseen" and k["n_eval_speakers"] == 4 and k["n_eval_items"] == 4 * 4 * 8
-    n = evaluate([f"ckpt={ckpt}", "protocol=noise", "protocol.snrs=[5]", "protocol.max_queries=5"] + sub, tmp_path / "noise")
+    n = evaluate([f"ckpt_path={ckpt}", "protocol=noise", "protocol.snrs=[5]", "protocol.max_queries=5"] + sub, tmp_path / "noise")
     assert n["n_queries"] == 5 * 4 and n["n_database"] == 4 * 4 * 8 and "ap.white.5" in n

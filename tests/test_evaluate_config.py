@@ -130,5 +130,5 @@ def test_bad_evaluate_values_raise_config_errors_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match="^evaluate.direction: "):
         evaluate_checkpoint(Context(_cfg(["evaluate.direction=sideways"]), tmp_path), CPORetrieval(), object())
     # a retrieval protocol without a checkpoint
-    with pytest.raises(ConfigError, match="^ckpt: protocol cpo_retrieval evaluates one checkpoint"):
+    with pytest.raises(ConfigError, match="^ckpt_path: protocol cpo_retrieval evaluates one checkpoint"):
         run_evaluation(_cfg(), out_dir=tmp_path / "no_ckpt")

@@ -1,7 +1,7 @@
 """index.py / search.py end to end: a checkpoint indexes a folder with bad files into an encrypted
 library (bad files reported, the rest indexed, re-runs idempotent), search finds the query's own
 recording first (by corpus id with the key, by opaque id without it), and decrypted hits are the
-original samples. Search needs the library's checkpoint (``ckpt=``; another one is refused unless
+original samples. Search needs the library's checkpoint (``ckpt_path=``; another one is refused unless
 ``force=true``)."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def corpus_with_bad_files(tiny_corpus, tmp_path) -> Path:
 
 def test_index_reports_bad_files_indexes_the_rest_and_search_decrypts(checkpoint, corpus_with_bad_files, tmp_path):
     lib_dir, key = tmp_path / "lib", tmp_path / "lib.key"
-    common = [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest", f"data.root={corpus_with_bad_files}",
+    common = [f"ckpt_path={checkpoint}", f"library={lib_dir}", "data=manifest", f"data.root={corpus_with_bad_files}",
               f"cipher.key_material.key_file={key}", "progress=false", "batch_size=4"]
     report = run_index(compose_cfg("index", [*common, "create_key=true"]))
     assert report.added == 10
@@ -75,7 +75,7 @@ def test_index_reports_bad_files_indexes_the_rest_and_search_decrypts(checkpoint
 
     query = next(r for r in csv.DictReader(corpus_with_bad_files.open()) if not r["id"].startswith("bad_"))
     out = tmp_path / "hits"
-    search = [f"library={lib_dir}", f"ckpt={checkpoint}", f"queries={query['path']}", "k=3", "format=json"]
+    search = [f"library={lib_dir}", f"ckpt_path={checkpoint}", f"queries={query['path']}", "k=3", "format=json"]
     rows = run_search(compose_cfg("search", [*search, f"cipher.key_material.key_file={key}", f"decrypt={out}"]))
     assert rows[0]["item_id"] == query["id"] and rows[0]["ber"] == 0.0  # with the key: corpus ids
     assert [r["rank"] for r in rows] == [1, 2, 3]
@@ -96,7 +96,7 @@ def test_index_reports_bad_files_indexes_the_rest_and_search_decrypts(checkpoint
 
 def test_wrong_key_is_refused_before_indexing(checkpoint, corpus_with_bad_files, tmp_path):
     lib_dir = tmp_path / "lib"
-    common = [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest", f"data.root={corpus_with_bad_files}",
+    common = [f"ckpt_path={checkpoint}", f"library={lib_dir}", "data=manifest", f"data.root={corpus_with_bad_files}",
               "progress=false"]
     run_index(compose_cfg("index", [*common, f"cipher.key_material.key_file={tmp_path / 'a.key'}", "create_key=true"]))
     from speechret.crypto import WrongKeyError
@@ -107,7 +107,7 @@ def test_wrong_key_is_refused_before_indexing(checkpoint, corpus_with_bad_files,
 
 def test_search_refuses_a_different_checkpoint(checkpoint, corpus_with_bad_files, tmp_path):
     lib_dir, key = tmp_path / "lib", tmp_path / "k.key"
-    run_index(compose_cfg("index", [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest",
+    run_index(compose_cfg("index", [f"ckpt_path={checkpoint}", f"library={lib_dir}", "data=manifest",
                                     f"data.root={corpus_with_bad_files}", f"cipher.key_material.key_file={key}",
                                     "create_key=true", "progress=false"]))
     other = tmp_path / "other.ckpt"
@@ -115,27 +115,27 @@ def test_search_refuses_a_different_checkpoint(checkpoint, corpus_with_bad_files
     with other.open("ab") as f:
         f.write(b"\0")
     with pytest.raises(ModelMismatchError, match="sha256"):
-        run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt={other}", "queries=x.wav"]))
+        run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt_path={other}", "queries=x.wav"]))
     manifest = json.loads((lib_dir / "manifest.json").read_text())
     assert manifest["checkpoint_sha256"] and manifest["checkpoint_name"] == Path(checkpoint).name
     assert "checkpoint" not in manifest and str(Path(checkpoint).parent) not in json.dumps(manifest)  # no path
-    with pytest.raises(ConfigError, match="ckpt: .* keeps no checkpoint path"):
+    with pytest.raises(ConfigError, match="ckpt_path: .* keeps no checkpoint path"):
         run_search(compose_cfg("search", [f"library={lib_dir}", "queries=x.wav"]))
     # force=true gets past the model check (then x.wav, missing, is the only problem)
     with pytest.raises(SpeechretError, match="none of the 1 query file"):
-        run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt={other}", "force=true", "queries=x.wav"]))
+        run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt_path={other}", "force=true", "queries=x.wav"]))
 
 
 def test_threshold_mode_returns_only_hits_below_the_threshold(checkpoint, corpus_with_bad_files, tmp_path):
     lib_dir, key = tmp_path / "lib", tmp_path / "k.key"
-    run_index(compose_cfg("index", [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest",
+    run_index(compose_cfg("index", [f"ckpt_path={checkpoint}", f"library={lib_dir}", "data=manifest",
                                     f"data.root={corpus_with_bad_files}", f"cipher.key_material.key_file={key}",
                                     "create_key=true", "progress=false"]))
     query = next(r for r in csv.DictReader(corpus_with_bad_files.open()) if not r["id"].startswith("bad_"))
-    topk = run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt={checkpoint}", f"queries={query['path']}",
+    topk = run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt_path={checkpoint}", f"queries={query['path']}",
                                              "k=10", "format=json"]))
     t = topk[3]["ber"] + 1e-9
-    thr = run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt={checkpoint}", f"queries={query['path']}",
+    thr = run_search(compose_cfg("search", [f"library={lib_dir}", f"ckpt_path={checkpoint}", f"queries={query['path']}",
                                             "mode=threshold", f"threshold={t}", "format=json"]))
     assert all(r["ber"] < t for r in thr)
     assert {r["item_id"] for r in thr} == {r["item_id"] for r in topk if r["ber"] < t}
@@ -152,7 +152,7 @@ def test_paper_c_library_keyword_search_finds_the_spoken_sentence(tiny_sentences
                                 "model.optimizer.lr=1e-12", f"paths.output_dir={out}"])
     ckpt = train(cfg)["best_checkpoint"]
     lib_dir, key = tmp_path / "lib", tmp_path / "k.key"
-    run_index(compose_cfg("index", [f"ckpt={ckpt}", f"library={lib_dir}", "data=manifest",
+    run_index(compose_cfg("index", [f"ckpt_path={ckpt}", f"library={lib_dir}", "data=manifest",
                                     f"data.root={tiny_sentences / 'manifest.csv'}", f"cipher.key_material.key_file={key}",
                                     "create_key=true", "progress=false"]))
     lib = SpeechLibrary.open(lib_dir, build_cipher("aes_gcm", key))  # the key holder sees ids and sources
@@ -160,7 +160,7 @@ def test_paper_c_library_keyword_search_finds_the_spoken_sentence(tiny_sentences
     _, ids, codes = lib.load_codes()
     k = next(i for i, c in enumerate(codes) if len(c) > 0)  # an item with at least one segment
     item = lib.item(ids[k])
-    search = [f"library={lib_dir}", f"ckpt={ckpt}", f"queries={item['source']}", "gamma=0.0", "format=json", "k=0",
+    search = [f"library={lib_dir}", f"ckpt_path={ckpt}", f"queries={item['source']}", "gamma=0.0", "format=json", "k=0",
               f"cipher.key_material.key_file={key}"]
     rows = run_search(compose_cfg("search", [*search, "mode=full_speech"]))
     assert rows and rows[0]["item_id"] == ids[k] and rows[0]["ber"] == 0.0
@@ -175,11 +175,11 @@ def test_search_uses_the_key_when_at_hand_and_keyed_codes_need_it(checkpoint, co
     from speechret.crypto import WrongKeyError, generate_key_file
 
     lib_dir, key = tmp_path / "keyed", tmp_path / "keyed.key"
-    run_index(compose_cfg("index", [f"ckpt={checkpoint}", f"library={lib_dir}", "data=manifest",
+    run_index(compose_cfg("index", [f"ckpt_path={checkpoint}", f"library={lib_dir}", "data=manifest",
                                     f"data.root={corpus_with_bad_files}", f"cipher.key_material.key_file={key}",
                                     "create_key=true", "keyed_codes=true", "progress=false"]))
     query = next(r for r in csv.DictReader(corpus_with_bad_files.open()) if not r["id"].startswith("bad_"))
-    search = [f"library={lib_dir}", f"ckpt={checkpoint}", f"queries={query['path']}", "k=3", "format=json"]
+    search = [f"library={lib_dir}", f"ckpt_path={checkpoint}", f"queries={query['path']}", "k=3", "format=json"]
     rows = run_search(compose_cfg("search", [*search, f"cipher.key_material.key_file={key}"]))
     assert rows[0]["item_id"] == query["id"] and rows[0]["ber"] == 0.0  # keyed codes: distances unchanged
     with pytest.raises(ConfigError, match="use_key: false, but library .* needs its key: its codes are keyed"):

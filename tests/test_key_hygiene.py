@@ -69,7 +69,7 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("script,args,secret,param", CLI_CASES, ids=[f"{c[0]}:{c[3]}" for c in CLI_CASES])
 def test_raw_key_on_the_command_line_is_refused_unseen(tmp_path, script, args, secret, param):
-    res = _run(script, ["ckpt=missing.ckpt", *args] if script != "train.py" else args, tmp_path)
+    res = _run(script, ["ckpt_path=missing.ckpt", *args] if script != "train.py" else args, tmp_path)
     out = res.stdout + res.stderr
     assert res.returncode == 2, out
     assert param in res.stderr and "not shown" in res.stderr  # names the parameter ...
@@ -83,7 +83,7 @@ def test_raw_key_in_a_config_file_is_refused_before_hydra_writes(tmp_path):
     conf.mkdir(parents=True)
     (conf / "leaky.yaml").write_text("_target_: speechret.crypto.AesGcmCipher.from_key_material\n_convert_: all\n"
                                      f"name: aes_gcm\nkey_material:\n  key_hex: {KEY_HEX}\n")
-    res = _run("index.py", ["ckpt=missing.ckpt", "cipher=leaky", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]"],
+    res = _run("index.py", ["ckpt_path=missing.ckpt", "cipher=leaky", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]"],
                tmp_path)
     out = res.stdout + res.stderr
     assert res.returncode == 2, out
@@ -95,7 +95,7 @@ def test_raw_key_in_a_config_file_is_refused_before_hydra_writes(tmp_path):
 def test_passphrase_from_the_environment_never_reaches_hydra_outputs(tmp_path):
     """A real run with the passphrase in $SPEECHRET_PASSPHRASE: the salt is created, the job then
     fails on the missing checkpoint -- and neither the Hydra files nor the output hold the value."""
-    res = _run("index.py", ["ckpt=missing.ckpt", "cipher.key_material.key_file=null",
+    res = _run("index.py", ["ckpt_path=missing.ckpt", "cipher.key_material.key_file=null",
                             "cipher.key_material.passphrase_env=SPEECHRET_PASSPHRASE",
                             f"cipher.key_material.salt_file={tmp_path / 'lib.salt.json'}",
                             "cipher.key_material.create_salt=true"], tmp_path, env={"SPEECHRET_PASSPHRASE": PASSPHRASE})
@@ -108,7 +108,7 @@ def test_passphrase_from_the_environment_never_reaches_hydra_outputs(tmp_path):
 
 
 def test_argv_guard_passes_ordinary_overrides():
-    refuse_secret_overrides(["ckpt=a.ckpt", "cipher.key_material.key_file=/k/lib.key", "create_key=true",
+    refuse_secret_overrides(["ckpt_path=a.ckpt", "cipher.key_material.key_file=/k/lib.key", "create_key=true",
                              "cipher.key_material.passphrase_env=MY_PW", "+cipher.key_material.passphrase_prompt=true",
                              "cipher.key_material.salt_file=lib/salt.json", "-m", "k=3",
                              "cipher.key_material.key_env=null"])
@@ -188,7 +188,7 @@ def test_passphrase_from_a_configurable_environment_variable(tmp_path, monkeypat
     s = read_salt_file(salt)
     assert c.key_id == key_id(derive_key(PASSPHRASE, s["salt"], n=s["n"], r=s["r"], p=s["p"]))
     assert build_cipher("aes_gcm", km).key_id == c.key_id  # the salt is reused, not rewritten
-    cfg = _cfg("index", ["ckpt=x", "cipher.key_material.key_file=null",
+    cfg = _cfg("index", ["ckpt_path=x", "cipher.key_material.key_file=null",
                          "cipher.key_material.passphrase_env=MY_LIBRARY_PW", f"cipher.key_material.salt_file={salt}"])
     assert build_cipher_from_cfg(cfg.cipher).key_id == c.key_id
 
@@ -217,7 +217,7 @@ def test_passphrase_from_an_interactive_prompt(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------- create_key
 def _index_cfg(tmp_path, key: Path, *extra: str):
-    return _cfg("index", ["ckpt=x", f"library={tmp_path / 'lib'}", f"cipher.key_material.key_file={key}", *extra])
+    return _cfg("index", ["ckpt_path=x", f"library={tmp_path / 'lib'}", f"cipher.key_material.key_file={key}", *extra])
 
 
 def test_create_key_makes_a_0600_key_for_a_new_library_and_never_overwrites(tmp_path):

@@ -5,13 +5,23 @@ Steps: generate the synthetic Mandarin corpus (espeak-ng) when missing → load 
 durations, label counts, splits) → apply every CPO to one utterance and print what each did
 (power ratio, SNR against the original, correlation, distinct levels) → print the feature shapes
 each paper's models consume, for one real batch → train a small model and print its accuracy and
-mAP (``train_overrides`` in ``conf/demo.yaml``) → encrypt every utterance but the held-back test
-speakers' into a library (AES-256-GCM, FAISS), query it with the held-back speakers' utterances
-after a CPO, print the hits with their BER, decrypt the top hit and check it is bit-exact.
+mAP → encrypt every utterance but the held-back test speakers' into a library (AES-256-GCM,
+FAISS), query it with the held-back speakers' utterances after a CPO, print the hits with their BER,
+decrypt the top hit and check it is bit-exact.
+
+``conf/demo.yaml`` builds on ``conf/train.yaml`` (its defaults list starts with ``train``), so one
+composition serves both: every training override on the command line (``data=``, ``experiment=``,
+``trainer.max_epochs=``, ...) changes the corpus of stages 1-3 and the model of stage 4 alike, and
+``--cfg job`` shows the training config as it will run. The demo's own keys live under ``demo.*``;
+:func:`train_config` drops them before training.
+
+Run it as ``make demo``, ``speechret demo [overrides]`` or ``python -m speechret.apps.demo
+[overrides]``; the configs come from :data:`speechret.config.CONF_DIR` (inside the package).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -22,10 +32,11 @@ import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from speechret.config import CONF_DIR
 from speechret.cpo import build_cpo
 from speechret.crypto.keys import build_cipher_from_cfg
 from speechret.apps.train import train
@@ -34,8 +45,22 @@ from speechret.hashing.hasher import Hasher
 from speechret.library.indexer import index_items, open_or_create, to_pcm16
 from speechret.library.query import search_codes
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger(__name__)
+#: keys of conf/demo.yaml that are the demo's own (never passed to training)
+DEMO_KEYS = ("demo",)
+
+
+def train_config(cfg: DictConfig, out_dir: str | Path | None = None) -> DictConfig:
+    """The config stage 4 trains with: the demo's composed config (``conf/train.yaml`` with the
+    command line's overrides) without the demo's own keys (:data:`DEMO_KEYS`), writing into
+    ``out_dir`` (``paths.output_dir``) when given."""
+    tcfg = copy.deepcopy(cfg)
+    with open_dict(tcfg):
+        for key in DEMO_KEYS:
+            tcfg.pop(key, None)
+        if out_dir is not None:
+            tcfg.paths.output_dir = str(out_dir)
+    return tcfg
 
 
 def corpus_tables(dm) -> list[Table]:
@@ -88,7 +113,7 @@ def feature_table(batch: dict, cfg: DictConfig) -> Table:
     for col in ("config", "paper", "module", "batch shape", "lengths", "ms"):
         t.add_column(col)
     papers = {"logmel": "A", "mfcc": "A", "logmel_image": "B", "svs": "C", "mfcc_seq": "C baseline"}
-    for name in cfg.demo_features:
+    for name in cfg.demo.features:
         fcfg = OmegaConf.load(CONF_DIR / "features" / f"{name}.yaml")
         module = instantiate(fcfg)
         t0 = time.perf_counter()
@@ -101,10 +126,10 @@ def feature_table(batch: dict, cfg: DictConfig) -> Table:
     return t
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="demo")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="demo")
 def main(cfg: DictConfig) -> None:
     console = Console(width=max(Console().width, 120))
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.demo.seed)
     t0 = time.perf_counter()
     dm = instantiate(cfg.data)
     console.print(f"[bold]1. default corpus[/bold]: {dm.corpus} at {dm.root}")
@@ -117,16 +142,18 @@ def main(cfg: DictConfig) -> None:
     console.print("[bold]2. CPOs[/bold]")
     first = dm.datasets["train"][0]
     console.print(f"   utterance {first['id']} ({first['wave'].shape[0] / dm.sample_rate:.2f} s)")
-    console.print(cpo_table(torch.from_numpy(first["wave"]), list(cfg.demo_cpos), cfg.seed))
+    console.print(cpo_table(torch.from_numpy(first["wave"]), list(cfg.demo.cpos), cfg.demo.seed))
 
     console.print("[bold]3. features per paper[/bold]")
     batch = next(iter(dm.train_dataloader()))
     console.print(feature_table(batch, cfg))
 
-    console.print(f"[bold]4. train[/bold]: python train.py {' '.join(cfg.train_overrides)}")
-    out_dir = Path(HydraConfig.get().runtime.output_dir) / "train"
-    train_cfg = compose(config_name="train", overrides=[*cfg.train_overrides, f"paths.output_dir={out_dir}"])
-    summary = train(train_cfg)
+    hc = HydraConfig.get()
+    given = " ".join(o for o in hc.overrides.task if not o.split("=", 1)[0].lstrip("+~").startswith(DEMO_KEYS))
+    console.print(f"[bold]4. train[/bold]: experiment={hc.runtime.choices.get('experiment')} on {dm.corpus}, "
+                  f"{cfg.trainer.max_epochs} epochs (conf/demo.yaml{'; ' + given if given else ''})")
+    out_dir = Path(hc.runtime.output_dir) / "train"
+    summary = train(train_config(cfg, out_dir))
     m = summary["metrics"]
     t = Table(title=f"{summary['experiment']}: {summary['epochs']} epochs in {summary['wall_time_s']:.0f} s")
     for col in ("split", "accuracy", "mAP (Hamming ranking)"):
@@ -143,8 +170,8 @@ def library_stage(console: Console, cfg: DictConfig, dm, ckpt: str, run_dir: Pat
     """Index everything but the held-back test speakers into an encrypted library, search it with
     the held-back speakers' CPO'd utterances, decrypt the top hit and check it is bit-exact."""
 
-    d = cfg.demo_index
-    cipher_cfg = compose(config_name="index", overrides=[f"cipher={d.cipher}", f"index={d.index}", "ckpt=x",
+    d = cfg.demo.index
+    cipher_cfg = compose(config_name="index", overrides=[f"cipher={d.cipher}", f"index={d.index}", "ckpt_path=x",
                                                          f"cipher.key_material.key_file={run_dir / 'library.key'}"])
     lib_dir = run_dir / "library"
     # a new key only for a new library (speechret.crypto.keys): the key file sits beside it in the run dir
@@ -159,7 +186,7 @@ def library_stage(console: Console, cfg: DictConfig, dm, ckpt: str, run_dir: Pat
     console.print(f"   {len(lib)} items, {report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s "
                   f"({report.seconds_of_audio_per_second:.0f} s of audio per second); {len(report.failed)} failed")
 
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.demo.seed)
     seen, queries = set(), []
     for i in rng.permutation(sorted(test_idx)):
         it = dm.items[int(i)]
@@ -170,7 +197,7 @@ def library_stage(console: Console, cfg: DictConfig, dm, ckpt: str, run_dir: Pat
             break
     op = build_cpo(d.query_cpo)
     waves = [op(torch.from_numpy(load_audio(q.path, hasher.sample_rate))[None],
-                generator=torch.Generator().manual_seed(cfg.seed))[0].numpy() for q in queries]
+                generator=torch.Generator().manual_seed(cfg.demo.seed))[0].numpy() for q in queries]
     hits = search_codes(lib, hasher.codes_of_waves(waves), mode="topk", k=d.k)
     by_id = {it.id: it for it in dm.items}
     t = Table(title=f"6. queries by held-back speakers ({d.query_cpo} applied), top-{d.k} of {len(lib)}")

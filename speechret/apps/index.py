@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import hydra
 from hydra.utils import instantiate
 
 from speechret.audio import AudioPolicy
+from speechret.config import CONF_DIR, refuse_renamed_keys
 from speechret.crypto.keys import build_cipher_from_cfg  # key hygiene: speechret/crypto/keys.py
 from speechret.data.corpora import load_corpus
-from speechret.errors import ConfigError
+from speechret.errors import ConfigError, SpeechretError
 from speechret.hashing.hasher import Hasher
 from speechret.library.indexer import IndexReport, index_items, open_or_create
 from speechret.library.fsck import repair
@@ -82,6 +84,7 @@ def run_maintenance(cfg: Any) -> dict:
 
 def run_index(cfg: Any) -> IndexReport | dict:
     """``index.py``: add the configured corpus to the library, or fsck / repair / rebuild / remove."""
+    refuse_renamed_keys(cfg)
     if cfg.command == "fsck":
         return run_fsck(cfg)
     if cfg.command in ("rebuild", "repair", "remove"):
@@ -90,13 +93,13 @@ def run_index(cfg: Any) -> IndexReport | dict:
         raise ConfigError(f"command: must be add, fsck, repair, rebuild or remove, not {cfg.command!r}")
     policy = AudioPolicy.from_cfg(cfg.get("audio_policy"), windows=False)  # bad input: speechret/audio.py
     cipher = _cipher(cfg)
-    hasher = Hasher.from_checkpoint(cfg.ckpt, device=cfg.device)
+    hasher = Hasher.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     dm = instantiate(cfg.data)
     dm.prepare_data()
     kwargs = {} if dm.corpus == "synthetic" else dm.corpus_kwargs
     items = list(load_corpus(dm.corpus, dm.root, **kwargs).filter(**dm.select))
     index_cfg = {"kind": cfg.index.kind, "params": dict(cfg.index.get("params") or {})}
-    lib = open_or_create(cfg.library, hasher, cipher, cfg.ckpt, index_cfg, force=bool(cfg.get("force", False)),
+    lib = open_or_create(cfg.library, hasher, cipher, cfg.ckpt_path, index_cfg, force=bool(cfg.get("force", False)),
                          keyed_codes=bool(cfg.get("keyed_codes", False)))
     report = index_items(lib, hasher, items, cipher, batch_size=cfg.batch_size, progress=cfg.progress,
                          policy=policy)
@@ -106,3 +109,13 @@ def run_index(cfg: Any) -> IndexReport | dict:
     for path, why in report.failed:
         print(f"  skipped {why}")
     return report
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="index")
+def main(cfg: Any) -> None:
+    """``speechret index`` / ``python index.py`` (both refuse raw key material on the command line
+    first: :func:`speechret.crypto.keys.cli_guard`): :func:`run_index`, an error as one line."""
+    try:
+        run_index(cfg)
+    except SpeechretError as exc:  # a clear message, not a traceback under Hydra's override echo
+        raise SystemExit(f"error: {exc}") from None

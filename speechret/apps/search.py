@@ -9,7 +9,7 @@ folder without audio files.  Each bad query file (unreadable, too short, silent,
 ``audio_policy`` shared with ``index.py``) is reported on stderr and skipped; the good ones are
 still answered.  When no query is usable the run fails.
 
-Model and key (issue 14): ``ckpt`` is required (the manifest keeps the checkpoint's file name and
+Model and key (issue 14): ``ckpt_path`` is required (the manifest keeps the checkpoint's file name and
 sha256, never a path) and must be the library's checkpoint -- another one is a
 :class:`~speechret.library.store.ModelMismatchError` unless ``force=true``. With the library's key
 (``use_key``: ``auto`` uses it when the configured key material is at hand) hits are named by
@@ -24,10 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import hydra
 from rich.console import Console
 from rich.table import Table
 
 from speechret.audio import SUPPORTED_EXTENSIONS, AudioPolicy
+from speechret.config import CONF_DIR, refuse_renamed_keys
 from speechret.crypto import WrongKeyError
 from speechret.crypto.keys import build_cipher_from_cfg
 from speechret.errors import ConfigError, SpeechretError
@@ -106,10 +108,11 @@ def _open_library(cfg: Any, lib: SpeechLibrary) -> tuple[SpeechLibrary, Any]:
 def run_search(cfg: Any) -> list[dict]:
     """``search.py``: query a library with audio files; print a table or JSON; optionally decrypt.
 
-    The query codes come from ``ckpt`` (required: a library keeps only its checkpoint's file name
+    The query codes come from ``ckpt_path`` (required: a library keeps only its checkpoint's file name
     and sha256); another checkpoint than the library's is a
     :class:`~speechret.library.store.ModelMismatchError` unless ``force``. With the library's key
     (see :func:`_open_library`) hits carry the corpus ids; without it, the opaque ids."""
+    refuse_renamed_keys(cfg)
     if cfg.format not in FORMATS:
         raise ConfigError(f"format: must be one of {', '.join(FORMATS)}, not {cfg.format!r}")
     args = {"mode": cfg.mode, "k": cfg.k, "threshold": cfg.threshold, "gamma": cfg.gamma,
@@ -119,11 +122,11 @@ def run_search(cfg: Any) -> list[dict]:
     lib = SpeechLibrary.open(cfg.library)
     try:
         check_search_args(**args, lib=lib)  # the library's hash method's modes
-        ckpt = cfg.ckpt
+        ckpt = cfg.ckpt_path
         if not ckpt:
             name = lib.manifest.get("checkpoint_name") or "the checkpoint"
-            raise ConfigError(f"ckpt: {cfg.library} keeps no checkpoint path (its manifest names only "
-                              f"{name} and its sha256); pass ckpt=<path to {name}>")
+            raise ConfigError(f"ckpt_path: {cfg.library} keeps no checkpoint path (its manifest names only "
+                              f"{name} and its sha256); pass ckpt_path=<path to {name}>")
         lib.check_model(ckpt, force=bool(cfg.get("force", False)))  # issue 14 item 5
         files = _query_files(cfg.queries)
         lib, cipher = _open_library(cfg, lib)
@@ -154,3 +157,14 @@ def run_search(cfg: Any) -> list[dict]:
             for path in decrypt_hits(lib, rows, cipher, cfg.decrypt):
                 print(f"[speechret] decrypted {path}")
     return rows
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
+def main(cfg: Any) -> None:
+    """``speechret search`` / ``python search.py`` (both refuse raw key material on the command line
+    first: :func:`speechret.crypto.keys.cli_guard`): :func:`run_search`, an error as one line. No run
+    directory unless ``save_run=true`` (``conf/search.yaml``)."""
+    try:
+        run_search(cfg)
+    except SpeechretError as exc:  # a clear message, not a traceback under Hydra's override echo
+        raise SystemExit(f"error: {exc}") from None

@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from speechret.config import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +111,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     shown = {k: round(v, 4) for k, v in metrics.items() if k.split("/")[-1] in {"map", "acc", "per", "loss"}}
     print(f"[speechret] metrics: {shown}")
     return summary
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """``speechret train`` / ``python train.py``: :func:`train`; returns ``optimized_metric`` (for
+    sweepers such as Optuna)."""
+    summary = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return summary["metrics"].get(metric) if metric else None

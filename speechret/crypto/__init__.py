@@ -22,6 +22,7 @@ from typing import Any
 from hydra.utils import get_method
 from omegaconf import OmegaConf
 
+from speechret.config import CONF_DIR
 from speechret.errors import ConfigError
 
 from .aead import (
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 #: The cipher config group: ``<name>.yaml`` per cipher (the only place a cipher name is bound).
-CIPHER_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "cipher"
+CIPHER_CONF_DIR = CONF_DIR / "cipher"
 
 
 def build_cipher(name: str, key_material: Any = None, **params: Any) -> SpeechCipher:

@@ -9,7 +9,7 @@
    * the *evaluation set* (``evaluate.set``, :meth:`Context.eval_data`): disjoint from what the
      checkpoint trained or validated on, by construction and by a hard check
      (:mod:`speechret.evaluate.eval_sets`);
-   * the *systems*: the deep hash of ``ckpt`` (:class:`~speechret.evaluate.systems.HashSystem`)
+   * the *systems*: the deep hash of ``ckpt_path`` (:class:`~speechret.evaluate.systems.HashSystem`)
      and the baselines of ``evaluate.baselines`` — names of the Hydra nodes
      ``evaluate.baseline_systems.<name>`` (``conf/baseline/<name>.yaml``), built by
      :func:`~speechret.evaluate.baselines.instantiate_baselines`;
@@ -42,6 +42,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
+from speechret.config import refuse_renamed_keys
 from speechret.errors import ConfigError
 from speechret.evaluate.base import Study, describe, kind_of
 from speechret.evaluate.baselines import instantiate_baselines
@@ -85,7 +86,7 @@ THRESHOLD_CRITERIA = ("f1", "eer")
 
 
 def resolve_checkpoints(spec: Any) -> list[Path]:
-    """``ckpt`` as a file, a glob, a directory (a run or multirun folder: the best checkpoint
+    """``ckpt_path`` as a file, a glob, a directory (a run or multirun folder: the best checkpoint
     named in each ``summary.json`` below it, else every ``*.ckpt`` except ``last.ckpt``) or a
     list of those."""
     if spec is None:
@@ -291,10 +292,10 @@ def build_protocol(cfg: DictConfig) -> Protocol | Study:
 
 
 def _run_protocol(ctx: Context, protocol: Protocol) -> tuple[Result, dict[str, Any]]:
-    """A retrieval protocol on the one checkpoint of ``ckpt``: its result and report header lines."""
-    ckpts = resolve_checkpoints(ctx.cfg.get("ckpt"))
+    """A retrieval protocol on the one checkpoint of ``ckpt_path``: its result and report header lines."""
+    ckpts = resolve_checkpoints(ctx.cfg.get("ckpt_path"))
     if len(ckpts) != 1:
-        raise ConfigError(f"ckpt: protocol {protocol.name} evaluates one checkpoint: give ckpt=<path> "
+        raise ConfigError(f"ckpt_path: protocol {protocol.name} evaluates one checkpoint: give ckpt_path=<path> "
                           f"(got {len(ckpts)}: {[str(c) for c in ckpts][:5]})")
     res, info = evaluate_checkpoint(ctx, protocol, ckpts[0], baselines=ctx.ev.get("baselines") or [])
     rest: dict[str, Any] = {}
@@ -311,6 +312,7 @@ def _run_protocol(ctx: Context, protocol: Protocol) -> tuple[Result, dict[str, A
 
 def run_evaluation(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
     """``evaluate.py``: run ``cfg.protocol`` and write metrics.json, plots and report.md."""
+    refuse_renamed_keys(cfg)  # ckpt= is ckpt_path= (issue 15)
     t0 = time.perf_counter()
     out = Path(out_dir or cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

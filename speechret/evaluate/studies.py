@@ -44,7 +44,7 @@ def _code_bits(hasher: Any) -> int:
 
 
 class HashLength(Study):
-    """The retrieval protocol ``inner`` on every checkpoint of ``ckpt`` (list, glob or sweep
+    """The retrieval protocol ``inner`` on every checkpoint of ``ckpt_path`` (list, glob or sweep
     directory), one row per hash length: ``map.<bits>``, ``precision.<bits>``, ``recall.<bits>``,
     ``f1.<bits>``, ``threshold.<bits>``; the unsuffixed keys are those of the longest code.
     Each checkpoint is evaluated on its own evaluation set (``evaluate.set``; a sweep's checkpoints
@@ -62,9 +62,9 @@ class HashLength(Study):
     def run(self, ctx: Context) -> Result:
         from speechret.evaluate import plots
 
-        ckpts = resolve_checkpoints(ctx.cfg.get("ckpt"))
+        ckpts = resolve_checkpoints(ctx.cfg.get("ckpt_path"))
         if not ckpts:
-            raise ValueError("protocol=hash_length needs ckpt=<list | glob | sweep directory>")
+            raise ValueError("protocol=hash_length needs ckpt_path=<list | glob | sweep directory>")
         res = Result()
         rows = []
         sets: dict[str, str] = {}
@@ -132,8 +132,8 @@ class Encryption(Study):
         from speechret.audio import to_pcm16
         from speechret.evaluate.security import ciphertext_as_audio, evaluate_cipher, key_space
 
-        need_ckpt = not ctx.cfg.get("data") and ctx.cfg.get("ckpt")  # only for its training data config
-        data = ctx.eval_data(ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt)[0]) if need_ckpt else None)
+        need_ckpt = not ctx.cfg.get("data") and ctx.cfg.get("ckpt_path")  # only for its training data config
+        data = ctx.eval_data(ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt_path)[0]) if need_ckpt else None)
         rng = np.random.default_rng(self.seed)
         idx = rng.choice(len(data), size=min(self.n_items, len(data)), replace=False)
         waves = [data.waves[i] for i in idx]
@@ -205,8 +205,8 @@ class RetrievalTime(Study):
                                                 "faiss_two_stage_ms")},
                                           ctx.out_dir / "retrieval_time.png", xlabel="hash bits", ylabel="ms per query",
                                           title="Traversal vs two-stage vs FAISS (paper B Table 4)", logy=True))
-        if ctx.cfg.get("ckpt"):
-            hasher = ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt)[0])
+        if ctx.cfg.get("ckpt_path"):
+            hasher = ctx.hasher(resolve_checkpoints(ctx.cfg.ckpt_path)[0])
             if hasher.hashing.variable_length:
                 log.warning("end-to-end time: %s codes are variable-length; skipped", hasher.method)
             else:

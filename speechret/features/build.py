@@ -17,13 +17,14 @@ import hydra.utils
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from speechret.config import CONF_DIR
 from speechret.errors import ConfigError
 from speechret.features.base import FeatureExtractor
 
 __all__ = ["FEATURES_CONF_DIR", "build_features", "load_preset", "preset_names"]
 
 #: ``conf/features`` of the repository: one YAML (a Hydra ``_target_`` node) per preset.
-FEATURES_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "features"
+FEATURES_CONF_DIR = CONF_DIR / "features"
 
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 

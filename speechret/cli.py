@@ -1,0 +1,95 @@
+"""The ``speechret`` console script: one command, a subcommand per Hydra app.
+
+    speechret train experiment=cnn_hash trainer.max_epochs=1
+    speechret train -m experiment=cnn_hash model.hash_bits=64,128,256
+    speechret index ckpt_path=<best.ckpt> create_key=true
+    speechret search ckpt_path=<best.ckpt> queries=q.wav
+    speechret evaluate ckpt_path=<best.ckpt> protocol=cross_speaker
+    speechret demo [data=dspspeech20 data.root=...] [--cfg job]
+    speechret <command> --help          # that command's config groups and config
+
+Everything after the subcommand goes to Hydra unchanged (overrides, ``-m``, ``--cfg``, ``--help``,
+``--info``, ``hydra.*``): :func:`main` sets ``sys.argv`` to ``["speechret <command>", *rest]`` and
+calls the app module's ``@hydra.main``-decorated ``main`` (:data:`COMMANDS`), the same function the
+top-level ``train.py`` / ``index.py`` / ``search.py`` / ``evaluate.py`` shims call. The configs come
+from inside the package (:data:`speechret.config.CONF_DIR`) and paths hang off the project root
+(:func:`speechret.config.project_root`), so an installed wheel works from any folder.
+
+Raw key material on the command line (``key_hex=``, ``passphrase=``, ...) is refused for every
+command before Hydra composes anything (:func:`speechret.crypto.keys.cli_guard`).
+
+A new command (e.g. ``serve``) is one more :class:`Command` entry pointing at a module with a
+``main``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str  # the module whose ``main`` (a ``@hydra.main`` function) runs the command
+    summary: str
+    example: str
+
+
+#: the subcommands, in the order ``speechret --help`` lists them
+COMMANDS: dict[str, Command] = {
+    "train": Command("speechret.apps.train", "train a deep-hashing model (conf/train.yaml)",
+                     "speechret train experiment=cnn_hash trainer.max_epochs=1"),
+    "index": Command("speechret.apps.index", "add a corpus to an encrypted library; fsck / repair / rebuild / remove "
+                     "(conf/index.yaml)", "speechret index ckpt_path=<best.ckpt> create_key=true"),
+    "search": Command("speechret.apps.search", "query a library by spoken example (conf/search.yaml)",
+                      "speechret search ckpt_path=<best.ckpt> queries=q.wav"),
+    "evaluate": Command("speechret.apps.evaluate", "run an evaluation protocol on checkpoints (conf/evaluate.yaml)",
+                        "speechret evaluate ckpt_path=<best.ckpt> protocol=cross_speaker"),
+    "demo": Command("speechret.apps.demo", "the end-to-end demo on the built-in corpus (conf/demo.yaml; "
+                    "takes every train override)", "speechret demo trainer.max_epochs=1"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: speechret <command> [hydra overrides ...] [-m] [--cfg job|hydra|all] [--help]", "",
+             "speechret: privacy-preserving speech retrieval with deep hashing (Lightning + Hydra + FAISS).", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += ["", "examples:"] + [f"  {cmd.example}" for cmd in COMMANDS.values()]
+    lines += ["", "Run `speechret <command> --help` for a command's config groups and options.",
+              "Paths (data/, logs/, libraries/) hang off paths.root_dir: $SPEECHRET_ROOT, else $PROJECT_ROOT, else the",
+              "checkout holding speechret, else (an installed wheel) the current folder."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    """Dispatch ``speechret <command> [args]`` to the command's Hydra main (see the module docstring).
+    Returns an exit status for ``--help`` / usage errors; a command's own status is Hydra's."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from speechret import __version__
+
+        print(f"speechret {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    command = COMMANDS.get(name)
+    if command is None:
+        print(f"speechret: unknown command {name!r}; choose one of {', '.join(COMMANDS)}\n\n{usage()}",
+              file=sys.stderr)
+        return 2
+    from speechret.crypto.keys import cli_guard
+
+    cli_guard(rest)  # before anything is composed or written; exits 2 naming the parameter
+    module = importlib.import_module(command.module)
+    sys.argv = [f"speechret {name}", *rest]  # Hydra parses sys.argv; its usage line names the command
+    module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
