@@ -16,6 +16,11 @@ from speechret.config import register_resolvers as _register_resolvers  # noqa: 
 
 _register_resolvers()
 
+# FAISS logs 7 INFO lines from faiss.loader on import; every import of it goes through here first
+import logging as _logging  # noqa: E402
+
+_logging.getLogger("faiss.loader").setLevel(_logging.WARNING)
+
 #: the public API (:mod:`speechret.api`, :mod:`speechret.export`), imported on first use so that
 #: ``import speechret`` stays light (no torch, FAISS or Hydra until a name is touched).
 _LAZY = {

@@ -25,6 +25,7 @@ A new command (e.g. ``serve``) is one more :class:`Command` entry pointing at a 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 
@@ -34,6 +35,10 @@ class Command:
     module: str  # the module whose ``main`` (a ``@hydra.main`` function) runs the command
     summary: str
     example: str
+
+    def module_file(self) -> str:
+        """The command module's source file (runnable: it ends in ``if __name__ == "__main__"``)."""
+        return str(importlib.util.find_spec(self.module).origin)
 
 
 #: the subcommands, in the order ``speechret --help`` lists them
@@ -86,7 +91,10 @@ def main(argv: list[str] | None = None) -> int | None:
 
     cli_guard(rest)  # before anything is composed or written; exits 2 naming the parameter
     module = importlib.import_module(command.module)
-    sys.argv = [f"speechret {name}", *rest]  # Hydra parses sys.argv; its usage line names the command
+    # Hydra parses sys.argv; its usage line names the command. ``train`` names its module's file
+    # instead: Lightning's DDP launcher restarts ``python <argv[0]> <args>`` in every child process
+    # (speechret.utils.ddp), which must be a runnable script, not ``speechret train``.
+    sys.argv = [command.module_file() if name == "train" else f"speechret {name}", *rest]
     module.main()
     return 0
 

@@ -46,12 +46,66 @@ class Scored:
     match_s: float
 
 
+#: utterances per encode call and at most this many row blocks per distance matrix, so that the
+#: progress of a long step (the DTW baseline: minutes on a full protocol) can be shown
+ENCODE_CHUNK = 256
+DISTANCE_BLOCKS = 20
+#: below this many (query, item) pairs the distances are computed in one call
+MIN_BLOCKED_PAIRS = 20_000
+
+
+def _concat(system: Any, parts: list[Any]) -> Any:
+    """Join the encodings of consecutive chunks of waveforms as one ``encode`` call returns them."""
+    if len(parts) == 1:
+        return parts[0]
+    hashing = getattr(system, "hashing", None)
+    if hashing is not None and hasattr(hashing, "concat"):
+        return hashing.concat(parts)
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts, axis=0)
+    return [x for p in parts for x in p]
+
+
+def _encode(system: Any, waves: Sequence[Any], what: str) -> Any:
+    """``system.encode(waves)`` in chunks of :data:`ENCODE_CHUNK`, with progress
+    (:func:`speechret.utils.progress.progress`)."""
+    from speechret.utils.progress import progress
+
+    waves = list(waves)
+    if len(waves) <= ENCODE_CHUNK:
+        return system.encode(waves)
+    parts = []
+    with progress(f"{system.name}: encoding {what}", total=len(waves), logger=log) as bar:
+        for start in range(0, len(waves), ENCODE_CHUNK):
+            chunk = waves[start : start + ENCODE_CHUNK]
+            parts.append(system.encode(chunk))
+            bar.advance(len(chunk))
+    return _concat(system, parts)
+
+
+def _distances(system: Any, q: Any, db: Any, mode: str) -> np.ndarray:
+    """``system.distances(q, db, mode)``; for large trials in blocks of query rows (each row
+    depends on its query only) with progress."""
+    from speechret.utils.progress import progress
+
+    n_q, n_db = len(q), len(db)
+    if n_q * n_db < MIN_BLOCKED_PAIRS or n_q < 2:
+        return np.asarray(system.distances(q, db, mode))
+    step = max(1, -(-n_q // DISTANCE_BLOCKS))
+    rows = []
+    with progress(f"{system.name}: {mode} distances, {n_q} x {n_db}", total=n_q, logger=log) as bar:
+        for start in range(0, n_q, step):
+            rows.append(np.asarray(system.distances(q[start : start + step], db, mode)))
+            bar.advance(min(step, n_q - start))
+    return np.concatenate(rows, axis=0)
+
+
 def score(system: Any, trial: Trial) -> Scored:
     t0 = time.perf_counter()
-    db = system.encode(trial.db_waves)
-    q = system.encode(trial.query_waves)
+    db = _encode(system, trial.db_waves, "database")
+    q = _encode(system, trial.query_waves, "queries")
     t1 = time.perf_counter()
-    D = np.asarray(system.distances(q, db, trial.mode))
+    D = _distances(system, q, db, trial.mode)
     if D.dtype != np.float64:  # float64 distances (paper C) stay exact: they are compared with γ
         D = D.astype(np.float32)
     t2 = time.perf_counter()

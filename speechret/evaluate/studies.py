@@ -26,6 +26,7 @@ from speechret.evaluate.base import Study
 from speechret.evaluate.eval_sets import set_metrics
 from speechret.evaluate.report import Result, markdown_table, report_header, write_outputs
 from speechret.evaluate.runner import Context, evaluate_checkpoint, resolve_checkpoints
+from speechret.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,22 @@ class HashLength(Study):
         return {"inner protocol": self.inner.name, **{f"inner {k}": v for k, v in self.inner.describe().items()
                                                        if k != "protocol"}}
 
+    def _one(self, ctx: Context, ck: Any, rows: list, sets: dict[str, str]) -> None:
+        """Evaluate one checkpoint of the study: its report in ``<bits>_bits/`` and a row."""
+        hasher = ctx.hasher(ck)
+        bits = _code_bits(hasher)
+        # each checkpoint's own evaluation set (the same one, cached, when they share the
+        # training data config, as a sweep does), checked disjoint from its own training data
+        data = ctx.eval_data(hasher, self.inner)
+        sub_dir = ctx.out_dir / f"{bits}_bits"
+        sub, _ = evaluate_checkpoint(Context(ctx.cfg, sub_dir, ctx.cache), self.inner, hasher, data,
+                                     name=f"{bits}_bits")
+        write_outputs(sub_dir, sub, f"speechret evaluation — {self.inner.name}, {bits}-bit codes",
+                      report_header(self.inner.name, sub.metrics, {"checkpoint": str(ck), **self.inner.describe()}))
+        m = sub.metrics
+        sets.setdefault(m["eval_set_description"], m["eval_set"])
+        rows.append((bits, str(ck), m))
+
     def run(self, ctx: Context) -> Result:
         from speechret.evaluate import plots
 
@@ -68,20 +85,10 @@ class HashLength(Study):
         res = Result()
         rows = []
         sets: dict[str, str] = {}
-        for ck in ckpts:
-            hasher = ctx.hasher(ck)
-            bits = _code_bits(hasher)
-            # each checkpoint's own evaluation set (the same one, cached, when they share the
-            # training data config, as a sweep does), checked disjoint from its own training data
-            data = ctx.eval_data(hasher, self.inner)
-            sub_dir = ctx.out_dir / f"{bits}_bits"
-            sub, _ = evaluate_checkpoint(Context(ctx.cfg, sub_dir, ctx.cache), self.inner, hasher, data,
-                                         name=f"{bits}_bits")
-            write_outputs(sub_dir, sub, f"speechret evaluation — {self.inner.name}, {bits}-bit codes",
-                          report_header(self.inner.name, sub.metrics, {"checkpoint": str(ck), **self.inner.describe()}))
-            m = sub.metrics
-            sets.setdefault(m["eval_set_description"], m["eval_set"])
-            rows.append((bits, str(ck), m))
+        with progress(f"{self.name}: {len(ckpts)} checkpoints", total=len(ckpts), logger=log) as bar:
+            for ck in ckpts:
+                self._one(ctx, ck, rows, sets)
+                bar.advance()
         rows.sort(key=lambda r: r[0])
         table = []
         for bits, ck, m in rows:

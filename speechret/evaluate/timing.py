@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import faiss
 import numpy as np
 
 from speechret.hashing import hamming, pack_bits, split_paper_b
@@ -269,6 +268,8 @@ def retrieval_time_table(n_items: int = 10000, n_classes: int = 10,
     query, else :class:`HitSetMismatch` is raised. FAISS runs with ``faiss_threads`` OpenMP
     threads (restored afterwards). Each method answers one query untimed before timing.
     """
+    import faiss  # here, after speechret.search (imported above) set faiss.loader to WARNING
+
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     old_threads = faiss.omp_get_max_threads()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from speechret.errors import ConfigError
+from speechret.utils.progress import progress
 
 from ..manifest import Item, Manifest
 from .dsp import write_wav16
@@ -148,8 +149,12 @@ def generate_corpus(
                 repetition=rep,
             )
 
-        with ThreadPoolExecutor(max_workers=eng.workers) as ex:
-            items = list(ex.map(run, jobs))
+        with ThreadPoolExecutor(max_workers=eng.workers) as ex, \
+                progress(f"synthesising {len(jobs)} utterances", total=len(jobs)) as bar:
+            items = []
+            for item in ex.map(run, jobs):
+                items.append(item)
+                bar.advance()
     manifest = Manifest(items, root=out)
     manifest.to_csv(man_path)
     tmp = par_path.with_name(par_path.name + ".tmp")
