@@ -59,7 +59,7 @@ class KeyCreationRefused(ConfigError, WrongKeyError):
     under another key): refused before anything is written."""
 
 
-def _is_secret_param(path: str) -> bool:
+def is_secret_param(path: str) -> bool:
     """A dotted parameter path that names raw key material."""
     parts = [p for p in path.split(".") if p]
     if not parts:
@@ -104,10 +104,10 @@ def refuse_secret_overrides(argv: list[str]) -> None:
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
-        bad = key if _is_secret_param(key) or _looks_secret(key.split(".")[-1], value) else None
+        bad = key if is_secret_param(key) or _looks_secret(key.split(".")[-1], value) else None
         if bad is None and key.split(".")[-1] == "key_material":
             fields = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", value)
-            bad = next((f"{key}.{f}" for f in fields if _is_secret_param(f"{key}.{f}")), None)
+            bad = next((f"{key}.{f}" for f in fields if is_secret_param(f"{key}.{f}")), None)
         if bad is not None:
             raise ConfigError(f"{bad}: raw key material is never accepted on the command line (its value is not "
                               f"shown, and nothing was written). Use a key file (cipher.key_material.key_file=PATH, "
@@ -135,7 +135,7 @@ def refuse_secret_config(cfg: Any) -> None:
     except Exception:  # noqa: BLE001 - no hydra node (compose API) or not readable: nothing to check
         env = None
     for k in (env.keys() if hasattr(env, "keys") else []):
-        if _is_secret_param(str(k)):
+        if is_secret_param(str(k)):
             raise ConfigError(f"hydra.job.env_set.{k}: a secret is never accepted in a config or on the command line "
                               f"(its value is not shown); export it in the environment instead")
 

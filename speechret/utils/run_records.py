@@ -19,7 +19,7 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from speechret.crypto.keys import _is_secret_param
+from speechret.crypto.keys import is_secret_param
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ REDACTED = "<redacted>"
 
 def _excluded(path: str) -> bool:
     """A dotted path under :data:`EXCLUDED_SUBTREES` or naming a secret
-    (:func:`speechret.crypto.keys._is_secret_param`, the rule :class:`~speechret.crypto.keys.SecretGuard`
+    (:func:`speechret.crypto.keys.is_secret_param`, the rule :class:`~speechret.crypto.keys.SecretGuard`
     refuses configs by)."""
-    return any(path == s or path.startswith(s + ".") for s in EXCLUDED_SUBTREES) or _is_secret_param(path)
+    return any(path == s or path.startswith(s + ".") for s in EXCLUDED_SUBTREES) or is_secret_param(path)
 
 
 def _scrub(node: Any, prefix: str = "") -> Any:
