@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+import speechret  # noqa: F401  (registers ${speechret_root:} and the other config resolvers)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
