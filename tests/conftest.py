@@ -75,6 +75,30 @@ def distinct_initial_words(n: int) -> list[tuple[str, str]]:
     return list(first.values())[:n]
 
 
+def train_one_thread(overrides: list[str]) -> dict:
+    """Compose ``conf/train.yaml`` with ``overrides`` and train it with one torch thread (small
+    models on a shared machine: one thread is fastest); returns the run summary."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from speechret.apps.train import train
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=overrides)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def train_composed():
+    """:func:`train_one_thread` for test modules (``train_composed(overrides) -> summary``)."""
+    return train_one_thread
+
+
 @pytest.fixture(scope="session")
 def trained_paper_c(tmp_path_factory) -> dict:
     """A small paper-C CTC model (BiLSTM over MFCC, 1 × 64 units, paper C's 27-class
@@ -83,11 +107,7 @@ def trained_paper_c(tmp_path_factory) -> dict:
     needs), one repetition, speaker-disjoint split.  Trained single-threaded: for a model this
     small one thread is the fastest on a shared 2-core machine (thread contention otherwise
     multiplies the time).  Returns ``ckpt``, ``root`` (manifest folder), ``words`` (their labels)."""
-    import torch
-    from hydra import compose, initialize_config_dir
-
     from speechret.data.synthetic import generate_corpus
-    from speechret.apps.train import train
 
     words = distinct_initial_words(12)
     phrases = [("".join(words[(j + 5 * k) % 12][0] for k in range(3)), " ".join(words[(j + 5 * k) % 12][1] for k in range(3)))
@@ -102,14 +122,7 @@ def trained_paper_c(tmp_path_factory) -> dict:
                  "trainer.max_epochs=8", "+trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null",
                  "callbacks.early_stopping=null", "callbacks.rich_progress_bar=null", "callbacks.lr_monitor=null",
                  "logger=none", "test=false", "seed=0", f"paths.output_dir={out}"]
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("train", overrides=overrides)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        summary = train(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    summary = train_one_thread(overrides)
     return {"ckpt": summary["best_checkpoint"], "root": root, "words": list(range(len(words))),
             "train_s": summary["wall_time_s"]}
 

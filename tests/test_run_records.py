@@ -6,34 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
-from speechret.apps.train import train
 from speechret.utils.run_records import flatten, hyperparameters, log_hyperparameters, print_config_tree
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run(tiny_corpus, tmp_path_factory):
+def run(tiny_corpus, tmp_path_factory, train_composed):
     out = tmp_path_factory.mktemp("records")
     overrides = ["experiment=lstm_hash", "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}",
                  "data.batch_size=4", "data.val_fraction=0.25", "data.test_fraction=0.25", "data.num_workers=0",
                  "model.net.lstm_units=16", "model.hash_bits=48", "trainer.max_epochs=1", "test=false",
                  "logger=[csv,tensorboard]", "callbacks.rich_progress_bar=null", f"paths.output_dir={out}"]
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("train", overrides=overrides)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        summary = train(cfg)
-    finally:
-        torch.set_num_threads(threads)
-    return out, summary
+    return out, train_composed(overrides)
 
 
 @pytest.mark.parametrize("logger_dir", ["csv", "tensorboard"])
