@@ -51,6 +51,9 @@ COMMANDS: dict[str, Command] = {
                       "speechret search ckpt_path=<best.ckpt> queries=q.wav"),
     "evaluate": Command("speechret.apps.evaluate", "run an evaluation protocol on checkpoints (conf/evaluate.yaml)",
                         "speechret evaluate ckpt_path=<best.ckpt> protocol=cross_speaker"),
+    "serve": Command("speechret.service", "the keyless search service over a library (conf/serve.yaml; "
+                     "`speechret serve new-token <file>` writes a token)",
+                     "speechret serve library=libraries/demo tokens.read_file=read.token tokens.write_file=write.token"),
     "demo": Command("speechret.apps.demo", "the end-to-end demo on the built-in corpus (conf/demo.yaml; "
                     "takes every train override)", "speechret demo trainer.max_epochs=1"),
 }
@@ -95,8 +98,8 @@ def main(argv: list[str] | None = None) -> int | None:
     # instead: Lightning's DDP launcher restarts ``python <argv[0]> <args>`` in every child process
     # (speechret.utils.ddp), which must be a runnable script, not ``speechret train``.
     sys.argv = [command.module_file() if name == "train" else f"speechret {name}", *rest]
-    module.main()
-    return 0
+    status = module.main()
+    return status if type(status) is int else 0  # noqa: E721  (train returns its optimized metric)
 
 
 if __name__ == "__main__":

@@ -120,11 +120,17 @@ def _check_index(lib: SpeechLibrary, report: dict) -> None:
     fresh = lib.generations.new()
     rows, _, codes = lib._codes(max_row=hw)
     try:
-        lib.generations.add(fresh, rows, codes)
-    except Exception as exc:  # noqa: BLE001
-        report["manifest"].append(f"stored codes do not fit the manifest's hash method ({exc})")
-        return
-    report["index"] += [f"{rel}: {p}" for p in _compare_index(saved, fresh, np.random.default_rng(0))]
+        try:
+            lib.generations.add(fresh, rows, codes)
+        except Exception as exc:  # noqa: BLE001
+            report["manifest"].append(f"stored codes do not fit the manifest's hash method ({exc})")
+            return
+        report["index"] += [f"{rel}: {p}" for p in _compare_index(saved, fresh, np.random.default_rng(0))]
+    finally:
+        if lib.index_kind == "milvus":  # the fresh derivation lives in Milvus collections: drop them
+            from speechret.search.milvus import drop_scratch
+
+            drop_scratch(fresh)
 
 
 def _check_manifest(lib: SpeechLibrary, report: dict) -> None:

@@ -86,7 +86,7 @@ def check_search_args(mode: str = "topk", k: Any = 10, threshold: Any = 0.25, ga
 
 def search_codes(lib: SpeechLibrary, codes: Any, mode: str = "topk", k: int = 10,
                  threshold: float = 0.25, gamma: float = 0.25, direction: str = DEFAULT_DIRECTION,
-                 stage2: str = "topk") -> list[list[dict]]:
+                 stage2: str = "topk", prekeyed: bool = False) -> list[list[dict]]:
     """Per query, the ranked hits of ``mode`` for codes made by the library's hasher.
 
     ``mode`` must be one of the library's hash method's search modes
@@ -94,18 +94,20 @@ def search_codes(lib: SpeechLibrary, codes: Any, mode: str = "topk", k: int = 10
     ``two_stage`` with ``stage2="topk"``, and the cap of the grouped modes (0 = all);
     ``threshold``: the BER bound of ``threshold`` and of ``two_stage`` with
     ``stage2="threshold"`` (``BER(h2) < τ`` inside the query's category, uncapped);
-    ``gamma`` / ``direction``: paper C's threshold (``≤ γ``) and full-speech direction."""
+    ``gamma`` / ``direction``: paper C's threshold (``≤ γ``) and full-speech direction;
+    ``prekeyed``: the codes are keyed already (a keyless server answering a key holder's query on a
+    library with keyed codes, :mod:`speechret.hashing.keyed`)."""
     k = check_search_args(mode, k, threshold, gamma, stage2, direction, lib)
     if mode in ("keyword", "full_speech"):
-        out = [lib.search_keyword(g, gamma, mode=mode, direction=direction) for g in codes]
+        out = [lib.search_keyword(g, gamma, mode=mode, direction=direction, prekeyed=prekeyed) for g in codes]
         return [hits[:k] if k else hits for hits in out]
     if mode == "topk":
-        return lib.search_topk(codes, k)
+        return lib.search_topk(codes, k, prekeyed=prekeyed)
     if mode == "threshold":
-        return lib.search_threshold(codes, threshold)
+        return lib.search_threshold(codes, threshold, prekeyed=prekeyed)
     if stage2 == "threshold":
-        return lib.search_two_stage(codes, ber=threshold)
-    return lib.search_two_stage(codes, k=k)
+        return lib.search_two_stage(codes, ber=threshold, prekeyed=prekeyed)
+    return lib.search_two_stage(codes, k=k, prekeyed=prekeyed)
 
 
 def search_audio(lib: SpeechLibrary, hasher: Hasher, queries: Sequence[Any], names: Sequence[str] | None = None,

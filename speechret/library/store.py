@@ -52,7 +52,6 @@ from speechret.hashing.keyed import KeyedCodes
 from speechret.library.generations import INDEX_DIR, MatcherGenerations
 from speechret.library.layout import (
     _COLUMNS,
-    _NOT_META,
     BLOBS,
     DB_NAME,
     FORMAT_VERSION,
@@ -74,6 +73,7 @@ from speechret.library.layout import (
     write_manifest,
 )
 from speechret.library.lock import LibraryLock
+from speechret.library.remote import ItemSealer, add_sealed
 from speechret.library.sealing import Sealer
 from speechret.library.searching import IndexedSearch
 
@@ -342,34 +342,26 @@ class SpeechLibrary(IndexedSearch):
         Returns the ids actually added."""
         cipher = self._need_cipher(cipher, "add_batch")
         items = list(items)
-        with _library_errors():
-            encoded = self.hashing.encode_rows(self._keyed_codes(codes, prekeyed), len(items))
+        sealer = ItemSealer(cipher, self.manifest, self.sealer if cipher is self.cipher else None)
+        encoded = sealer.encode(self._keyed_codes(codes, prekeyed), len(items), prekeyed=True)
         with self.lock():
             seen: set[str] = set()
-            rows = []
-            for it, (code, n_groups, cat) in zip(items, encoded):
-                iid = it["item_id"]
-                oid = self.oid(iid)
+            todo = []
+            for it, row in zip(items, encoded):
+                oid = sealer.oid(it["item_id"])
                 if oid in seen or self._exists(oid):
                     continue
                 seen.add(oid)
-                pcm = np.asarray(it["pcm"])
-                sr = int(it["sample_rate"])
-                blob = cipher.encrypt(oid, pcm)  # 1. blobs (crash here: orphans only)
-                rel = blob_relpath(oid)
-                atomic_write_bytes(self.path / rel, blob)
-                dur = it.get("duration")
-                checksum = hashlib.sha256(blob).hexdigest()
-                meta = {"id": iid, **{k: v for k, v in it.items() if k not in _NOT_META},
-                        "code_sha256": hashlib.sha256(code).hexdigest(), "blob_sha256": checksum}
-                category = it.get("category", cat)
-                rows.append({"item_id": oid, "duration": float(dur) if dur is not None else pcm.shape[-1] / sr,
-                             "sample_rate": sr, "category": None if category is None else int(category),
-                             "n_groups": n_groups, "blob_path": rel, "checksum": checksum, "code": code,
-                             "meta": self.sealer.seal(oid, meta), "added_at": round(time.time()), "_id": iid})
-            if rows:
-                self._insert_rows(rows)  # 2. one transaction
-        return [r["_id"] for r in rows]
+                todo.append((it["item_id"], it, row))
+            # one implementation of both halves (speechret.library.remote): seal, then store
+            sealed = [sealer.seal_one(it, row) for _, it, row in todo]
+            names = {s.item_id: iid for s, (iid, _, _) in zip(sealed, todo)}
+            added = add_sealed(self, sealed)
+        return [names[oid] for oid in added]
+
+    def _write_blob(self, path: Path, blob: bytes) -> None:
+        """Write one blob crash-safely (temp file, fsync, rename, directory fsync)."""
+        atomic_write_bytes(path, blob)
 
     def _insert_rows(self, rows: list[dict]) -> None:
         conn = self._conn

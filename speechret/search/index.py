@@ -67,6 +67,8 @@ LEGACY_KINDS: dict[str, tuple[str, dict[str, int]]] = {
     "hnsw": ("BHNSW{M}", {"M": 16}),
 }
 KINDS = tuple(LEGACY_KINDS)
+#: the ``kind`` of a Milvus-backed index (``conf/index/milvus.yaml``, :mod:`speechret.search.milvus`)
+MILVUS = "milvus"
 #: Runtime parameters a factory string cannot express: name -> (index family, our default).
 SEARCH_PARAMS: dict[str, tuple[str, int]] = {
     "nprobe": ("ivf", 8),
@@ -92,8 +94,11 @@ def _inner(index: Any) -> Any:
 
 
 def index_kind(index: Any) -> str:
-    """The family of a (wrapped) binary index: ``"flat"``, ``"ivf"``, ``"hnsw"`` or its class name."""
+    """The family of a (wrapped) binary index: ``"flat"``, ``"ivf"``, ``"hnsw"``, ``"milvus"``
+    (:class:`speechret.search.milvus.MilvusBinaryIndex`) or its class name."""
     inner = _inner(index)
+    if type(inner).__name__ == "MilvusBinaryIndex":
+        return "milvus"
     if isinstance(inner, faiss.IndexBinaryHNSW):
         return "hnsw"
     if isinstance(inner, faiss.IndexBinaryIVF):
@@ -139,6 +144,10 @@ def build_binary_index(kind: str = "BFlat", d_bits: int = 64, **params: Any) -> 
     """
     if d_bits <= 0 or d_bits % 8:
         raise ConfigError(f"d_bits: a binary index width must be a positive multiple of 8 bits, got {d_bits}")
+    if kind == MILVUS:  # a Milvus collection behind the same interface (speechret.search.milvus)
+        from speechret.search.milvus import build_milvus_index
+
+        return build_milvus_index(int(d_bits), **params)
     params = dict(params)
     description = _factory_string(kind, params)
     try:
@@ -265,15 +274,24 @@ def range_search(index: Any, queries: np.ndarray, radius: int, range_k: int = DE
 
 
 def save_index(index: Any, path: str | os.PathLike) -> Path:
-    """Atomically write a binary index (:func:`speechret.fileio.atomic_path`)."""
+    """Atomically write a binary index (:func:`speechret.fileio.atomic_path`); a Milvus index
+    writes its descriptor (URI, collection, ids) instead."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        faiss.write_index_binary(index, str(tmp))
+        if index_kind(index) == MILVUS:
+            index.save(tmp)
+        else:
+            faiss.write_index_binary(index, str(tmp))
     return path
 
 
 def load_index(path: str | os.PathLike) -> Any:
-    """Read an index written by :func:`save_index` (keeps its nprobe / efSearch)."""
+    """Read an index written by :func:`save_index` (keeps its nprobe / efSearch; a Milvus
+    descriptor reconnects to its collection)."""
+    from speechret.search.milvus import MilvusBinaryIndex, is_descriptor
+
+    if is_descriptor(path):
+        return MilvusBinaryIndex.load(Path(path))
     return faiss.read_index_binary(str(path))
 
 
