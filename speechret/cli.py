@@ -16,7 +16,11 @@ from inside the package (:data:`speechret.config.CONF_DIR`) and paths hang off t
 (:func:`speechret.config.project_root`), so an installed wheel works from any folder.
 
 Raw key material on the command line (``key_hex=``, ``passphrase=``, ...) is refused for every
-command before Hydra composes anything (:func:`speechret.crypto.keys.cli_guard`).
+command before Hydra composes anything (:func:`speechret.crypto.keys.cli_guard`); for ``index`` /
+``search`` so is a token (``remote.token=``: :func:`speechret.service.auth.refuse_token_overrides`).
+
+``speechret index|search --remote URL ...`` is sugar for the override ``remote.url=URL`` (index or
+search through the keyless service; the token comes from ``remote.token_file=<0600 file>``).
 
 A new command (e.g. ``serve``) is one more :class:`Command` entry pointing at a module with a
 ``main``.
@@ -72,6 +76,44 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+#: the commands that take ``remote.url`` (``conf/index.yaml``, ``conf/search.yaml``: speechret.client)
+REMOTE_COMMANDS = ("index", "search")
+
+
+def remote_sugar(args: list[str]) -> list[str]:
+    """``--remote URL`` / ``--remote=URL`` -> the Hydra override ``remote.url=URL``."""
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--remote" or a.startswith("--remote="):
+            url = a.split("=", 1)[1] if "=" in a else (args[i + 1] if i + 1 < len(args) else "")
+            if not url or url.startswith("-"):
+                print("error: --remote: give the service's URL (--remote https://host:port)", file=sys.stderr)
+                raise SystemExit(2)
+            out.append(f"remote.url={url}")
+            i += 1 if "=" in a else 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def refuse_tokens(args: list[str]) -> None:
+    """A token on the command line (``remote.token=...``) is refused before anything is composed:
+    the message names the parameter only, exit status 2 (as :func:`cli_guard`)."""
+    from speechret.errors import ConfigError
+    from speechret.service.auth import refuse_token_overrides
+
+    try:
+        refuse_token_overrides(args)
+    except ConfigError as exc:
+        msg = str(exc).replace("use tokens.read_file / tokens.write_file (0600 files) or tokens.read_env / "
+                               "tokens.write_env (names of environment variables)",
+                               "use remote.token_file=<a 0600 file holding it>")
+        print(f"error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(argv: list[str] | None = None) -> int | None:
     """Dispatch ``speechret <command> [args]`` to the command's Hydra main (see the module docstring).
     Returns an exit status for ``--help`` / usage errors; a command's own status is Hydra's."""
@@ -92,6 +134,9 @@ def main(argv: list[str] | None = None) -> int | None:
         return 2
     from speechret.crypto.keys import cli_guard
 
+    if name in REMOTE_COMMANDS:
+        rest = remote_sugar(rest)
+        refuse_tokens(rest)
     cli_guard(rest)  # before anything is composed or written; exits 2 naming the parameter
     module = importlib.import_module(command.module)
     # Hydra parses sys.argv; its usage line names the command. ``train`` names its module's file

@@ -53,7 +53,51 @@ from speechret.library.layout import IntegrityError, LibraryError, ModelMismatch
 from speechret.library.query import check_search_args, search_audio, search_codes
 from speechret.library.remote import ItemSealer, SealedItem, decode_b64, encode_b64
 
-__all__ = ["RemoteLibrary", "ServiceClient", "ServiceError"]
+__all__ = ["RemoteLibrary", "ServiceClient", "ServiceError", "read_token_file", "remote_from_cfg"]
+
+#: the fields of the ``remote`` config node of ``conf/index.yaml`` / ``conf/search.yaml``
+REMOTE_FIELDS = ("url", "token_file")
+
+
+def read_token_file(path: str | os.PathLike | None, param: str = "remote.token_file") -> str:
+    """A service token from an owner-only file (0600 / 0400: the key-file rule,
+    :func:`speechret.crypto.base.check_key_file_mode`, as the service's own token files,
+    :mod:`speechret.service.auth`). A missing, loose, empty or whitespace-holding file is a
+    :class:`ConfigError` naming ``param``; the token is never shown."""
+    from speechret.crypto.base import check_key_file_mode
+    from speechret.service.auth import MIN_TOKEN_CHARS
+
+    if path in (None, "", False):
+        raise ConfigError(f"{param}: the service needs a token: give {param}=<a 0600 file holding it> (the write "
+                          f"token to index, the read token to search); never the token itself")
+    p = Path(os.path.expanduser(os.fspath(path)))
+    if not p.is_file():
+        shown = str(p) if os.sep in str(path) or str(path).startswith(("~", ".")) or len(str(path)) < MIN_TOKEN_CHARS \
+            else "(the value is not shown: is it a token? give the file holding it)"
+        raise ConfigError(f"{param}: no such file {shown}")
+    try:
+        check_key_file_mode(p)
+    except Exception as exc:  # KeyFileModeError
+        raise ConfigError(f"{param}: {str(exc).replace('key file', 'token file', 1)}") from None
+    token = p.read_text().strip()
+    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+        raise ConfigError(f"{param}: {p} holds no token (empty, shorter than {MIN_TOKEN_CHARS} characters, or "
+                          f"with whitespace); make one with python -m speechret.service new-token")
+    return token
+
+
+def remote_from_cfg(node: Any) -> tuple[str, str]:
+    """``(url, token)`` from a ``remote`` config node (``url``, ``token_file``). Any other field
+    (``remote.token=...``: a token in a config or on the command line) is refused, naming it."""
+    extra = sorted(str(k) for k in node.keys() if str(k) not in REMOTE_FIELDS)
+    if extra:
+        raise ConfigError(f"{', '.join('remote.' + k for k in extra)}: not a remote option (a token is never "
+                          f"accepted in a config or on the command line; its value is not shown): give "
+                          f"remote.url and remote.token_file (a 0600 file holding the token)")
+    url = str(node.get("url") or "")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"remote.url: expected http(s)://host:port of the search service, not {url!r}")
+    return url, read_token_file(node.get("token_file"))
 
 
 class ServiceError(SpeechretError, RuntimeError):
@@ -191,6 +235,11 @@ class _RemoteStore:
 
     def sync_index(self) -> int:
         return 0  # the service syncs its index before every search
+
+    def decrypt(self, item_id: str, cipher: Any = None) -> np.ndarray:
+        """An item's int16 PCM (:meth:`RemoteLibrary.decrypt`; ``cipher`` is the owner's, unused):
+        what :func:`speechret.library.query.decrypt_hits` asks of a library."""
+        return self.owner.decrypt(item_id).pcm
 
     # ---- searching (search_codes)
     def _rows(self, codes: Any, prekeyed: bool) -> list[bytes]:
