@@ -11,10 +11,15 @@ The reference implementation of three papers (see ``../shared/docs/DESIGN.md``):
 __version__ = "0.1.0"
 
 # ${speechret_root:} (paths.root_dir), ${speechret_if:...} and ${speechret_config_groups:} for every
-# config composed after `import speechret` (speechret/config.py)
-from speechret.config import register_resolvers as _register_resolvers  # noqa: E402
-
-_register_resolvers()
+# config composed after `import speechret` (speechret/config.py).  Without omegaconf (a client that
+# installed only torch to run an exported hasher, speechret.export.load_exported) there is nothing
+# to compose and nothing to register.
+try:
+    from speechret.config import register_resolvers as _register_resolvers  # noqa: E402
+except ImportError:  # pragma: no cover - exercised by tests/test_export.py in a subprocess
+    pass
+else:
+    _register_resolvers()
 
 # FAISS logs 7 INFO lines from faiss.loader on import; every import of it goes through here first
 import logging as _logging  # noqa: E402

@@ -52,7 +52,10 @@ def test_a_ddp_child_runs_its_parents_job_not_the_sweep(monkeypatch):
 
 
 def test_export_job_needs_a_hydra_run(monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
     monkeypatch.delenv(ddp.JOB_ENV, raising=False)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # no Hydra run (another test may have left one set)
     assert ddp.export_job("/x") is None and ddp.JOB_ENV not in os.environ
 
 
