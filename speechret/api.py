@@ -27,7 +27,7 @@ checkpoint other than the library's a :class:`~speechret.library.store.ModelMism
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -232,6 +232,30 @@ def _is_single(query: Any) -> bool:
     return isinstance(query, (str, os.PathLike)) or (isinstance(query, (np.ndarray, torch.Tensor)) and query.ndim == 1)
 
 
+def run_search(store: Any, hasher: Hasher | None, query: Any, codes: Any, args: Mapping[str, Any], policy: Any,
+               make_result: Callable[[str, Sequence[dict]], SearchResult]) -> SearchResult | list[SearchResult]:
+    """The search shared by :class:`Library` and :class:`speechret.client.RemoteLibrary` (whose
+    ``store`` talks to the service): by ``codes`` (one code, or one ``(S, 27)`` group array for
+    paper C, gives one result; a batch a list) through :func:`search_codes`, else by audio
+    ``query`` (a path or 1-D waveform, or a list) through :func:`search_audio`, named after the
+    paths (repeats get ``#i``). ``make_result(name, hit_rows)`` builds each :class:`SearchResult`."""
+    if codes is not None:
+        grouped = store.hashing.variable_length  # paper C: one query is one (S, 27) array
+        single = isinstance(codes, np.ndarray) and codes.ndim == (2 if grouped else 1)
+        batch = ([codes] if grouped else codes[None]) if single else codes
+        results = [make_result(f"codes{i}", hits) for i, hits in enumerate(search_codes(store, batch, **args))]
+        return results[0] if single else results
+    single = _is_single(query)
+    queries = [query] if single else list(query)
+    names = [str(q) if isinstance(q, (str, os.PathLike)) else f"query{i}" for i, q in enumerate(queries)]
+    names = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+    by_query: dict[str, list[dict]] = {n: [] for n in names}
+    for r in search_audio(store, hasher, queries, names, policy=policy, **args):
+        by_query[r["query"]].append(r)
+    results = [make_result(n, by_query[n]) for n in names]
+    return results[0] if single else results
+
+
 # ------------------------------------------------------------------------------ Library
 class Library:
     """An encrypted, searchable speech library (a :class:`SpeechLibrary` with its checkpoint's
@@ -385,24 +409,10 @@ class Library:
         if metadata and self.cipher is None:
             self._need("metadata=True", key=True)
         with_meta = self.cipher is not None if metadata is None else bool(metadata)
-        if codes is not None:
-            grouped = self.store.hashing.variable_length  # paper C: one query is one (S, 27) array
-            single = isinstance(codes, np.ndarray) and codes.ndim == (2 if grouped else 1)
-            batch = ([codes] if grouped else codes[None]) if single else codes
-            per_query = search_codes(self.store, batch, **args)
-            results = [self._result(f"codes{i}", hits, mode, with_meta) for i, hits in enumerate(per_query)]
-            return results[0] if single else results
-        self._need("search by audio", hasher=True)
-        single = _is_single(query)
-        queries = [query] if single else list(query)
-        names = [str(q) if isinstance(q, (str, os.PathLike)) else f"query{i}" for i, q in enumerate(queries)]
-        names = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
-        rows = search_audio(self.store, self.hasher, queries, names, policy=self.policy, **args)
-        by_query: dict[str, list[dict]] = {n: [] for n in names}
-        for r in rows:
-            by_query[r["query"]].append(r)
-        results = [self._result(n, by_query[n], mode, with_meta) for n in names]
-        return results[0] if single else results
+        if codes is None:
+            self._need("search by audio", hasher=True)
+        return run_search(self.store, self.hasher, query, codes, args, self.policy,
+                          lambda name, hits: self._result(name, hits, mode, with_meta))
 
     def _result(self, name: str, hits: Sequence[dict], mode: str, with_meta: bool) -> SearchResult:
         return SearchResult(name, tuple(

@@ -40,8 +40,8 @@ from speechret.api import (
     SearchHit,
     SearchResult,
     _cipher,
-    _is_single,
     _items,
+    run_search,
 )
 from speechret.audio import AudioPolicy
 from speechret.errors import ConfigError, SpeechretError
@@ -50,7 +50,7 @@ from speechret.hashing.hasher import Hasher
 from speechret.hashing.sliding import DEFAULT_DIRECTION
 from speechret.library.indexer import index_items
 from speechret.library.layout import IntegrityError, LibraryError, ModelMismatchError, file_sha256
-from speechret.library.query import check_search_args, search_audio, search_codes
+from speechret.library.query import check_search_args
 from speechret.library.remote import ItemSealer, SealedItem, decode_b64, encode_b64
 
 __all__ = ["RemoteLibrary", "ServiceClient", "ServiceError", "read_token_file", "remote_from_cfg"]
@@ -398,25 +398,10 @@ class RemoteLibrary:
         if metadata:
             self._sealer("metadata=True")
         with_meta = self.cipher is not None if metadata is None else bool(metadata)
-        if codes is not None:
-            grouped = self.hashing.variable_length
-            single = isinstance(codes, np.ndarray) and codes.ndim == (2 if grouped else 1)
-            batch = ([codes] if grouped else codes[None]) if single else codes
-            per_query = search_codes(self.store, batch, **args)
-            results = [self._result(f"codes{i}", hits, mode, with_meta) for i, hits in enumerate(per_query)]
-            return results[0] if single else results
-        if self.hasher is None:
+        if codes is None and self.hasher is None:
             raise LibraryError("search by audio needs the library's checkpoint (checkpoint=...)")
-        single = _is_single(query)
-        queries = [query] if single else list(query)
-        names = [str(q) if isinstance(q, (str, os.PathLike)) else f"query{i}" for i, q in enumerate(queries)]
-        names = [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
-        rows = search_audio(self.store, self.hasher, queries, names, policy=self.policy, **args)
-        by_query: dict[str, list[dict]] = {n: [] for n in names}
-        for r in rows:
-            by_query[r["query"]].append(r)
-        results = [self._result(n, by_query[n], mode, with_meta) for n in names]
-        return results[0] if single else results
+        return run_search(self.store, self.hasher, query, codes, args, self.policy,
+                          lambda name, hits: self._result(name, hits, mode, with_meta))
 
     def _result(self, name: str, hits: Sequence[dict], mode: str, with_meta: bool) -> SearchResult:
         return SearchResult(name, tuple(
