@@ -381,9 +381,9 @@ class RemoteLibrary:
             raise LibraryError(f"add needs the library's checkpoint: RemoteLibrary({self.url!r}, token, key=..., "
                                f"checkpoint=...)")
         self._sealer("add")
-        todo = _items(items)
-        self.store.prefetch([it.id for it in todo])
-        rep = index_items(self.store, self.hasher, todo, self.cipher, batch_size=self.batch_size,
+        pending = _items(items)
+        self.store.prefetch([it.id for it in pending])
+        rep = index_items(self.store, self.hasher, pending, self.cipher, batch_size=self.batch_size,
                           progress=progress, policy=self.policy)
         return AddReport(rep.added, rep.skipped_existing, tuple(rep.failed), rep.audio_seconds, rep.wall_seconds)
 

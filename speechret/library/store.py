@@ -346,16 +346,16 @@ class SpeechLibrary(IndexedSearch):
         encoded = sealer.encode(self._keyed_codes(codes, prekeyed), len(items), prekeyed=True)
         with self.lock():
             seen: set[str] = set()
-            todo = []
+            pending = []
             for it, row in zip(items, encoded):
                 oid = sealer.oid(it["item_id"])
                 if oid in seen or self._exists(oid):
                     continue
                 seen.add(oid)
-                todo.append((it["item_id"], it, row))
+                pending.append((it["item_id"], it, row))
             # one implementation of both halves (speechret.library.remote): seal, then store
-            sealed = [sealer.seal_one(it, row) for _, it, row in todo]
-            names = {s.item_id: iid for s, (iid, _, _) in zip(sealed, todo)}
+            sealed = [sealer.seal_one(it, row) for _, it, row in pending]
+            names = {s.item_id: iid for s, (iid, _, _) in zip(sealed, pending)}
             added = add_sealed(self, sealed)
         return [names[oid] for oid in added]
 
