@@ -7,6 +7,7 @@ unless the experiment caches them (below).  Prints a table; on a GPU use ``--dev
     .venv/bin/python bench/train_throughput.py                         # every experiment, CPU
     .venv/bin/python bench/train_throughput.py --experiments cnn_hash --device cuda --precision bf16
     .venv/bin/python bench/train_throughput.py --profile        # SVS models: profile + FLOP floor
+    .venv/bin/python bench/train_throughput.py --changes        # speed-up of each issue-13 change
 
 Experiments that cache their features (``data.cache_features=true``: the SVS experiments since
 issue 13) compute them in ``setup`` and time the step without feature extraction, as training does
@@ -37,6 +38,16 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import train_profile  # noqa: E402
 
+#: issue 13's speed-ups of paper C's SVS models, each a switch that leaves the maths unchanged
+#: (tests/test_paper_c_speed.py checks each against its reference to float tolerance):
+#: (name, override without it, override with it, experiments it applies to)
+CHANGES = [
+    ("SVS feature cache", "data.cache_features=false", "data.cache_features=true", ("cnn3d", "biconvlstm")),
+    ("fused BiConvLSTM (one 4-gate conv, inputs convolved for all steps, both directions per step)",
+     "model.net.fused=false", "model.net.fused=true", ("biconvlstm",)),
+    ("channels-last 3D", "model.net.channels_last=false", "model.net.channels_last=true", ("cnn3d", "biconvlstm")),
+    ("torch.compile", "model.compile=false", "model.compile=true", ("cnn3d", "biconvlstm")),
+]
 ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline",
        "cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"]
 
@@ -84,6 +95,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    ap.add_argument("--changes", action="store_true", help="speed-up of each of issue 13's changes (CHANGES): "
+                    "every SVS experiment given, without and with each change, the rest as configured")
     ap.add_argument("--profile", action="store_true", help="profile one step per model against the FLOP floor "
                     "(bench/train_profile.py)")
     train_profile.add_args(ap)
@@ -94,6 +107,18 @@ def main() -> None:
     if args.profile:
         train_profile.run(args.experiments or train_profile.SVS_EXPERIMENTS, args.device, args.precision,
                           args.batch_size, args.steps, args.overrides, args.repeats, args.top, not args.no_table)
+        return
+    if args.changes:
+        exps = args.experiments or ["cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"]
+        print(f"device={args.device} precision={args.precision} batch={args.batch_size} threads={torch.get_num_threads()}")
+        print("| experiment | change | without (clips/s) | with (clips/s) | speed-up |\n|---|---|---|---|---|")
+        for e in exps:
+            for name, off, on, applies in CHANGES:
+                if not any(a in e for a in applies):
+                    continue
+                r = [measure(e, args.device, args.precision, args.batch_size, args.steps, args.threads,
+                             [*args.overrides, o])["samples_s"] for o in (off, on)]
+                print(f"| {e} | {name} | {r[0]:.2f} | {r[1]:.2f} | {r[1] / r[0]:.2f}x |", flush=True)
         return
     args.experiments = args.experiments or ALL
     print(f"device={args.device} precision={args.precision} batch={args.batch_size} threads={torch.get_num_threads()}")

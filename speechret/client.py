@@ -300,8 +300,7 @@ class RemoteLibrary:
         try:
             self.manifest: dict[str, Any] = self.service.manifest()
             self.hashing = get_hash_method(self.manifest["hash_method"], **self.manifest)
-            self.cipher = None if key is None else _cipher(self.manifest["cipher"], key)
-            self.sealer = None if self.cipher is None else ItemSealer(self.cipher, self.manifest)
+            self.unlock(key)
             self.hasher: Hasher | None = None
             if checkpoint is not None:
                 want = self.manifest.get("checkpoint_sha256")
@@ -319,6 +318,14 @@ class RemoteLibrary:
         self.policy = policy
         self.batch_size = int(batch_size)
         self.store = _RemoteStore(self)
+
+    def unlock(self, key: Any) -> RemoteLibrary:
+        """Take the library's key after opening (as ``key=`` would have): a caller that decides
+        whether it needs the key from the manifest (e.g. keyed codes) opens once, reads
+        :attr:`manifest`, then unlocks, without a second connection or manifest fetch."""
+        self.cipher = None if key is None else _cipher(self.manifest["cipher"], key)
+        self.sealer = None if self.cipher is None else ItemSealer(self.cipher, self.manifest)
+        return self
 
     @staticmethod
     def create_library(path: str | os.PathLike, checkpoint: str | os.PathLike, key: Any, **kwargs: Any) -> Path:

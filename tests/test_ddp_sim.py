@@ -85,7 +85,7 @@ def test_sync_batchnorm_auto_only_with_batchnorm_on_several_cuda_processes():
 def _overrides(root: Path) -> list[str]:
     return ["experiment=lstm_hash", "trainer=ddp_sim", "data=manifest", f"data.root={root / 'manifest.csv'}",
             "data.batch_size=4", "data.eval_batch_size=3", "data.val_fraction=0.25", "data.test_fraction=0.25",
-            "data.num_workers=0", "model.net.lstm_units=16", "trainer.max_epochs=2", "test=false", "logger=csv",
+            "data.num_workers=0", "model.net.lstm_units=16", "trainer.max_epochs=1", "test=false", "logger=csv",
             "callbacks.rich_progress_bar=null", "callbacks.early_stopping=null", "seed=0"]
 
 
@@ -120,22 +120,14 @@ def _check_job(job_dir: Path, stdout: str) -> dict:
 
 
 @pytest.mark.slow
-def test_ddp_sim_run_writes_once_and_matches_one_process(tiny_corpus, tmp_path):
-    out = tmp_path / "run"
-    res = _run([*_overrides(tiny_corpus), f"hydra.run.dir={out}"])
-    assert res.stdout.count(RUN_LINE) == 1, res.stdout  # rank 0 only
-    assert res.stdout.count("CONFIG") == 1
-    summary = _check_job(out, res.stdout)
-    one = _one_process_val_map(tiny_corpus, tmp_path / "check", summary["best_checkpoint"])
-    assert 0 < one <= 1
-    assert summary["metrics"]["best/val/map"] == pytest.approx(one, abs=1e-6)
-
-
-@pytest.mark.slow
 def test_ddp_sim_multirun_launches_each_job_once(tiny_corpus, tmp_path):
+    """One 2-job sweep of 2-process runs: each job launched once (not the sweep once per rank), its
+    output written by rank 0 only, and its recorded best val mAP equal to one process's on the same
+    weights (one end-to-end run for all three: the suite's time is spent once)."""
     sweep = tmp_path / "sweep"
     res = _run(["-m", *_overrides(tiny_corpus), "model.hash_bits=16,32", f"hydra.sweep.dir={sweep}"])
     assert res.stdout.count(RUN_LINE) == 2, res.stdout  # two jobs, each printed by its rank 0 only
+    assert res.stdout.count("CONFIG") == 2, res.stdout
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
     for job, bits in (("0", 16), ("1", 32)):
         summary = _check_job(sweep / job, res.stdout)

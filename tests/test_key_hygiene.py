@@ -67,7 +67,23 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.parametrize("script,args,secret,param", CLI_CASES, ids=[f"{c[0]}:{c[3]}" for c in CLI_CASES])
+#: end to end (a subprocess per case): each script once, through each guard (the argv guard of
+#: index.py / search.py, the SecretGuard callback of evaluate.py / train.py); every spelling of the
+#: override is checked in-process against the same function the argv guard calls
+END_TO_END = [CLI_CASES[0], CLI_CASES[9], CLI_CASES[10], CLI_CASES[11]]
+
+
+ARGV_GUARDED = [c for c in CLI_CASES if c[0] in ("index.py", "search.py")]
+
+
+@pytest.mark.parametrize("script,args,secret,param", ARGV_GUARDED, ids=[f"{c[0]}:{c[3]}" for c in ARGV_GUARDED])
+def test_every_spelling_of_a_raw_key_override_is_refused_unseen(script, args, secret, param):
+    with pytest.raises(ConfigError) as err:
+        refuse_secret_overrides(["ckpt_path=missing.ckpt", *args])
+    assert param in str(err.value) and "not shown" in str(err.value) and secret not in str(err.value)
+
+
+@pytest.mark.parametrize("script,args,secret,param", END_TO_END, ids=[f"{c[0]}:{c[3]}" for c in END_TO_END])
 def test_raw_key_on_the_command_line_is_refused_unseen(tmp_path, script, args, secret, param):
     res = _run(script, ["ckpt_path=missing.ckpt", *args] if script != "train.py" else args, tmp_path)
     out = res.stdout + res.stderr

@@ -102,6 +102,28 @@ def test_threshold_and_topk_exact(kind, d_bits):
     np.testing.assert_array_equal(e_ber, w_ber)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("tie_margin", [0, 3, 16, 200])
+def test_topk_exact_ties_beyond_and_within_the_margin(kind, tie_margin):
+    """Many codes tied at the k-th distance (more than the margin: the range-search fallback;
+    fewer: answered from the one wide search) give the brute force's (distance, id) order."""
+    d_bits = 64
+    rng = np.random.default_rng(7)
+    base = _codes(1, d_bits)
+    near = np.unpackbits(base, axis=1).astype(bool).repeat(40, axis=0)
+    near[np.arange(40), rng.integers(0, d_bits, 40)] ^= True  # 40 codes at distance 1 (or fewer duplicates)
+    db = np.concatenate([pack_bits(near), base.repeat(5, axis=0), _codes(300, d_bits)])
+    ids = rng.permutation(10 * len(db))[: len(db)].astype(np.int64)
+    params = {"nlist": 4, "nprobe": 4} if kind == "ivf" else {}
+    index = ix.make_index(kind, db, ids, **params)
+    queries = np.concatenate([base, _codes(3, d_bits)])
+    for k in (3, 10, 30):
+        got = topk_search(index, queries, k, exact_ties=True, tie_margin=tie_margin)
+        want = topk_search_bruteforce(db, ids, queries, k)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_threshold_ties_at_boundary_and_padding():
     # codes at exactly the threshold distance are excluded (strict <), ties sorted by id
     d = 64

@@ -21,7 +21,7 @@ from speechret.library.query import search_codes
 from speechret.search import index as ix
 from speechret.search.keyword import KeywordMatcher
 from speechret.search.matchers import ThresholdMatcher, TwoStageMatcher
-from speechret.search.milvus import MilvusBinaryIndex
+from speechret.search.milvus import MilvusBinaryIndex, _client, collections_in
 
 from test_library import CODES, _items, _manifest
 
@@ -34,11 +34,13 @@ def uri(tmp_path, monkeypatch):
 
 def test_milvus_lite_has_no_binary_vectors(uri):
     """What is missing, exactly: milvus-lite refuses a BINARY_VECTOR field (so no HAMMING, no
-    BIN_FLAT / BIN_IVF_FLAT) -- the ``binary`` layout needs a Milvus server."""
+    BIN_FLAT / BIN_IVF_FLAT) -- the ``binary`` layout needs a Milvus server. The collection is
+    created with the first rows, so that is where the refusal comes."""
     from pymilvus.exceptions import MilvusException
 
+    index = MilvusBinaryIndex(384, uri=uri, vector="binary")
     with pytest.raises(MilvusException, match="BinaryVector which MilvusLite does not support"):
-        MilvusBinaryIndex(384, uri=uri, vector="binary")
+        index.add_with_ids(np.zeros((1, 48), np.uint8), np.array([0]))
 
 
 @pytest.mark.parametrize("bits", [384, 48])
@@ -106,6 +108,9 @@ def test_a_library_on_milvus_equals_one_on_faiss(tmp_path, uri, method):
         lib.close()
     with SpeechLibrary.open(tmp_path / "milvus", cipher) as lib:  # reopened: the saved descriptor reconnects
         assert lib.fsck()["ok"]
+        # the removal re-derived the index into new collections: only the current generation's remain
+        current = {name for _, name, _ in collections_in(lib.generations.current()[1])}
+        assert current and set(_client(uri).list_collections()) == current
         with SpeechLibrary.open(tmp_path / "faiss", cipher) as ref:
             for p in params:
                 assert search_codes(lib, queries, **p) == search_codes(ref, queries, **p)

@@ -21,6 +21,7 @@ import base64
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -211,6 +212,11 @@ def test_search_through_the_service_equals_the_library(tmp_path, tokens, method,
         blob = cl.blob(sealed[1].item_id)
         assert blob == sealed[1].blob
         cl.close()
+        # the keyless server never loads a model: after adds, every search mode, a delete and fsck it
+        # has not mapped PyTorch (a lighter, faster-starting process; /proc: Linux)
+        maps = Path(f"/proc/{srv.pid}/maps")
+        if maps.exists():
+            assert "libtorch" not in maps.read_text()
     with SpeechLibrary.open(lib_dir, _cipher()) as lib:  # the key holder authenticates every item
         report = lib.fsck(deep=True)
         assert report["ok"], report

@@ -37,7 +37,8 @@ def test_submitit_local_sweep_runs_both_jobs(tiny_corpus, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher not installed "
                         "(optional extra: pip install 'speechret[cluster]')")
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=submitit_local", "experiment=cnn_hash",
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=submitit_local", "experiment=lstm_hash",
+           "model.net.lstm_units=16",
            "model.hash_bits=16,32", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
            "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}", "data.batch_size=4", "data.num_workers=0",
            "data.val_fraction=0.25", "data.test_fraction=0.25", f"hydra.sweep.dir={sweep}"]

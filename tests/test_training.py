@@ -178,7 +178,8 @@ def test_checkpoint_hasher_matches_training_path(experiment, tiny_corpus, tiny_s
 
 def test_hash_length_sweep_writes_summary(tiny_corpus, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    cmd = [sys.executable, str(REPO / "train.py"), "-m", "experiment=cnn_hash", "model.hash_bits=16,32",
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "experiment=lstm_hash", "model.net.lstm_units=16",
+           "model.hash_bits=16,32",
            "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
            "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}", "data.batch_size=4",
            f"hydra.sweep.dir={sweep_dir}", "data.val_fraction=0.25", "data.test_fraction=0.25"]

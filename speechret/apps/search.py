@@ -159,11 +159,11 @@ def run_search_remote(cfg: Any, args: dict, policy: AudioPolicy) -> list[dict]:
         raise ConfigError(f"ckpt_path: searching {url} by audio needs the library's checkpoint (its manifest names "
                           f"only its file name and sha256); pass ckpt_path=<path>")
     files = _query_files(cfg.queries)
-    with RemoteLibrary(url, token, force=bool(cfg.get("force", False)), device=cfg.device, policy=policy) as probe:
-        keyed_codes = bool(probe.manifest.get("keyed_codes"))
-    cipher = build_cipher_from_cfg(cfg.cipher) if _wants_key(cfg, keyed_codes, url) else None
-    with RemoteLibrary(url, token, key=cipher, checkpoint=cfg.ckpt_path, force=bool(cfg.get("force", False)),
+    with RemoteLibrary(url, token, checkpoint=cfg.ckpt_path, force=bool(cfg.get("force", False)),
                        device=cfg.device, policy=policy) as remote:
+        keyed_codes = bool(remote.manifest.get("keyed_codes"))
+        cipher = build_cipher_from_cfg(cfg.cipher) if _wants_key(cfg, keyed_codes, url) else None
+        remote.unlock(cipher)
         check_search_args(**args, lib=remote.store)  # the library's hash method's modes
         rows = _search(remote.store, remote.hasher, files, policy, args)
         _report(cfg, args, remote.store, rows, cipher, url, len(remote))

@@ -13,20 +13,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import torch
-from torch import Tensor
+import sys
+from typing import TYPE_CHECKING
 
-ArrayLike = Tensor | np.ndarray
+import numpy as np
+
+if TYPE_CHECKING:  # torch is imported where a function needs it: the keyless service never does
+    from torch import Tensor
+
+ArrayLike = "Tensor | np.ndarray"
+
+
+def is_tensor(x: Any) -> bool:
+    """``isinstance(x, torch.Tensor)`` without importing torch (no tensor exists before it is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 def as_tensor(x: ArrayLike) -> Tensor:
-    if isinstance(x, Tensor):
+    if is_tensor(x):
         return x.detach()
+    import torch
+
     return torch.from_numpy(np.asarray(x))
 
 
 def as_bool_numpy(bits: ArrayLike) -> np.ndarray:
-    if isinstance(bits, Tensor):
+    if is_tensor(bits):
         bits = bits.detach().cpu().numpy()
     bits = np.asarray(bits)
     if bits.dtype != np.bool_:
@@ -39,6 +51,8 @@ def as_bool_numpy(bits: ArrayLike) -> np.ndarray:
 def median_lastdim(x: Tensor) -> Tensor:
     """Median over the last axis with numpy semantics (midpoint of the two middle values when
     the count is even), keepdim. ``torch.median`` returns the lower middle instead."""
+    import torch
+
     s, _ = torch.sort(x, dim=-1)
     n = x.shape[-1]
     if n == 0:
@@ -60,7 +74,7 @@ def pack_bits(bits: ArrayLike) -> np.ndarray:
 
 def unpack_bits(packed: ArrayLike, n_bits: int) -> np.ndarray:
     """Inverse of :func:`pack_bits`: ``uint8 (..., ceil(n_bits / 8))`` -> ``bool (..., n_bits)``."""
-    p = packed.detach().cpu().numpy() if isinstance(packed, Tensor) else np.asarray(packed)
+    p = packed.detach().cpu().numpy() if is_tensor(packed) else np.asarray(packed)
     if p.dtype != np.uint8:
         raise ValueError(f"packed codes must be uint8, got {p.dtype}")
     if p.shape[-1] * 8 < n_bits:
@@ -99,8 +113,8 @@ def hamming(a_packed: ArrayLike, b_packed: ArrayLike, pairwise: bool = True,
     ``chunk_bytes`` intermediate bytes). ``pairwise=False``: row-by-row, shapes broadcast,
     ``(..., nb) -> (...)``. Equal to FAISS ``IndexBinaryFlat`` distances for FAISS-packed codes.
     """
-    a = a_packed.detach().cpu().numpy() if isinstance(a_packed, Tensor) else np.asarray(a_packed)
-    b = b_packed.detach().cpu().numpy() if isinstance(b_packed, Tensor) else np.asarray(b_packed)
+    a = a_packed.detach().cpu().numpy() if is_tensor(a_packed) else np.asarray(a_packed)
+    b = b_packed.detach().cpu().numpy() if is_tensor(b_packed) else np.asarray(b_packed)
     if a.dtype != np.uint8 or b.dtype != np.uint8:
         raise ValueError(f"hamming expects uint8 packed codes, got {a.dtype}, {b.dtype}")
     if a.shape[-1] != b.shape[-1]:
@@ -145,6 +159,8 @@ def ber(a_bits: ArrayLike, b_bits: ArrayLike, pairwise: bool = False) -> np.ndar
 def ber_matrix(q: ArrayLike, db: ArrayLike) -> np.ndarray:
     """``float32 (Q, N)`` BER between every pair of fixed-length codes ``bool (Q, M)`` x
     ``bool (N, M)`` (paper A eq. (8)), as two matrix products (fast on CPU and GPU)."""
+    import torch
+
     qf = torch.from_numpy(np.asarray(q, dtype=np.float32))
     df = torch.from_numpy(np.asarray(db, dtype=np.float32))
     if qf.ndim != 2 or df.ndim != 2 or qf.shape[1] != df.shape[1]:

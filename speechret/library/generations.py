@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from hydra.utils import get_class
 
 from speechret.fileio import fsync_dir
 from speechret.hashing import HashMethod
+from speechret.search.milvus import drop_unreferenced
 
 INDEX_DIR = "index"
 GENERATION_RE = re.compile(r"^hw(\d{12})-(\d+)$")
@@ -111,8 +113,19 @@ class MatcherGenerations:
         fsync_dir(self.root)
         for p in self.root.iterdir():  # old generations
             if p != final and GENERATION_RE.match(p.name):
+                self._release(p, final)
                 shutil.rmtree(p, ignore_errors=True)
         return final
+
+    def _release(self, old: Path, final: Path) -> None:
+        """Release external state only ``old`` refers to: the Milvus collections its saved
+        descriptors name (:func:`speechret.search.milvus.drop_unreferenced`; FAISS files have
+        none). Best effort: the new generation is already saved, so a failure here is a warning,
+        never a failed write."""
+        try:
+            drop_unreferenced(old, final)
+        except Exception as exc:  # noqa: BLE001 - an unreachable server must not fail the save
+            warnings.warn(f"{old}: could not drop its Milvus collections ({type(exc).__name__}: {exc})", stacklevel=2)
 
     @staticmethod
     def state(directory: Path) -> dict[str, Any]:

@@ -31,15 +31,17 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from speechret.audio import AudioError, AudioPolicy, check_waveform, load_audio, save_audio
 from speechret.errors import ConfigError
-from speechret.hashing.hasher import Hasher
 from speechret.hashing.sliding import DEFAULT_DIRECTION, check_direction
 from speechret.library.store import SpeechLibrary
+
+if TYPE_CHECKING:  # the keyless service searches by codes and never loads a model (nor torch)
+    from speechret.hashing.hasher import Hasher
 
 MODES = ("topk", "threshold", "two_stage", "keyword", "full_speech")
 #: stage 2 of ``mode=two_stage`` (paper B §IV-F).

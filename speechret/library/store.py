@@ -109,6 +109,7 @@ class SpeechLibrary(IndexedSearch):
         self.lock = LibraryLock(self.path, LibraryError)
         self._conn = _connect(self.path / DB_NAME)
         self._matchers: dict[str, Any] | None = None
+        self._checked_version: tuple[int, int] | None = None  # IndexedSearch.sync_index
         self._hwm = 0
         self._count = 0
         self.generations = MatcherGenerations(self.path, self.hashing, self.index_kind, self.index_params)

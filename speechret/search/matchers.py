@@ -100,13 +100,16 @@ def threshold_search_bruteforce(db_packed: np.ndarray, db_ids: np.ndarray, queri
 
 
 def topk_search(index: Any, queries_packed: np.ndarray, k: int, d_bits: int | None = None,
-                exact_ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                exact_ties: bool = False, tie_margin: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest codes: ``(ids int64 (Q, k), ber float64 (Q, k))``, each row sorted by
     (distance, id); missing neighbours (fewer than k stored) get id −1 and BER ``inf``.
 
     FAISS picks arbitrarily among codes tied at the k-th distance. With ``exact_ties=True`` (flat /
-    IVF only) the tied codes are fetched with a ``range_search`` and the smallest ids kept, so the
-    answer equals the brute force's (distance, id) order exactly."""
+    IVF only) the search asks for ``tie_margin`` more neighbours than ``k``: when the last of them
+    is farther than the k-th, every code tied with the k-th is among them, and the smallest ids
+    are kept; otherwise (more ties than the margin) the tied codes are fetched with a
+    ``range_search``. Either way the answer equals the brute force's (distance, id) order exactly,
+    and the common case costs one scan instead of two."""
     q = _packed(queries_packed)
     d = d_bits or index.d
     nq = len(q)
@@ -115,16 +118,22 @@ def topk_search(index: Any, queries_packed: np.ndarray, k: int, d_bits: int | No
     if index.ntotal == 0 or k <= 0:
         return ids_out, ber_out
     kk = min(k, index.ntotal)
-    dist, ids = index.search(q, kk)
+    exact = exact_ties and ix.index_kind(index) != "hnsw"
+    wide = min(kk + tie_margin, index.ntotal) if exact else kk
+    dist, ids = index.search(q, wide)
     dist, ids = dist.astype(np.int64), ids.astype(np.int64)
     for i in range(nq):
         valid = ids[i] >= 0
         r_ids, r_dist = _sort_hits(ids[i][valid], dist[i][valid])
-        if exact_ties and len(r_dist) == kk and ix.index_kind(index) != "hnsw":
-            dk = int(r_dist[-1])
-            lims, dd, ii = ix.range_search(index, q[i : i + 1], dk + 1)
-            r_ids, r_dist = _sort_hits(ii.astype(np.int64), dd.astype(np.int64))
-            r_ids, r_dist = r_ids[:kk], r_dist[:kk]
+        if exact and len(r_dist) >= kk:
+            dk = int(r_dist[kk - 1])
+            # every candidate returned (fewer than asked, or the whole index), or the margin ends
+            # beyond the k-th distance
+            complete = len(r_dist) < wide or wide == index.ntotal or int(r_dist[-1]) > dk
+            if not complete:
+                lims, dd, ii = ix.range_search(index, q[i : i + 1], dk + 1)
+                r_ids, r_dist = _sort_hits(ii.astype(np.int64), dd.astype(np.int64))
+        r_ids, r_dist = r_ids[:kk], r_dist[:kk]
         ids_out[i, : len(r_ids)] = r_ids
         ber_out[i, : len(r_ids)] = r_dist / d
     return ids_out, ber_out

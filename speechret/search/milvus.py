@@ -30,8 +30,8 @@ library handles syncing the same rows into one collection never duplicate them; 
 the rows this handle added or loaded (what the library checks against SQLite). A ``limit`` caps
 a range search (Milvus's top-k limit, 16384 by default): reaching it emits
 :class:`~speechret.search.index.ApproximateSearchWarning`. Each new index (a new library
-generation, a rebuild) gets its own collection ``<prefix>_<uuid>``; :func:`drop_collection`
-removes one that is no longer referenced.
+generation, a rebuild) gets its own collection ``<prefix>_<uuid>``; when a library generation
+replaces an older one, :func:`drop_unreferenced` drops the collections only the older one used.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ import numpy as np
 from speechret.errors import ConfigError
 from speechret.hashing.bits import unpack_bits
 
-__all__ = ["DESCRIPTOR", "MilvusBinaryIndex", "build_milvus_index", "close_clients", "drop_collection",
-           "drop_scratch", "is_descriptor"]
+__all__ = ["DESCRIPTOR", "MilvusBinaryIndex", "build_milvus_index", "close_clients", "collections_in",
+           "drop_collection", "drop_scratch", "drop_unreferenced", "is_descriptor"]
 
 DESCRIPTOR = "speechret-milvus-index"
 VECTORS = ("binary", "float01")
@@ -110,13 +110,16 @@ class MilvusBinaryIndex:
         self.client = _client(self.uri, token_env)
         self.is_trained = True
         self._ids: set[int] = {int(i) for i in (ids or ())}
+        # the collection is created with the first rows (:meth:`add_with_ids`): an index that is
+        # built and then replaced or loaded over (matchers construct one before load) leaves nothing
+        self._created = False
         if collection is None:
             collection = f"{self.prefix}_{uuid.uuid4().hex}"
-            self._create(collection)
-        elif not self.client.has_collection(collection):
-            raise FileNotFoundError(f"Milvus collection {collection!r} is not at {self.uri}")
-        else:  # another process (or a restart) may have released it
+        elif self.client.has_collection(collection):  # another process (or a restart) may have released it
             self.client.load_collection(collection)
+            self._created = True
+        elif self._ids:
+            raise FileNotFoundError(f"Milvus collection {collection!r} is not at {self.uri}")
         self.collection = collection
 
     def _create(self, name: str) -> None:
@@ -151,6 +154,11 @@ class MilvusBinaryIndex:
 
     def add_with_ids(self, codes: np.ndarray, ids: np.ndarray) -> None:
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64)]
+        if not ids:
+            return
+        if not self._created:
+            self._create(self.collection)
+            self._created = True
         vecs = self._vectors(codes)
         for s in range(0, len(ids), 2048):
             self.client.upsert(self.collection, [{"id": i, "code": v} for i, v in
@@ -198,7 +206,7 @@ class MilvusBinaryIndex:
         return lims, np.asarray(dists, np.int64), np.asarray(out, np.int64)
 
     def reconstruct(self, key: int) -> np.ndarray:
-        rows = self.client.get(self.collection, ids=[int(key)], output_fields=["code"])
+        rows = self.client.get(self.collection, ids=[int(key)], output_fields=["code"]) if self._created else []
         if not rows:
             raise RuntimeError(f"id {key} is not in Milvus collection {self.collection}")
         code = rows[0]["code"]
@@ -217,7 +225,7 @@ class MilvusBinaryIndex:
                 "ids": sorted(self._ids)}
 
     def save(self, path: Path) -> None:
-        if hasattr(self.client, "flush"):
+        if self._created and hasattr(self.client, "flush"):
             self.client.flush(self.collection)
         Path(path).write_text(json.dumps(self.descriptor()))
 
@@ -252,7 +260,32 @@ def build_milvus_index(d_bits: int, **params: Any) -> MilvusBinaryIndex:
 
 def drop_collection(index: MilvusBinaryIndex) -> None:
     """Remove the index's collection from Milvus (an index no generation refers to any more)."""
-    index.client.drop_collection(index.collection)
+    if index.client.has_collection(index.collection):
+        index.client.drop_collection(index.collection)
+
+
+def collections_in(directory: str | os.PathLike) -> set[tuple[str, str, str | None]]:
+    """``(uri, collection, token_env)`` of every Milvus descriptor saved under ``directory`` (a
+    library generation); empty for FAISS-only generations."""
+    out = set()
+    for f in Path(directory).rglob("*"):
+        if f.is_file() and is_descriptor(f):
+            d = json.loads(f.read_text())
+            out.add((d["uri"], d["collection"], d.get("token_env")))
+    return out
+
+
+def drop_unreferenced(old: str | os.PathLike, keep: str | os.PathLike) -> list[str]:
+    """Drop the collections generation ``old`` refers to and generation ``keep`` does not (a
+    rebuild or a removal re-derives the index into a new collection; the old one would otherwise
+    stay on the Milvus server for ever). Returns the dropped names."""
+    dropped = []
+    for uri, name, token_env in sorted(collections_in(old) - collections_in(keep), key=str):
+        client = _client(uri, token_env)
+        if client.has_collection(name):
+            client.drop_collection(name)
+            dropped.append(name)
+    return dropped
 
 
 def drop_scratch(matchers: Any) -> None:

@@ -7,13 +7,15 @@ threshold through a FAISS binary index (:class:`speechret.search.matchers.Thresh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import Tensor
 
 from speechret.hashing.bits import ArrayLike, as_tensor, field, median_lastdim
 from speechret.hashing.method import HashMethod
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def hash_paper_a(H: ArrayLike) -> Tensor:

@@ -10,15 +10,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from speechret.errors import ConfigError
 from speechret.hashing.bits import ArrayLike, as_bool_numpy, as_tensor, ber_matrix, field
 from speechret.hashing.method import HashMethod
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class PaperBCodes(NamedTuple):
@@ -48,6 +49,8 @@ def hash_paper_b(
     ``omega_tanh``: ``(B, K)`` (or ``(K,)``) tanh hash-layer activations; ``logits``: ``(B, C)``
     (or ``(C,)``). Returns :class:`PaperBCodes` of ``BoolTensor`` s.
     """
+    import torch
+
     w = as_tensor(omega_tanh).float()
     z = as_tensor(logits).float()
     squeeze = w.dim() == 1

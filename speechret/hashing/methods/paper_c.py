@@ -17,11 +17,9 @@ serves evaluation and ``search.py`` alike.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from speechret.errors import ConfigError
 from speechret.hashing.bits import ArrayLike, as_tensor, field, pack_groups
@@ -34,6 +32,9 @@ from speechret.hashing.sliding import (
     pairwise_sliding_distance,
     sliding_decisions,
 )
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: paper C: index of the "other" class c_27 (silence, breath, noise) in the 27 scores.
 OTHER_INDEX = 26
@@ -87,6 +88,8 @@ def segments_paper_c(
 
     ``scores``: ``(T, D)`` with D = 27 in paper C. Returns :class:`PaperCSegments` with S >= 0.
     """
+    import torch
+
     if merge not in ("eq10", "mean"):
         raise ValueError(f"merge must be 'eq10' (paper C eq. 10) or 'mean', got {merge!r}")
     y = as_tensor(scores).float()
@@ -134,6 +137,8 @@ def segments_paper_c(
 def binarize_median(y: ArrayLike) -> Tensor:
     """Paper C eq. (11): per row, sort the D values, ``med = y_((D+1)/2)`` (= y_(14) for D = 27),
     ``h = 1 if y > med else 0`` (equality gives 0). For even D the lower middle is used."""
+    import torch
+
     y = as_tensor(y).float()
     if y.shape[-1] == 0:
         raise ValueError("cannot binarise empty rows")
@@ -152,6 +157,8 @@ def hash_paper_c(
     """Paper C §4.4 steps 1-4 for one utterance: ``(T, 27)`` per-frame scores -> ``BoolTensor
     (S, 27)``, 27 bits per merged pronunciation segment (:func:`segments_paper_c` then
     :func:`binarize_median`). S varies with the content and may be 0 (all frames "other")."""
+    import torch
+
     seg = segments_paper_c(scores, other_index, merge, merge_across_other, drop_mask)
     if seg.scores.shape[0] == 0:
         return torch.zeros((0, seg.scores.shape[1]), dtype=torch.bool, device=seg.scores.device)

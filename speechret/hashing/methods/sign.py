@@ -8,13 +8,15 @@ with pairwise labels"; Yuan et al. 2020, "Central similarity quantization", see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import Tensor
 
 from speechret.hashing.bits import ArrayLike, as_tensor, field
 from speechret.hashing.method import HashMethod
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def hash_sign(u: ArrayLike) -> Tensor:
