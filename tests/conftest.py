@@ -93,6 +93,19 @@ def train_one_thread(overrides: list[str]) -> dict:
         torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for a test of tiny models: their steps are a few small ops each, and on a
+    2-core machine a second thread only adds synchronisation (the CTC overfit tests: 5.7 s / 9.0 s
+    for 250 steps with one thread, 19-42 s with two under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def train_composed():
     """:func:`train_one_thread` for test modules (``train_composed(overrides) -> summary``)."""

@@ -25,7 +25,8 @@ from speechret.models.components import (
     reverse_padded,
 )
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.one_torch_thread)
+
 
 
 def small_paper_a(cls, **kw):

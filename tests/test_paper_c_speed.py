@@ -33,12 +33,7 @@ CPU_EXPERIMENTS = ["cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"]
 CTC_EXPERIMENTS = ["cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small models (conftest.one_torch_thread)
 
 
 def compose_cfg(overrides: list[str]):
