@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     ap.add_argument("--changes", action="store_true", help="speed-up of each of issue 13's changes (CHANGES): "
                     "every SVS experiment given, without and with each change, the rest as configured")
+    ap.add_argument("--only", nargs="*", default=None, metavar="WORD",
+                    help="with --changes: only the changes whose name contains one of these words (e.g. fused cache)")
     ap.add_argument("--profile", action="store_true", help="profile one step per model against the FLOP floor "
                     "(bench/train_profile.py)")
     train_profile.add_args(ap)
@@ -114,7 +116,7 @@ def main() -> None:
         print("| experiment | change | without (clips/s) | with (clips/s) | speed-up |\n|---|---|---|---|---|")
         for e in exps:
             for name, off, on, applies in CHANGES:
-                if not any(a in e for a in applies):
+                if not any(a in e for a in applies) or (args.only and not any(w in name for w in args.only)):
                     continue
                 r = [measure(e, args.device, args.precision, args.batch_size, args.steps, args.threads,
                              [*args.overrides, o])["samples_s"] for o in (off, on)]

@@ -10,11 +10,9 @@ paper A's eq. (8) and paper B's eq. (16).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +26,7 @@ def is_tensor(x: Any) -> bool:
     """``isinstance(x, torch.Tensor)`` without importing torch (no tensor exists before it is)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
 
 def as_tensor(x: ArrayLike) -> Tensor:
     if is_tensor(x):
