@@ -21,9 +21,17 @@ from speechret.library.query import search_codes
 from speechret.search import index as ix
 from speechret.search.keyword import KeywordMatcher
 from speechret.search.matchers import ThresholdMatcher, TwoStageMatcher
-from speechret.search.milvus import MilvusBinaryIndex, _client, collections_in
+from speechret.search.milvus import MilvusBinaryIndex, _client, close_clients, collections_in
 
 from test_library import CODES, _items, _manifest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_milvus_lite():
+    """Stop the embedded servers while pytest still owns the log streams (milvus-lite's own atexit
+    hook would log to a stream pytest has closed)."""
+    yield
+    close_clients()
 
 
 @pytest.fixture
