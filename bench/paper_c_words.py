@@ -104,8 +104,8 @@ def main() -> None:
         if dtw is None:
             dtw = run.evaluate("mfcc_dtw_cross_speaker", [ck, "protocol=cross_speaker", "evaluate.baselines=[dtw]"])
         reached = epochs_to_per(run.out / "train" / exp, args.per_target)
-        rows.append([NAMES.get(exp, exp), s["epochs"], fmt(s["metrics"].get("val/per")),
-                     fmt(s["metrics"].get("test/per")), reached if reached is not None else f"not within {s['epochs']}",
+        rows.append([NAMES.get(exp, exp), str(s["epochs"]), fmt(s["metrics"].get("val/per")),
+                     fmt(s["metrics"].get("test/per")), str(reached) if reached is not None else f"not within {s['epochs']}",
                      fmt(cross.get("map")), fmt(cross10.get("map")), fmt(cross.get("ap"), pct=True),
                      fmt(cross.get("recall"), pct=True), fmt(cross.get("threshold"))])
         kw_rows.append([NAMES.get(exp, exp), fmt(kw.get("keyword_precision"), pct=True),

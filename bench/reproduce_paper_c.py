@@ -168,9 +168,9 @@ def main() -> None:
         d, summ = run.out / "train" / exp, s_ctc[exp]
         took = float((d / "seconds.txt").read_text()) if (d / "seconds.txt").is_file() else None
         reached = epochs_to_per(d, args.per_target)
-        rows.append([NAMES[exp], f"`experiment={exp}`", summ["epochs"], fmt(took, digits=0) + " s" if took else "–",
+        rows.append([NAMES[exp], f"`experiment={exp}`", str(summ["epochs"]), fmt(took, digits=0) + " s" if took else "–",
                      fmt(summ["metrics"].get("val/per")), fmt(summ["metrics"].get("test/per")),
-                     reached if reached is not None else f"not within {summ['epochs']}"])
+                     str(reached) if reached is not None else f"not within {summ['epochs']}"])
     sections.append(("Training (speaker-disjoint, clean speech)",
                      table(["model", "config", "epochs", "wall time", "val PER (best ckpt)", "test PER",
                             f"first epoch with val PER ≤ {args.per_target:.2f}"], rows)
