@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     queries = codes[rng.integers(0, len(codes), 512)]
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # as the service searches (conf/serve.yaml: faiss_threads)
     with SpeechLibrary.open(lib_dir) as lib:  # in-process FAISS baseline (no HTTP)
         lib.search_topk(queries[:1], args.k)
         t = []
