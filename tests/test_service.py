@@ -312,3 +312,25 @@ def test_launcher_refuses_tokens_on_the_command_line_and_weak_tokens(tmp_path, c
     assert tokens.role("r" * 43) == "read" and tokens.role("w" * 43) == "write"
     assert tokens.role(None) is None and tokens.role("r" * 42) is None
     assert "r" * 10 not in repr(tokens) and "w" * 10 not in repr(tokens)
+
+
+def test_serve_runs_faiss_on_the_configured_threads(tmp_path, tokens, monkeypatch):
+    """``faiss_threads`` (conf/serve.yaml: 1) reaches FAISS before uvicorn starts serving: the
+    service's concurrency is its reader threads, not OpenMP teams inside each search."""
+    import faiss
+    import uvicorn
+
+    from speechret.service import _compose, serve
+
+    assert _compose(["library=x"]).faiss_threads == 1
+    lib_dir, _ = _new_library(tmp_path, "paper_a")
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(threads=faiss.omp_get_max_threads()))
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(2)
+        serve(lib_dir, tokens={"read_file": str(tokens["read_file"]), "write_file": str(tokens["write_file"])},
+              faiss_threads=1, access_log=False)
+        assert seen["threads"] == 1
+    finally:
+        faiss.omp_set_num_threads(before)
