@@ -174,5 +174,5 @@ def field(output: Any, name: str) -> Any:
     return getattr(output, name, None)
 
 
-__all__ = ["ArrayLike", "as_bool_numpy", "as_tensor", "ber", "ber_matrix", "field", "hamming",
+__all__ = ["ArrayLike", "as_bool_numpy", "as_tensor", "ber", "ber_matrix", "field", "hamming", "is_tensor",
            "median_lastdim", "pack_bits", "pack_groups", "unpack_bits"]
