@@ -32,6 +32,9 @@ def _release_milvus_lite():
     hook would log to a stream pytest has closed)."""
     yield
     close_clients()
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_all()  # files opened under a test's working directory too
 
 
 @pytest.fixture
