@@ -6,7 +6,7 @@ adds, against a real server process on 127.0.0.1 (speechret.service.launch.Serve
 
 The library is synthetic: ``--items`` random ``--bits``-bit paper-A codes inserted as rows
 straight into a new library's SQLite table (SpeechLibrary._insert_rows, the transaction every
-add ends in; 16-byte placeholder blobs, not written: searching never reads blobs), then its FAISS
+add ends in; the rows name blob files that are never written: searching never reads blobs), then its FAISS
 index is derived with SpeechLibrary.rebuild(). Building 100k real encrypted items would take
 far longer and does not change what a search does. The writer adds real sealed items (random
 PCM, AES-GCM, ItemSealer) through POST /v1/items while the readers search, so every search also
