@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_common import REPO, Runner, default_dsp_root, fmt, table, write_report  # noqa: E402
+from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
 
 from speechret.data.corpora import load_corpus  # noqa: E402
 from speechret.hashing.hasher import Hasher  # noqa: E402
@@ -135,9 +135,7 @@ def main() -> None:
                    help="train nothing: report the runs that finished (with --reuse), list the others as not run")
     p.add_argument("--timing-note", default="", help="how the runs shared the machine (a sentence for the report)")
     args = p.parse_args()
-    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else (0, 1)
-    if not 0 <= shard[0] < shard[1]:
-        p.error(f"--shard {args.shard}: I must lie in [0, N)")
+    shard = parse_shard(p, args.shard)
     if args.papers is not None and not args.papers:
         args.papers = list(PAPER_EXPERIMENTS)
     if args.papers_only and not args.papers:

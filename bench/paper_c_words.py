@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_speaker import folds  # noqa: E402
-from reproduce_common import REPO, Runner, default_dsp_root, fmt, table, write_report  # noqa: E402
+from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
 from reproduce_paper_c import NAMES, epochs_to_per  # noqa: E402
 
 from speechret.data.corpora import load_corpus  # noqa: E402
@@ -67,11 +67,7 @@ def main() -> None:
     p.add_argument("--eval-args", nargs="*", default=[])
     p.add_argument("--dsp-root", default=default_dsp_root())
     args = p.parse_args()
-    shard = (0, 1)
-    if args.shard:
-        shard = tuple(int(x) for x in args.shard.split("/"))
-        if not 0 <= shard[0] < shard[1]:
-            p.error(f"--shard {args.shard}: I must lie in [0, N)")
+    shard = parse_shard(p, args.shard)
 
     started = time.time()
     run = Runner(Path(args.out or REPO / "logs" / "paper_c_words"), reuse=args.reuse or args.report_only,

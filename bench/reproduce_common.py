@@ -100,6 +100,14 @@ class Runner:
         return m
 
 
+def parse_shard(p: argparse.ArgumentParser, value: str | None) -> tuple[int, int]:
+    """``--shard I/N`` as ``(I, N)`` (``(0, 1)`` when absent); a bad value is a parser error."""
+    shard = tuple(int(x) for x in value.split("/")) if value else (0, 1)
+    if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+        p.error(f"--shard {value}: I must lie in [0, N)")
+    return shard
+
+
 # ------------------------------------------------------------------------------ formatting
 
 

@@ -127,12 +127,13 @@ def main() -> None:
                                                         "protocol.n_utterances=200", *words])
 
     sections = []
+    first_per = {exp: epochs_to_per(run.out / "train" / exp, args.per_target) for exp in models}  # CSV read once
     rows = []
     degenerate: list[str] = []
     for exp in models:
         p = PAPER_T1[paper_model(exp)]
         m = cross[exp]
-        reached = epochs_to_per(run.out / "train" / exp, args.per_target)
+        reached = first_per[exp]
         per = s_ctc[exp]["metrics"].get("val/per")
         note = f"val PER {fmt(per)}"
         if per is not None and per >= 0.999:
@@ -167,7 +168,7 @@ def main() -> None:
     for exp in models:
         d, summ = run.out / "train" / exp, s_ctc[exp]
         took = float((d / "seconds.txt").read_text()) if (d / "seconds.txt").is_file() else None
-        reached = epochs_to_per(d, args.per_target)
+        reached = first_per[exp]
         rows.append([NAMES[exp], f"`experiment={exp}`", str(summ["epochs"]), fmt(took, digits=0) + " s" if took else "–",
                      fmt(summ["metrics"].get("val/per")), fmt(summ["metrics"].get("test/per")),
                      str(reached) if reached is not None else f"not within {summ['epochs']}"])

@@ -43,6 +43,7 @@ from speechret.library.store import (
     file_sha256,
     write_manifest,
 )
+from speechret.search.milvus import drop_scratch
 
 __all__ = ["fsck", "repair"]
 
@@ -127,10 +128,7 @@ def _check_index(lib: SpeechLibrary, report: dict) -> None:
             return
         report["index"] += [f"{rel}: {p}" for p in _compare_index(saved, fresh, np.random.default_rng(0))]
     finally:
-        if lib.index_kind == "milvus":  # the fresh derivation lives in Milvus collections: drop them
-            from speechret.search.milvus import drop_scratch
-
-            drop_scratch(fresh)
+        drop_scratch(fresh)  # a Milvus index's fresh derivation lives in collections; FAISS: nothing to do
 
 
 def _check_manifest(lib: SpeechLibrary, report: dict) -> None:
