@@ -270,7 +270,11 @@ class SpecAugment(nn.Module):
             the feature extractor the masks follow (:meth:`bind`: ``FeatureExtractor.time_dim`` /
             ``freq_dim``), so one augmentation config serves sequences, images (paper B:
             ``[B, 3, mel, time]``) and image sequences (paper C SVS: whole frames and rows).
-        mask_value: value written into the masked cells.
+        mask_value: value written into the masked cells: a number, or ``"mean"`` — each item's
+            mean over its valid cells.  Park et al. (2019 §2) mask normalised features with 0,
+            i.e. with their mean; on un-normalised log-mel (absolute dB, mean near -45 dB, peak
+            near +15 dB) a 0 paints a stripe as loud as the loudest speech, which the
+            per-utterance normalisation downstream then spreads over the whole item.
         freq_warp: ``w`` ≥ 0: before masking, each item's frequency axis is stretched by a factor
             ``α ~ U[1 − w, 1 + w]`` (output bin ``f`` reads input bin ``f / α``, linear
             interpolation, the top bin repeated past the edge) — vocal tract length perturbation
@@ -285,7 +289,7 @@ class SpecAugment(nn.Module):
 
     def __init__(self, freq_mask_param: int = 8, time_mask_param: int = 20, n_freq_masks: int = 2,
                  n_time_masks: int = 2, p: float = 1.0, time_dim: int | None = None,
-                 freq_dim: int | None = None, mask_value: float = 0.0, freq_warp: float = 0.0) -> None:
+                 freq_dim: int | None = None, mask_value: float | str = 0.0, freq_warp: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= float(freq_warp) < 1.0:
             raise ConfigError(f"SpecAugment.freq_warp must lie in [0, 1), got {freq_warp}")
@@ -297,7 +301,9 @@ class SpecAugment(nn.Module):
         self.time_dim = None if time_dim is None else int(time_dim)
         self.freq_dim = None if freq_dim is None else int(freq_dim)
         self.freq_ascending = True
-        self.mask_value = float(mask_value)
+        if isinstance(mask_value, str) and mask_value != "mean":
+            raise ConfigError(f"SpecAugment.mask_value must be a number or 'mean', got {mask_value!r}")
+        self.mask_value = mask_value if isinstance(mask_value, str) else float(mask_value)
 
     def bind(self, features: nn.Module) -> SpecAugment:
         """Take the axes left ``None`` (and the frequency direction) from ``features``, the
@@ -357,6 +363,14 @@ class SpecAugment(nn.Module):
             frames = torch.arange(moved[-1], device=feats.device)
             hit = hit & (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None])
         hit = hit & (torch.rand((moved[0], 1, 1, 1)) < self.p).to(feats.device)
-        x4 = torch.where(hit, torch.full_like(x4, self.mask_value), x4)
+        if self.mask_value == "mean":
+            valid = torch.ones_like(marker, dtype=torch.bool)
+            if lengths is not None:
+                valid = (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None]).expand_as(marker)
+            w = valid.to(x4.dtype)
+            fill = (x4 * w).sum((1, 2, 3), keepdim=True) / (w.sum((1, 2, 3), keepdim=True) * x4.shape[1]).clamp_min(1)
+            x4 = torch.where(hit, fill.expand_as(x4), x4)
+        else:
+            x4 = torch.where(hit, torch.full_like(x4, self.mask_value), x4)
         return x4.reshape(moved).movedim((-2, -1), (freq_dim, time_dim))
 

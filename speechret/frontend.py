@@ -13,6 +13,17 @@ Choices (not from the papers, which do not trim): the threshold is relative to t
 maximum so that gain does not move the endpoints; only leading and trailing silence is removed
 (pauses inside an utterance are kept, so multi-word keyword queries keep their timing).
 
+``max_gap_ms`` (off by default) keeps only the utterance around the loudest frame: speech frames
+separated by at most ``max_gap_ms`` of non-speech are joined into one region, and the region that
+holds the loudest frame is the span; events further away (the click of a recorder's button, a
+breath or a cough after the word) are trimmed with the silence.  This is the isolated-word
+endpoint rule of Lamel, Rabiner, Rosenberg & Wilpon ("An improved endpoint detector for isolated
+word recognition", IEEE Trans. ASSP 29(4), 1981: energy pulses are joined across short gaps and a
+word is the pulse group around the energy maximum).  The gap must exceed the longest pause inside
+a word or query (a stop closure is about 100 ms); for keyword queries of several words leave it off.
+On DSPSpeech-20's 2 s clips the rule without it kept 0.9-1.9 s of each (recorder clicks and breath
+at 30-45 dB below the word's peak count as speech), about twice the word.
+
 The module is batched and runs on the batch's device; ``forward(wave (B, T), lengths (B,))``
 returns ``(wave, lengths)``. It is deterministic and active in ``eval()`` mode too: it is part of
 the one audio → code path (:meth:`speechret.data.datamodule.SpeechDataModule.prepare_batch` and
@@ -39,11 +50,14 @@ class SilenceTrim(nn.Module):
         floor_db: and at least this many dB relative to full scale (a ±1 sine is -3 dBFS).
         margin_ms: silence kept before the first and after the last speech frame.
         min_seconds: never trim an item to less than this.
+        max_gap_ms: ``None`` (default) keeps everything from the first to the last speech frame;
+            a number keeps only the region around the loudest frame whose internal non-speech
+            gaps are at most this long (see the module docstring).
     """
 
     def __init__(self, sample_rate: int = 16000, frame_ms: float = 25.0, hop_ms: float = 10.0,
                  threshold_db: float = 40.0, floor_db: float = -60.0, margin_ms: float = 50.0,
-                 min_seconds: float = 0.1) -> None:
+                 min_seconds: float = 0.1, max_gap_ms: float | None = None) -> None:
         super().__init__()
         if threshold_db <= 0:
             raise ValueError(f"SilenceTrim.threshold_db must be positive, got {threshold_db}")
@@ -56,6 +70,10 @@ class SilenceTrim(nn.Module):
         self.floor_db = float(floor_db)
         self.margin = int(round(margin_ms * sample_rate / 1000))
         self.min_len = int(round(min_seconds * sample_rate))
+        if max_gap_ms is not None and max_gap_ms < 0:
+            raise ValueError(f"SilenceTrim.max_gap_ms must be >= 0 or null, got {max_gap_ms}")
+        # gaps are counted in hops: a gap of g non-speech frames spans about g * hop samples
+        self.max_gap = None if max_gap_ms is None else int(round(max_gap_ms / hop_ms))
 
     def spans(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``(start, end)`` sample indices of the kept span of each item."""
@@ -73,6 +91,8 @@ class SilenceTrim(nn.Module):
         speech = in_item & (db >= peak - self.threshold_db) & (db >= self.floor_db)
         any_speech = speech.any(1)
         idx = torch.arange(energy.shape[1], device=wave.device)[None, :].expand_as(speech)
+        if self.max_gap is not None:
+            speech = self._region_of_peak(speech, db.argmax(1), idx)
         first = torch.where(speech, idx, torch.full_like(idx, energy.shape[1])).min(1).values
         last = torch.where(speech, idx, torch.full_like(idx, -1)).max(1).values
         start = (first * self.hop - self.margin).clamp_min(0)
@@ -81,6 +101,19 @@ class SilenceTrim(nn.Module):
         start = torch.where(keep_whole, torch.zeros_like(start), start)
         end = torch.where(keep_whole, lengths, end)
         return start, end
+
+    def _region_of_peak(self, speech: Tensor, peak_idx: Tensor, idx: Tensor) -> Tensor:
+        """The speech frames of the region holding ``peak_idx``: runs of speech joined across
+        gaps of at most ``max_gap`` frames (batched: previous / next speech frame by cummax)."""
+        n = speech.shape[1]
+        prev = torch.where(speech, idx, torch.full_like(idx, -n - 1)).cummax(1).values
+        nxt = n - 1 - torch.where(speech, n - 1 - idx, torch.full_like(idx, -n - 1)).flip(1).cummax(1).values.flip(1)
+        bridged = ~speech & (prev >= 0) & (nxt < n) & (nxt - prev - 1 <= self.max_gap)
+        filled = speech | bridged
+        starts = filled & ~F.pad(filled[:, :-1], (1, 0), value=False)
+        region = starts.long().cumsum(1)
+        mine = region.gather(1, peak_idx[:, None])
+        return speech & (region == mine)
 
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if wave.ndim != 2:
@@ -99,4 +132,4 @@ class SilenceTrim(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"frame={self.frame}, hop={self.hop}, threshold_db={self.threshold_db}, "
-                f"floor_db={self.floor_db}, margin={self.margin}")
+                f"floor_db={self.floor_db}, margin={self.margin}, max_gap={self.max_gap}")

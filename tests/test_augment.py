@@ -180,3 +180,41 @@ def test_frequency_warp_of_descending_rows_keeps_the_lowest_row_fixed():
     assert torch.equal(out[..., -1, :], x[..., -1, :])  # DC row unchanged
     asc = SpecAugment(freq_dim=3, freq_warp=0.5).warp(x.flip(3), torch.tensor([1.25, 0.8]))
     torch.testing.assert_close(out, asc.flip(3))
+
+
+def test_specaugment_mean_fill_writes_each_items_mean_over_its_valid_cells():
+    torch.manual_seed(0)
+    feats = torch.randn(16, 60, 32) * 10 - 45  # absolute-dB-like log-mel, mean -45
+    lengths = torch.randint(20, 61, (16,))
+    feats = feats * (torch.arange(60)[None, :, None] < lengths[:, None, None])  # zero padding
+    out = SpecAugment(freq_mask_param=6, time_mask_param=10, mask_value="mean").train()(feats, lengths)
+    changed = out != feats
+    assert changed.any()
+    for b in range(16):
+        n = int(lengths[b])
+        mean = feats[b, :n].mean()
+        assert torch.allclose(out[b][changed[b]], mean.expand(int(changed[b].sum())))
+        assert not changed[b, n:].any()
+    with pytest.raises(Exception, match="mask_value"):
+        SpecAugment(mask_value="median")
+
+
+def test_trim_max_gap_keeps_the_word_and_drops_clicks_apart_from_it():
+    x = torch.zeros(1, SR * 2)
+    x[0, 2000:2400] = 0.05 * torch.randn(400)       # a click at 0.125 s, 35 dB under the word
+    x[0, 8000:12000] = _tone(0.25)                   # syllable 1
+    x[0, 13000:16000] = _tone(0.1875)                # syllable 2, after a 62 ms closure
+    x[0, 24000:24400] = 0.05 * torch.randn(400)     # a click at 1.5 s
+    lengths = torch.tensor([SR * 2])
+    whole = SilenceTrim(margin_ms=20.0).spans(x, lengths)
+    word = SilenceTrim(margin_ms=20.0, max_gap_ms=200.0).spans(x, lengths)
+    assert int(whole[0]) < 2000 and int(whole[1]) > 24400       # the plain rule keeps the clicks
+    start, end = int(word[0]), int(word[1])
+    assert 2400 < start <= 8000 and 16000 <= end < 24000         # the gap rule keeps both syllables only
+    assert end - start <= 8000 + 2 * 320 + 400 + 160
+    # a gap longer than max_gap splits the syllables: the louder one (with the peak) is kept
+    x[0, 13000:16000] *= 0.5
+    s2, e2 = (int(v) for v in SilenceTrim(margin_ms=20.0, max_gap_ms=20.0).spans(x, lengths))
+    assert s2 <= 8000 and 12000 <= e2 < 13000
+    with pytest.raises(ValueError, match="max_gap_ms"):
+        SilenceTrim(max_gap_ms=-1)

@@ -145,3 +145,26 @@ def test_variable_length_codes_refuse_a_forking_ddp_strategy():
         module.setup("fit")
     module._trainer = SimpleNamespace(strategy=SimpleNamespace(_start_method="popen", world_size=2))
     module.setup("fit")  # plain ddp starts fresh processes: fine
+
+
+def test_cross_speaker_map_leaves_each_querys_own_speaker_out():
+    """``val/map_cross_speaker`` ranks only other speakers' items: codes that match a speaker's own
+    repetitions but not the other speaker's give a perfect ``val/map`` share there and not here."""
+    module = HashingModule(torch.nn.Identity(), hash_method="paper_a")
+    logged: dict[str, float] = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    # speaker a: word 0 = code 0, word 1 = code 1; speaker b swaps them (a speaker-bound code)
+    codes = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1],
+                      [1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=bool)
+    labels = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    speakers = np.array(["a"] * 4 + ["b"] * 4)
+    module._val = [(codes, labels, np.arange(8), speakers)]
+    module._log_map("val")
+    # every query ranks the other speaker's 2 wrong-word items first: AP = (1/3 + 2/4) / 2
+    assert logged["val/map_cross_speaker"] == pytest.approx(5 / 12)
+    assert logged["val/map"] > logged["val/map_cross_speaker"]
+    # the same codes but one speaker: no cross-speaker figure at all
+    module._val = [(codes, labels, np.arange(8), np.array(["a"] * 8))]
+    logged.clear()
+    module._log_map("val")
+    assert "val/map_cross_speaker" not in logged and "val/map" in logged

@@ -26,3 +26,29 @@ def test_code_of_an_item_does_not_depend_on_its_batch():
         together = net(batch, torch.tensor([77, 140])).hash_features
         alone = net(a[None], torch.tensor([77])).hash_features
     assert torch.allclose(together[0], alone[0], atol=1e-5)
+
+
+def test_masked_norm_training_statistics_ignore_the_padding():
+    """``masked_norm=True``: in training too, more zero padding in the batch changes nothing (the
+    batch-norm statistics are those of the valid frames); plain ``nn.BatchNorm2d`` counts it."""
+    torch.manual_seed(0)
+    x, lengths = torch.randn(4, 90, 32), torch.tensor([90, 70, 50, 30])
+    x = x * (torch.arange(90)[None, :, None] < lengths[:, None, None])
+    longer = torch.cat([x, torch.zeros(4, 60, 32)], 1)
+    for masked, same in ((True, True), (False, False)):
+        torch.manual_seed(1)
+        net = ResNetHashNet(n_mels=32, n_classes=5, hash_bits=16, dropout=0.0, masked_norm=masked).train()
+        a = net(x, lengths).hash_features
+        b = net(longer, lengths).hash_features
+        assert torch.allclose(a, b, atol=1e-5) is same
+        assert set(net.state_dict()) == set(ResNetHashNet(n_mels=32, n_classes=5, hash_bits=16).state_dict())
+
+
+def test_time_only_pooling_keeps_the_frequency_rows():
+    """``pool_freq=False`` keeps the last stage's frequency rows: 2 C F' pooled features, the
+    embedding's input width following ``n_mels``."""
+    torch.manual_seed(0)
+    net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False).eval()
+    assert net.embed[0].in_features == 2 * 16 * 10  # 40 bins halved by the stem and stage 2
+    out = net(torch.randn(2, 50, 40), torch.tensor([50, 30]))
+    assert out.hash_features.shape == (2, 16)

@@ -96,6 +96,7 @@ class SpeechDataset(Dataset):
             "item_index": self.item_indices[k],
             "cpo": cpo,
             "id": it.id,
+            "speaker": it.speaker,
         }
 
 
@@ -121,6 +122,7 @@ def collate_speech(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "item_index": torch.tensor([b["item_index"] for b in batch], dtype=torch.long),
         "cpo": torch.tensor([b["cpo"] for b in batch], dtype=torch.long),
         "ids": [b["id"] for b in batch],
+        "speakers": [b.get("speaker") for b in batch],
     }
     if "features" in batch[0]:
         out["features"], out["feature_lengths"] = pad_stack([b["features"] for b in batch])

@@ -90,7 +90,7 @@ class HashingModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.run_config: dict[str, Any] | None = None
-        self._val: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
+        self._val: list[tuple[Any, ...]] = []
 
     # ------------------------------------------------------------ shared path
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None):
@@ -137,19 +137,22 @@ class HashingModule(L.LightningModule):
         self._collect(out, batch)
 
     def _collect(self, out, batch: dict[str, Any]) -> None:
-        """Keep a batch's codes, content labels and dataset indices (``batch["index"]``, see
-        :mod:`speechret.data.datamodule`) for the epoch's mAP."""
+        """Keep a batch's codes, content labels, dataset indices (``batch["index"]``, see
+        :mod:`speechret.data.datamodule`) and speakers (``batch["speakers"]``) for the epoch's mAP."""
         index = batch.get("index")
+        speakers = batch.get("speakers")
         self._val.append((self.codes(out), batch["label"].detach().cpu().numpy(),
-                          None if index is None else index.detach().cpu().numpy()))
+                          None if index is None else index.detach().cpu().numpy(),
+                          None if speakers is None else np.asarray([str(x) for x in speakers])))
 
     def on_validation_epoch_start(self) -> None:
         self._val = []
 
     on_test_epoch_start = on_validation_epoch_start
 
-    def epoch_eval_set(self) -> tuple[Any, np.ndarray]:
-        """The epoch's codes and labels over all DDP ranks, each dataset item once (and clears them).
+    def epoch_eval_set(self, with_speakers: bool = False) -> tuple[Any, ...]:
+        """The epoch's codes and labels over all DDP ranks, each dataset item once (and clears them);
+        with ``with_speakers`` also each item's speaker (``None`` when a batch carried none).
 
         mAP is not an average of per-item values over a fixed set — every item is both a query
         and a database entry — so per-rank mAPs of the shards cannot be averaged into the mAP of
@@ -165,6 +168,7 @@ class HashingModule(L.LightningModule):
         items then count twice).  With one process nothing is exchanged.
         """
         entries, self._val = self._val, []
+        entries = [tuple(e) + (None,) * (4 - len(e)) for e in entries]  # (codes, labels, index, speakers)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         world = torch.distributed.get_world_size() if distributed else 1
         if world > 1:
@@ -172,20 +176,30 @@ class HashingModule(L.LightningModule):
             torch.distributed.all_gather_object(parts, entries)
             entries = [e for part in parts for e in part]
         if not entries:
-            return [], np.zeros(0, dtype=np.int64)
-        labels = np.concatenate([lab for _, lab, _ in entries])
-        codes: Any = self.hashing.concat([c for c, _, _ in entries])
-        if all(idx is not None for _, _, idx in entries):
-            _, first = np.unique(np.concatenate([idx for _, _, idx in entries]), return_index=True)
+            empty = ([], np.zeros(0, dtype=np.int64))
+            return (*empty, None) if with_speakers else empty
+        labels = np.concatenate([e[1] for e in entries])
+        codes: Any = self.hashing.concat([e[0] for e in entries])
+        speakers = (np.concatenate([e[3] for e in entries])
+                    if all(e[3] is not None for e in entries) else None)
+        if all(e[2] is not None for e in entries):
+            _, first = np.unique(np.concatenate([e[2] for e in entries]), return_index=True)
             labels = labels[first]
             codes = take(codes, first)
+            speakers = None if speakers is None else speakers[first]
         elif world > 1:
             log.warning("batches carry no 'index': items the DistributedSampler repeated to even out "
                         "%d ranks count more than once in the mAP", world)
-        return codes, labels
+        return (codes, labels, speakers) if with_speakers else (codes, labels)
 
     def _log_map(self, stage: str) -> None:
-        """Log ``{stage}/map`` over the whole evaluation set (:meth:`epoch_eval_set`).
+        """Log ``{stage}/map`` over the whole evaluation set (:meth:`epoch_eval_set`), and, when the
+        set has at least two speakers, ``{stage}/map_cross_speaker``: the ``cross_speaker``
+        protocol's mAP (paper C Tables 1, 2, 5; :class:`speechret.evaluate.protocols.CrossSpeaker`)
+        — relevant = same content by *another* speaker, the query's own speaker left out of the
+        ranking.  Under a speaker-disjoint split this is the figure a new voice sees, and the one to
+        select checkpoints by when queries come from unheard speakers (``val/map`` also rewards
+        matching a speaker's own repetitions).
 
         Every rank computes the same value from the same gathered set, so it is logged on every
         rank (``rank_zero_only=False``: checkpointing and early stopping read it on each rank)
@@ -193,7 +207,7 @@ class HashingModule(L.LightningModule):
         shard mAPs was the error this replaces.  Lightning then warns once under DDP that
         epoch-level metrics are usually synced; that advice does not apply here.
         """
-        codes, labels = self.epoch_eval_set()
+        codes, labels, speakers = self.epoch_eval_set(with_speakers=True)
         if len(labels) < 2 or (labels < 0).all():
             return
         dist = self.hashing.ranking_distances(codes, codes)
@@ -203,6 +217,11 @@ class HashingModule(L.LightningModule):
             self.log(f"{stage}/map", res["map"], prog_bar=True, sync_dist=False, rank_zero_only=False)
         else:
             log.warning("%s/map not logged: no %s item shares its content label with another", stage, stage)
+        if speakers is not None and len(set(speakers.tolist()) - {""}) >= 2:
+            same_spk = speakers[:, None] == speakers[None, :]
+            xres = mean_average_precision(dist, rel & ~same_spk, exclude=same_spk)
+            if xres["n_queries"] > 0:
+                self.log(f"{stage}/map_cross_speaker", xres["map"], sync_dist=False, rank_zero_only=False)
 
     def on_validation_epoch_end(self) -> None:
         self._log_map("val")

@@ -11,8 +11,11 @@ Not from the three papers. Built on:
   removes the channel's and, in part, the speaker's spectral tilt;
 * every convolution's input is zero beyond the item's valid frames (as a lone item's zero
   padding would be), and pooling over time (mean and max, concatenated) covers the valid frames
-  only, so in ``eval()`` mode an item's code does not depend on the batch it is in (batch-norm
-  statistics in training include the padded cells: a documented approximation);
+  only, so in ``eval()`` mode an item's code does not depend on the batch it is in; with
+  ``masked_norm=True`` the batch-norm statistics of training are also taken over the valid frames
+  only (:class:`~speechret.models.components.common.MaskedBatchNorm`), so the statistics a
+  single un-padded item meets at indexing and search time are those it was trained with (plain
+  ``nn.BatchNorm2d`` counts the zero padding of a batch of unequal lengths);
 * a tanh hash layer ``u = tanh(W e)`` of ``hash_bits`` units (the relaxation of sign(·) used by
   DPSH and CSQ), whose sign is the code, and a linear classifier on ``u`` for cross-entropy.
 
@@ -29,19 +32,35 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from speechret.models.components.common import ModelOutput, check_lengths
+from speechret.models.components.common import MaskedBatchNorm, ModelOutput, check_lengths
 
 __all__ = ["ResNetHashNet", "ResidualBlock"]
+
+
+class FrameBatchNorm(MaskedBatchNorm):
+    """:class:`MaskedBatchNorm` for ``(B, C, F, T)`` maps (frames on the last axis): statistics over
+    the valid frames only.  Same parameters and buffers as ``nn.BatchNorm2d``."""
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:  # type: ignore[override]
+        return super().forward(x.transpose(2, 3), lengths).transpose(2, 3)
+
+
+def _norm(channels: int, masked: bool) -> nn.Module:
+    return FrameBatchNorm(channels) if masked else nn.BatchNorm2d(channels)
+
+
+def _apply_norm(norm: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
+    return norm(x, lengths) if isinstance(norm, FrameBatchNorm) else norm(x)
 
 
 class ResidualBlock(nn.Module):
     """Pre-activation basic block: BN-ReLU-conv3×3-BN-ReLU-conv3×3 plus a (projected) shortcut."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, masked_norm: bool = False) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(c_in)
+        self.bn1 = _norm(c_in, masked_norm)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.bn2 = _norm(c_out, masked_norm)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.act = nn.ReLU(inplace=True)
         self.shortcut = (nn.Identity() if stride == 1 and c_in == c_out
@@ -49,11 +68,11 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (B, C, F, T) with ``lengths`` valid frames → output and its valid frames."""
-        h = _mask(self.act(self.bn1(x)), lengths)
+        h = _mask(self.act(_apply_norm(self.bn1, x, lengths)), lengths)
         skip = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(h)
         h = self.conv1(h)
         out_len = _strided(lengths, self.conv1.stride[1])
-        h = self.conv2(_mask(self.act(self.bn2(h)), out_len))
+        h = self.conv2(_mask(self.act(_apply_norm(self.bn2, h, out_len)), out_len))
         return _mask(h + skip, out_len), out_len
 
 
@@ -80,11 +99,18 @@ class ResNetHashNet(nn.Module):
         embed_dim: width of the embedding between pooling and the hash layer.
         dropout: dropout before the hash layer.
         cmvn: normalise each mel band per utterance over its valid frames.
+        masked_norm: batch-norm statistics over valid frames only (see the module docstring);
+            ``False`` keeps ``nn.BatchNorm2d`` (the padded cells count).
+        pool_freq: ``True`` pools mean and max over time *and* frequency (res8/res15's global
+            pooling: ``2 C`` features); ``False`` pools over time only and keeps the ``F'``
+            frequency rows of the last stage (``2 C F'`` features, ``F' = ceil(n_mels / 16)``
+            with the default 4 stages): where in the spectrum a pattern lies survives pooling.
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
-                 dropout: float = 0.1, cmvn: bool = True) -> None:
+                 dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
+                 pool_freq: bool = True) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -94,11 +120,17 @@ class ResNetHashNet(nn.Module):
         c_prev = channels[0]
         for i, c in enumerate(channels):
             for j in range(blocks):
-                layers.append(ResidualBlock(c_prev, c, stride=2 if (i > 0 and j == 0) else 1))
+                layers.append(ResidualBlock(c_prev, c, stride=2 if (i > 0 and j == 0) else 1,
+                                            masked_norm=masked_norm))
                 c_prev = c
         self.stages = nn.ModuleList(layers)
-        self.post = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
-        self.embed = nn.Sequential(nn.Linear(2 * c_prev, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
+        self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
+        self.pool_freq = bool(pool_freq)
+        f_out = self.n_mels
+        for _ in range(len(channels)):  # the stem and stages 2.. each halve the frequency rows
+            f_out = -(-f_out // 2)
+        pooled = 2 * c_prev * (1 if self.pool_freq else f_out)
+        self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
                                    nn.Dropout(dropout))
         self.hash = nn.Linear(embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
@@ -121,10 +153,14 @@ class ResNetHashNet(nn.Module):
         n = _strided(lengths, 2)
         for block in self.stages:
             h, n = block(h, n)
-        h = self.post(h)
         n = n.clamp(1, h.shape[-1])
+        h = self.post[1](_apply_norm(self.post[0], h, n))
         valid = (torch.arange(h.shape[-1], device=x.device)[None, :] < n[:, None])[:, None, None, :]
-        mean = (h * valid).sum((2, 3)) / (n * h.shape[2]).to(h.dtype)[:, None]
-        mx = h.masked_fill(~valid, float("-inf")).amax((2, 3))
+        if self.pool_freq:
+            mean = (h * valid).sum((2, 3)) / (n * h.shape[2]).to(h.dtype)[:, None]
+            mx = h.masked_fill(~valid, float("-inf")).amax((2, 3))
+        else:
+            mean = ((h * valid).sum(3) / n.to(h.dtype)[:, None, None]).flatten(1)
+            mx = h.masked_fill(~valid, float("-inf")).amax(3).flatten(1)
         u = torch.tanh(self.hash(self.embed(torch.cat([mean, mx], 1))))
         return ModelOutput(logits=self.classifier(u), hash_features=u)
