@@ -160,27 +160,8 @@ def main() -> None:
     not_run: list[str] = []
     papers: dict[tuple[str, str], dict] = {}
     mandarin = ",".join(str(x) for x in MANDARIN_10)
-    for exp in (args.papers or []) if shard[0] == 0 else []:
-        test, val = all_folds[0]
-        for recipe, extra in RECIPES.items():
-            name = f"paper_{exp}_{'recipe' if extra else 'plain'}"
-            if args.report_only and not (runner.out / "train" / name / "summary.json").is_file():
-                not_run.append(f"{exp} with {recipe}, fold 0, 10 Mandarin words")
-                continue
-            summary = runner.train(name, [f"experiment={exp}", *data, f"data.labels=[{mandarin}]",
-                                          f"data.test_speakers=[{','.join(test)}]",
-                                          f"data.val_speakers=[{','.join(val)}]", *extra,
-                                          f"trainer.max_epochs={args.paper_epochs}"])
-            m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={summary['best_checkpoint']}",
-                                                          "protocol=cross_speaker"])
-            papers[(exp, recipe)] = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"),
-                                     "f1": m.get("f1"), "epochs": summary.get("epochs"),
-                                     "train_s": summary.get("wall_time_s"), "bits": summary.get("hash_bits")}
-    if args.papers_only:
-        return
-
     results: dict[tuple[int, str, int], dict] = {}
-    for i, (f, v, bits) in enumerate(plan):
+    for i, (f, v, bits) in enumerate([] if args.papers_only else plan):
         if i % shard[1] != shard[0]:
             continue
         test, val = all_folds[f]
@@ -215,7 +196,27 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps({f"{k[0]}|{k[1]}|{k[2]}": r for k, r in results.items()},
                                                      indent=1, ensure_ascii=False))
 
-    if shard[1] > 1:
+    # the papers' arms after speechret's own runs, spread over the shards like them
+    paper_plan = [(exp, recipe) for exp in (args.papers or []) for recipe in RECIPES]
+    for j, (exp, recipe) in enumerate(paper_plan):
+        if j % shard[1] != shard[0]:
+            continue
+        test, val = all_folds[0]
+        extra = RECIPES[recipe]
+        name = f"paper_{exp}_{'recipe' if extra else 'plain'}"
+        if args.report_only and not (runner.out / "train" / name / "summary.json").is_file():
+            not_run.append(f"{exp} with {recipe}, fold 0, 10 Mandarin words")
+            continue
+        summary = runner.train(name, [f"experiment={exp}", *data, f"data.labels=[{mandarin}]",
+                                      f"data.test_speakers=[{','.join(test)}]",
+                                      f"data.val_speakers=[{','.join(val)}]", *extra,
+                                      f"trainer.max_epochs={args.paper_epochs}"])
+        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={summary['best_checkpoint']}",
+                                                      "protocol=cross_speaker"])
+        papers[(exp, recipe)] = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"),
+                                 "f1": m.get("f1"), "epochs": summary.get("epochs"),
+                                 "train_s": summary.get("wall_time_s"), "bits": summary.get("hash_bits")}
+    if shard[1] > 1 or args.papers_only:
         return
     def mean_sd(runs: list[dict], key: str) -> str:
         xs = [r[key] for r in runs if r.get(key) is not None]

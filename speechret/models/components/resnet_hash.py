@@ -22,7 +22,8 @@ Not from the three papers. Built on:
 Input ``(B, T, F)`` (time-major, as :class:`speechret.features.LogMel` with
 ``fixed_seconds=null``) and ``lengths`` (B,) in frames. Output :class:`ModelOutput`:
 ``logits`` (B, n_classes), ``hash_features`` = ``u`` (B, hash_bits). With the defaults
-(``channels=(16, 32, 64, 128)``, one block per stage) it has about 0.3 M parameters.
+(``channels=(16, 32, 64, 128)``, one block per stage, 64 bands, 128 bits) it has about 0.4 M
+parameters; 0.6 M with ``pool_freq=False`` (the ``speechret_hash`` model config).
 """
 
 from __future__ import annotations
