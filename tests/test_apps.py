@@ -86,11 +86,11 @@ def test_paths_hang_off_the_project_root_not_the_cwd(tmp_path, monkeypatch, no_r
 def test_demo_trains_with_the_command_lines_training_overrides(tmp_path, no_root_env):
     from speechret.apps.demo import train_config
 
-    # defaults: conf/train.yaml + experiment=lstm_hash, 6 epochs; the demo's own keys under demo.*
+    # defaults: conf/train.yaml + experiment=speechret_hash, 6 epochs; the demo's own keys under demo.*
     cfg = _compose("demo")
     tcfg = train_config(cfg, tmp_path / "train")
     assert cfg.demo.index.k == 3 and "demo" not in tcfg
-    assert tcfg.experiment_name == "lstm_hash" and tcfg.trainer.max_epochs == 6 and tcfg.data.corpus == "synthetic"
+    assert tcfg.experiment_name == "speechret_hash" and tcfg.trainer.max_epochs == 6 and tcfg.data.corpus == "synthetic"
     assert tcfg.paths.output_dir == str(tmp_path / "train")
 
     root = str(tmp_path / "dsp")
