@@ -282,9 +282,9 @@ def main() -> None:
                          table(["experiment", "training", "bits", "mAP", "P", "R", "F1", "epochs", "time"], rows)
                          + f"\n\nEach paper's own network, features, optimiser and code length, trained "
                            f"{args.paper_epochs} epochs (both arms alike, fewer than the papers' to fit 2 CPU "
-                           "cores) with its paper's settings and with `recipe=speechret` (silence trimming, "
-                           "waveform augmentation and SpecAugment, one-cycle schedule, label smoothing 0.1; "
-                           "conf/recipe/speechret.yaml); checkpoint and threshold chosen on the validation "
+                           "cores) with its paper's settings and with `recipe=speechret` (isolated-word trimming, "
+                           "waveform augmentation with speed 0.75-1.35, SpecAugment with a VTLP warp, one-cycle "
+                           "schedule, label smoothing 0.1; conf/recipe/speechret.yaml); checkpoint and threshold chosen on the validation "
                            "speakers, measured on fold 0's test speakers as above."))
     if not_run:
         sections.append(("Not run", "These runs of the plan did not finish in the session that wrote this report "
