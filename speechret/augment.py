@@ -359,14 +359,12 @@ class SpecAugment(nn.Module):
         for _ in range(self.n_time):
             marker = self.time(marker, mask_value=1.0)
         hit = marker > 0.5
+        valid = torch.ones_like(hit)
         if lengths is not None:
             frames = torch.arange(moved[-1], device=feats.device)
-            hit = hit & (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None])
-        hit = hit & (torch.rand((moved[0], 1, 1, 1)) < self.p).to(feats.device)
+            valid = (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None]).expand_as(hit)
+        hit = hit & valid & (torch.rand((moved[0], 1, 1, 1)) < self.p).to(feats.device)
         if self.mask_value == "mean":
-            valid = torch.ones_like(marker, dtype=torch.bool)
-            if lengths is not None:
-                valid = (frames < torch.as_tensor(lengths, device=feats.device)[:, None, None, None]).expand_as(marker)
             w = valid.to(x4.dtype)
             fill = (x4 * w).sum((1, 2, 3), keepdim=True) / (w.sum((1, 2, 3), keepdim=True) * x4.shape[1]).clamp_min(1)
             x4 = torch.where(hit, fill.expand_as(x4), x4)

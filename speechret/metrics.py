@@ -109,6 +109,16 @@ def label_relevance(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarr
     return (q == d) & (q >= 0)
 
 
+def cross_speaker_relevance(query_labels: np.ndarray, db_labels: np.ndarray, query_speakers: np.ndarray,
+                            db_speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``cross_speaker`` rule (paper C Tables 1, 2, 5): ``(relevant, same_speaker, same_label)``
+    with relevant = same content label by another speaker; ``same_speaker`` pairs are the ones the
+    protocol leaves out of the ranking."""
+    same_lab = label_relevance(query_labels, db_labels)
+    same_spk = np.asarray(query_speakers)[:, None] == np.asarray(db_speakers)[None, :]
+    return same_lab & ~same_spk, same_spk, same_lab
+
+
 def edit_distance(a, b) -> int:
     """Levenshtein distance between two label sequences (for the pronunciation error rate)."""
     a, b = list(a), list(b)

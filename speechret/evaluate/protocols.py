@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from speechret.data.manifest import Item
+from speechret.metrics import cross_speaker_relevance
 
 log = logging.getLogger(__name__)
 
@@ -269,9 +270,7 @@ class CrossSpeaker(Protocol):
         labels, spk = data.labels, data.speakers
         n = len(data)
         self_pair = src[:, None] == np.arange(n)[None, :]
-        same_spk = spk[src][:, None] == spk[None, :]
-        same_lab = _same_label(labels[src], labels)
-        relevant = same_lab & ~same_spk
+        relevant, same_spk, same_lab = cross_speaker_relevance(labels[src], labels, spk[src], spk)
         exclude = self_pair | same_spk
         views = {
             "same_speaker": (same_lab & same_spk & ~self_pair, self_pair | ~same_spk),

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechret.metrics import edit_distance, label_relevance, mean_average_precision
+from speechret.metrics import cross_speaker_relevance, edit_distance, label_relevance, mean_average_precision
 from speechret.hashing import HashMethod, get_hash_method, take
 
 from .ctc import (  # noqa: F401  (re-exported: the decoders lived here before)
@@ -218,8 +218,8 @@ class HashingModule(L.LightningModule):
         else:
             log.warning("%s/map not logged: no %s item shares its content label with another", stage, stage)
         if speakers is not None and len(set(speakers.tolist()) - {""}) >= 2:
-            same_spk = speakers[:, None] == speakers[None, :]
-            xres = mean_average_precision(dist, rel & ~same_spk, exclude=same_spk)
+            xrel, same_spk, _ = cross_speaker_relevance(labels, labels, speakers, speakers)
+            xres = mean_average_precision(dist, xrel, exclude=same_spk)
             if xres["n_queries"] > 0:
                 self.log(f"{stage}/map_cross_speaker", xres["map"], sync_dist=False, rank_zero_only=False)
 

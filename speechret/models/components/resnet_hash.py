@@ -46,12 +46,16 @@ class FrameBatchNorm(MaskedBatchNorm):
         return super().forward(x.transpose(2, 3), lengths).transpose(2, 3)
 
 
+class PaddedBatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` with the ``(x, lengths)`` call of :class:`FrameBatchNorm`: its training
+    statistics count the padded cells too (``masked_norm=False``)."""
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return super().forward(x)
+
+
 def _norm(channels: int, masked: bool) -> nn.Module:
-    return FrameBatchNorm(channels) if masked else nn.BatchNorm2d(channels)
-
-
-def _apply_norm(norm: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
-    return norm(x, lengths) if isinstance(norm, FrameBatchNorm) else norm(x)
+    return FrameBatchNorm(channels) if masked else PaddedBatchNorm(channels)
 
 
 class ResidualBlock(nn.Module):
@@ -69,11 +73,11 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (B, C, F, T) with ``lengths`` valid frames → output and its valid frames."""
-        h = _mask(self.act(_apply_norm(self.bn1, x, lengths)), lengths)
+        h = _mask(self.act(self.bn1(x, lengths)), lengths)
         skip = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(h)
         h = self.conv1(h)
         out_len = _strided(lengths, self.conv1.stride[1])
-        h = self.conv2(_mask(self.act(_apply_norm(self.bn2, h, out_len)), out_len))
+        h = self.conv2(_mask(self.act(self.bn2(h, out_len)), out_len))
         return _mask(h + skip, out_len), out_len
 
 
@@ -155,7 +159,7 @@ class ResNetHashNet(nn.Module):
         for block in self.stages:
             h, n = block(h, n)
         n = n.clamp(1, h.shape[-1])
-        h = self.post[1](_apply_norm(self.post[0], h, n))
+        h = self.post[1](self.post[0](h, n))
         valid = (torch.arange(h.shape[-1], device=x.device)[None, :] < n[:, None])[:, None, None, :]
         if self.pool_freq:
             mean = (h * valid).sum((2, 3)) / (n * h.shape[2]).to(h.dtype)[:, None]
