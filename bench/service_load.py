@@ -2,7 +2,7 @@
 adds, against a real server process on 127.0.0.1 (speechret.service.launch.ServerProcess).
 
     python bench/service_load.py [--items 100000] [--bits 384] [--clients 8] [--seconds 10]
-                                 [--readers 2] [--k 10] [--writer-batch 8]
+                                 [--readers 2] [--k 10] [--writer-batch 8] [--rates 50 100 200]
 
 The library is synthetic: ``--items`` random ``--bits``-bit paper-A codes inserted as rows
 straight into a new library's SQLite table (SpeechLibrary._insert_rows, the transaction every
@@ -12,8 +12,15 @@ far longer and does not change what a search does. The writer adds real sealed i
 PCM, AES-GCM, ItemSealer) through POST /v1/items while the readers search, so every search also
 pays the index sync with SQLite. Each client is a thread with its own httpx connection sending
 one query code per request (top-k); latency is measured per request on the client (HTTP
-included). Prints a markdown table: p50 / p99 / mean latency, searches/s, items added/s, plus
-the in-process latency of the same queries on the same index for comparison. ``--index``:
+included). The first row is a closed loop (every client sends its next query as soon as the
+last is answered: the saturation throughput, where latency is queueing, ``clients / throughput``
+by Little's law); each ``--rates`` row offers that many searches/s in all, each client sending
+with exponential gaps, its latency timed from the scheduled send so that a slow answer delays no
+measurement (no coordinated omission, Tene 2013), while the writer uploads ``--write-rate``
+times a second (in the closed loop it uploads as fast as it can). Each row also gives the CPU per request of the
+server process (``/proc/<pid>/stat``) and of this process (clients and the writer's sealing),
+the figure that bounds throughput on a machine whose cores the two share. Prints a markdown
+table, plus the in-process latency of the same queries on the same index for comparison. ``--index``:
 ``faiss`` (BFlat, default), ``milvus-lite`` (embedded, 0/1 float vectors) or ``milvus``
 (``--milvus-uri``, BINARY_VECTOR + BIN_FLAT).
 """
@@ -72,6 +79,12 @@ def build_library(root: Path, n: int, bits: int, seed: int = 0, index: dict | No
     return root / "lib", sealer, codes
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (``/proc/<pid>/stat`` fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(x: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(x), q)) if x else float("nan")
 
@@ -84,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--readers", type=int, default=2)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--writer-batch", type=int, default=8)
+    ap.add_argument("--writer-batch", type=int, default=8, help="items per upload; 0: no writer")
+    ap.add_argument("--write-rate", type=float, default=4.0,
+                    help="uploads/s of the writer in the --rates rows (0: as fast as it can, as in the closed loop)")
+    ap.add_argument("--rates", nargs="*", default=["50", "100", "200"],
+                    help="after the closed loop, one row per offered search rate (searches/s over all clients)")
     ap.add_argument("--index", choices=("faiss", "milvus-lite", "milvus"), default="faiss")
     ap.add_argument("--milvus-uri", default="http://127.0.0.1:19530")
     args = ap.parse_args(argv)
@@ -114,62 +131,106 @@ def main(argv: list[str] | None = None) -> None:
 
     r, w = new_token_file(tmp / "read.token"), new_token_file(tmp / "write.token")
     read, write = r.read_text().strip(), w.read_text().strip()
-    lat: list[list[float]] = [[] for _ in range(args.clients)]
-    added = [0]
-    stop = threading.Event()
+    rates = [None] + [float(x) for x in args.rates]  # None: the closed loop (each client sends as soon as answered)
+    rows: list[dict] = []
+    n_written = [0]
     with ServerProcess(lib_dir, r, w, tmp / "server.log", overrides=(f"readers={args.readers}", "access_log=false",
                                                                     "log_level=warning"), cwd=tmp) as srv:
         warm = ServiceClient(srv.url, read)
         warm.search([queries[0].tobytes()], mode="topk", k=args.k)
-
-        def reader(i: int) -> None:
-            cl = ServiceClient(srv.url, read)
-            j = i
-            while not stop.is_set():
-                s = time.perf_counter()
-                cl.search([queries[j % len(queries)].tobytes()], mode="topk", k=args.k)
-                lat[i].append(1e3 * (time.perf_counter() - s))
-                j += args.clients
-            cl.close()
-
-        def writer() -> None:
-            cl = ServiceClient(srv.url, write)
-            n = 0
-            wr = np.random.default_rng(2)
-            while not stop.is_set():
-                items = [{"item_id": f"new-{n + i}", "pcm": wr.integers(-3000, 3000, 16000, dtype=np.int16),
-                          "sample_rate": 16000} for i in range(args.writer_batch)]
-                sealed = sealer.seal(items, wr.random((len(items), args.bits)) < 0.5)
-                added[0] += len(cl.add(sealed))
-                n += len(items)
-            cl.close()
-
-        threads = [threading.Thread(target=reader, args=(i,)) for i in range(args.clients)]
-        threads.append(threading.Thread(target=writer))
-        start = time.perf_counter()
-        for t_ in threads:
-            t_.start()
-        time.sleep(args.seconds)
-        stop.set()
-        for t_ in threads:
-            t_.join()
-        wall = time.perf_counter() - start
+        for rate in rates:
+            rows.append(load_phase(srv, read, write, sealer, queries, args, rate, n_written))
         final = warm.stats()["items"]
         warm.close()
-    all_lat = [x for per in lat for x in per]
+    added = sum(row["added"] for row in rows)
+    cores = os.cpu_count() or 1
     print(f"library: {args.items} random {args.bits}-bit codes (built in {build_s:.1f} s), index {args.index}; "
           f"server readers={args.readers}; {args.clients} search clients + 1 writer ({args.writer_batch} items "
-          f"per upload) for {wall:.1f} s; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+          f"per upload), {args.seconds:.0f} s per row; {cores} CPUs; load average {os.getloadavg()[0]:.2f}")
     print()
-    print("| what | p50 ms | p99 ms | mean ms | per second |")
-    print("|---|---|---|---|---|")
-    print(f"| service search (top-{args.k}, 1 code / request, HTTP included) | {percentile(all_lat, 50):.2f} | "
-          f"{percentile(all_lat, 99):.2f} | {np.mean(all_lat):.2f} | {len(all_lat) / wall:.0f} searches |")
-    print(f"| service add (writer, concurrent) | | | | {added[0] / wall:.0f} items |")
-    print(f"| in-process search, same index (no HTTP, no load) | {baseline[0]:.2f} | {baseline[1]:.2f} | | |")
+    print("| search load | p50 ms | p99 ms | mean ms | searches/s | adds/s | CPU ms / request (server + clients) |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        what = (f"closed loop, {args.clients} clients" if row["rate"] is None
+                else f"{row['rate']:.0f}/s offered by {args.clients} clients (Poisson)")
+        print(f"| {what} | {row['p50']:.2f} | {row['p99']:.2f} | {row['mean']:.2f} | {row['searches_s']:.0f} | "
+              f"{row['adds_s']:.0f} | {row['cpu_ms']:.2f} ({row['cpu_server_ms']:.2f} + {row['cpu_client_ms']:.2f}) |")
+    print(f"| in-process search, same index (no HTTP, no load) | {baseline[0]:.2f} | {baseline[1]:.2f} | | | | |")
     print()
-    print(f"items at the end: {final} (= {args.items} + {added[0]} added)")
+    print(f"items at the end: {final} (= {args.items} + {added} added)")
+    closed = rows[0]
+    print(f"Closed loop: {args.clients} requests always in flight wait {args.clients} / throughput each (Little's law), "
+          f"so p50 <= 5 ms would need >= {args.clients / 5e-3:.0f} searches/s, i.e. <= "
+          f"{1e3 * cores / (args.clients / 5e-3):.2f} ms of CPU per request on {cores} cores; measured "
+          f"{closed['cpu_ms']:.2f} ms (server {closed['cpu_server_ms']:.2f}, of which the search itself is about "
+          f"{baseline[0]:.2f}; the clients and the writer's sealing {closed['cpu_client_ms']:.2f}).  The paced rows "
+          f"time each request from its scheduled send (no coordinated omission).")
 
+
+def load_phase(srv: ServerProcess, read: str, write: str, sealer: ItemSealer, queries: np.ndarray,
+               args: argparse.Namespace, rate: float | None, n_written: list[int]) -> dict:
+    """One load level: ``args.clients`` search threads (closed loop when ``rate`` is None, else
+    each sending at ``rate / clients`` per second with exponential gaps, timed from the scheduled
+    send) and one writer (as fast as it can, or ``args.write_rate`` uploads/s when paced), for
+    ``args.seconds``.  Returns latencies, throughputs and CPU per request."""
+    lat: list[list[float]] = [[] for _ in range(args.clients)]
+    added = [0]
+    uploads = [0]
+    stop = threading.Event()
+
+    def reader(i: int) -> None:
+        cl = ServiceClient(srv.url, read)
+        gaps = np.random.default_rng(100 + i)
+        j = i
+        due = time.perf_counter()
+        while not stop.is_set():
+            if rate is not None:
+                due += gaps.exponential(args.clients / rate)
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            s = due if rate is not None else time.perf_counter()
+            cl.search([queries[j % len(queries)].tobytes()], mode="topk", k=args.k)
+            lat[i].append(1e3 * (time.perf_counter() - s))
+            j += args.clients
+        cl.close()
+
+    def writer() -> None:
+        cl = ServiceClient(srv.url, write)
+        wr = np.random.default_rng(2 + n_written[0])
+        due = time.perf_counter()
+        while not stop.is_set():
+            if rate is not None and args.write_rate > 0:  # paced rows: a paced writer too
+                due += 1.0 / args.write_rate
+                if due > time.perf_counter():
+                    time.sleep(due - time.perf_counter())
+            n = n_written[0]
+            items = [{"item_id": f"new-{n + i}", "pcm": wr.integers(-3000, 3000, 16000, dtype=np.int16),
+                      "sample_rate": 16000} for i in range(args.writer_batch)]
+            sealed = sealer.seal(items, wr.random((len(items), args.bits)) < 0.5)
+            added[0] += len(cl.add(sealed))
+            uploads[0] += 1
+            n_written[0] += len(items)
+        cl.close()
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(args.clients)]
+    if args.writer_batch > 0:  # --writer-batch 0: searches only
+        threads.append(threading.Thread(target=writer))
+    start, cpu0, srv0 = time.perf_counter(), time.process_time(), process_cpu_s(srv.pid)
+    for t_ in threads:
+        t_.start()
+    time.sleep(args.seconds)
+    stop.set()
+    for t_ in threads:
+        t_.join()
+    wall = time.perf_counter() - start
+    cpu_client, cpu_server = time.process_time() - cpu0, process_cpu_s(srv.pid) - srv0
+    all_lat = [x for per in lat for x in per]
+    n_req = max(len(all_lat) + uploads[0], 1)
+    return {"rate": rate, "p50": percentile(all_lat, 50), "p99": percentile(all_lat, 99),
+            "mean": float(np.mean(all_lat)) if all_lat else float("nan"), "searches_s": len(all_lat) / wall,
+            "adds_s": added[0] / wall, "added": added[0], "cpu_ms": 1e3 * (cpu_server + cpu_client) / n_req,
+            "cpu_server_ms": 1e3 * cpu_server / n_req, "cpu_client_ms": 1e3 * cpu_client / n_req}
 
 if __name__ == "__main__":
     main()

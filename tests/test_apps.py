@@ -184,3 +184,17 @@ def test_gitignore_ignores_nothing_tracked():
         pytest.skip("not a git checkout")
     res = subprocess.run(["git", "ls-files", "-ci", "--exclude-standard"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout == "", res.stdout
+
+
+def test_ema_callback_is_added_by_the_documented_override(tmp_path):
+    """conf/callbacks/ema.yaml's own instruction, ``callbacks=[default,ema]``: every default callback
+    stays and Lightning's EMAWeightAveraging is added (``+callbacks=ema`` is refused by Hydra)."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+
+    from speechret.apps.train import _instantiate_group
+
+    cfg = _compose("train", ["callbacks=[default,ema]", "callbacks.ema.decay=0.99", f"paths.output_dir={tmp_path}"])
+    cbs = _instantiate_group(cfg.callbacks)
+    ema = [c for c in cbs if isinstance(c, EMAWeightAveraging)]
+    assert len(ema) == 1 and sum(isinstance(c, ModelCheckpoint) for c in cbs) == 2
+    assert set(_compose("train").callbacks) < set(cfg.callbacks)

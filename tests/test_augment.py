@@ -218,3 +218,32 @@ def test_trim_max_gap_keeps_the_word_and_drops_clicks_apart_from_it():
     assert s2 <= 8000 and 12000 <= e2 < 13000
     with pytest.raises(ValueError, match="max_gap_ms"):
         SilenceTrim(max_gap_ms=-1)
+
+
+def test_trim_noise_floor_keeps_the_endpoints_of_a_degraded_copy():
+    """``noise_percentile`` / ``remove_dc``: 16 -> 8 -> 16-bit re-quantization (an offset of half a
+    coarse step on every sample) and white noise within ``threshold_db`` of the peak make every
+    frame "speech" for the peak-relative rule, which then keeps the whole clip; with the noise
+    level estimated from the quietest frames the endpoints stay those of the clean item."""
+    from speechret.cpo.ops import Requantize
+
+    torch.manual_seed(0)
+    x = torch.zeros(2, SR * 2)
+    x[:, 12000:20000] = 0.05 * _tone(0.5)                # the word at about -29 dBFS
+    x += 1e-5 * torch.randn_like(x)
+    noisy = x.clone()
+    noisy[0] = Requantize(8)(x[0])
+    noisy[1] += 10 ** (-55 / 20) * torch.randn(SR * 2)   # white noise 26 dB under the word
+    lengths = torch.tensor([SR * 2, SR * 2])
+    plain = SilenceTrim(margin_ms=20.0, max_gap_ms=200.0)
+    robust = SilenceTrim(margin_ms=20.0, max_gap_ms=200.0, noise_percentile=10.0, noise_margin_db=10.0,
+                         remove_dc=True)
+    clean = torch.stack(robust.spans(x, lengths), 1)
+    assert bool((clean[:, 0] <= 12000).all() and (clean[:, 1] >= 20000).all())
+    assert bool((clean[:, 1] - clean[:, 0] <= 8000 + 2 * 320 + 400 + 160).all())
+    assert torch.equal(clean, torch.stack(plain.spans(x, lengths), 1))  # a clean floor: the same crop
+    degraded = torch.stack(plain.spans(noisy, lengths), 1)
+    assert bool((degraded[:, 1] - degraded[:, 0] > SR).all())          # the plain rule keeps the noise
+    assert (torch.stack(robust.spans(noisy, lengths), 1) - clean).abs().max() <= robust.hop
+    with pytest.raises(ValueError, match="noise_percentile"):
+        SilenceTrim(noise_percentile=100.0)

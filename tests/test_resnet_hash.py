@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from speechret.models.components.resnet_hash import ResNetHashNet
@@ -52,3 +53,23 @@ def test_time_only_pooling_keeps_the_frequency_rows():
     assert net.embed[0].in_features == 2 * 16 * 10  # 40 bins halved by the stem and stage 2
     out = net(torch.randn(2, 50, 40), torch.tensor([50, 30]))
     assert out.hash_features.shape == (2, 16)
+
+
+def test_stride_one_stem_keeps_the_input_resolution_through_the_first_stage():
+    """``stem_stride=1``: the frequency rows at the pooling double (the stem no longer halves them),
+    the code still ignores padding in ``eval()``, and the backbone stays under 1 M parameters."""
+    torch.manual_seed(0)
+    net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
+                        stem_stride=1, masked_norm=True).eval()
+    assert net.embed[0].in_features == 2 * 16 * 20  # 40 bins halved by stage 2 only
+    a = torch.randn(33, 40)
+    batch = torch.full((2, 61, 40), 3.0)
+    batch[0, :33], batch[1] = a, torch.randn(61, 40)
+    with torch.no_grad():
+        together = net(batch, torch.tensor([33, 61])).hash_features
+        alone = net(a[None], torch.tensor([33])).hash_features
+    assert torch.allclose(together[0], alone[0], atol=1e-5)
+    big = ResNetHashNet(n_mels=64, n_classes=20, hash_bits=128, pool_freq=False, masked_norm=True, stem_stride=1)
+    assert sum(p.numel() for p in big.parameters()) < 1_000_000
+    with pytest.raises(ValueError, match="stem_stride"):
+        ResNetHashNet(stem_stride=3)

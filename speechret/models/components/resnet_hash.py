@@ -99,7 +99,7 @@ class ResNetHashNet(nn.Module):
         n_classes: content classes of the classifier head.
         hash_bits: width K of the hash layer.
         channels: output channels of the stages; every stage after the first halves time and
-            frequency (stride 2), the stem halves both once more.
+            frequency (stride 2), the stem divides both by ``stem_stride`` more.
         blocks: residual blocks per stage.
         embed_dim: width of the embedding between pooling and the hash layer.
         dropout: dropout before the hash layer.
@@ -110,17 +110,24 @@ class ResNetHashNet(nn.Module):
             pooling: ``2 C`` features); ``False`` pools over time only and keeps the ``F'``
             frequency rows of the last stage (``2 C F'`` features, ``F' = ceil(n_mels / 16)``
             with the default 4 stages): where in the spectrum a pattern lies survives pooling.
+        stem_stride: stride of the stem convolution in time and frequency: 2 (res15's
+            downsampling before the stages, the default) or 1, which keeps the input resolution
+            through the first stage at about four times the convolution FLOPs (and, with
+            ``pool_freq=False``, twice the frequency rows at the pooling).
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
-                 pool_freq: bool = True) -> None:
+                 pool_freq: bool = True, stem_stride: int = 2) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"ResNetHashNet: stem_stride must be 1 or 2, got {stem_stride}")
+        self.stem_stride = int(stem_stride)
         self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
-        self.stem = nn.Conv2d(1, channels[0], 3, stride=2, padding=1, bias=False)
+        self.stem = nn.Conv2d(1, channels[0], 3, stride=self.stem_stride, padding=1, bias=False)
         layers: list[nn.Module] = []
         c_prev = channels[0]
         for i, c in enumerate(channels):
@@ -132,8 +139,8 @@ class ResNetHashNet(nn.Module):
         self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
         self.pool_freq = bool(pool_freq)
         f_out = self.n_mels
-        for _ in range(len(channels)):  # the stem and stages 2.. each halve the frequency rows
-            f_out = -(-f_out // 2)
+        for _ in range(len(channels) - 1 + (self.stem_stride == 2)):  # the stem (stride 2) and stages 2..
+            f_out = -(-f_out // 2)                                     # each halve the frequency rows
         pooled = 2 * c_prev * (1 if self.pool_freq else f_out)
         self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
                                    nn.Dropout(dropout))
@@ -155,7 +162,7 @@ class ResNetHashNet(nn.Module):
         mask = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
         x = self._normalise(x, mask) if self.cmvn else x * mask[..., None]
         h = self.stem(x.transpose(1, 2)[:, None])  # (B, C, F', T'): the input is already masked
-        n = _strided(lengths, 2)
+        n = _strided(lengths, self.stem_stride)
         for block in self.stages:
             h, n = block(h, n)
         n = n.clamp(1, h.shape[-1])
