@@ -105,7 +105,10 @@ class SilenceTrim(nn.Module):
         valid = torch.arange(n, device=wave.device)[None, :] < lengths[:, None]
         x = wave.float() * valid
         if self.remove_dc:
-            x = (x - x.sum(1, keepdim=True) / lengths.clamp_min(1)[:, None]) * valid
+            # in float64: the mean must not depend on how much padding the sum ran over (a batch
+            # and a lone clip give the same endpoints; the exported hasher is checked bit for bit)
+            dc = x.double().sum(1, keepdim=True) / lengths.clamp_min(1)[:, None]
+            x = (x - dc.to(x.dtype)) * valid
         x = x.pow(2)
         pad = (-(n - self.frame) % self.hop) if n > self.frame else self.frame - n
         x = F.pad(x, (0, pad))
@@ -117,9 +120,11 @@ class SilenceTrim(nn.Module):
         peak = db.max(1, keepdim=True).values
         speech = in_item & (db >= peak - self.threshold_db) & (db >= self.floor_db)
         if self.noise_percentile is not None:
-            # the percentile over each item's own frames: frames past its end sort last
-            n_frames = in_item.sum(1).clamp_min(1)
-            ranked = torch.where(in_item, db, torch.full_like(db, float("inf"))).sort(1).values
+            # the percentile over the frames lying wholly inside the item (the frames a lone clip
+            # and the same clip padded in a batch share); the others sort last
+            whole = (starts[None, :] + self.frame) <= lengths[:, None]
+            n_frames = whole.sum(1).clamp_min(1)
+            ranked = torch.where(whole, db, torch.full_like(db, float("inf"))).sort(1).values
             k = ((n_frames - 1).to(db.dtype) * self.noise_percentile / 100.0).round().long()
             noise = ranked.gather(1, k[:, None])
             speech = speech & (db >= noise + self.noise_margin_db)
