@@ -17,10 +17,11 @@ last is answered: the saturation throughput, where latency is queueing, ``client
 by Little's law); each ``--rates`` row offers that many searches/s in all, each client sending
 with exponential gaps, its latency timed from the scheduled send so that a slow answer delays no
 measurement (no coordinated omission, Tene 2013), while the writer uploads ``--write-rate``
-times a second (in the closed loop it uploads as fast as it can). Each row also gives the CPU per request of the
-server process (``/proc/<pid>/stat``) and of this process (clients and the writer's sealing),
-the figure that bounds throughput on a machine whose cores the two share. Prints a markdown
-table, plus the in-process latency of the same queries on the same index for comparison. ``--index``:
+times a second (in the closed loop it uploads as fast as it can). Each row also gives the CPU
+per request of the server process (``/proc/<pid>/stat``) and of this process (clients and the
+writer's sealing), the figure that bounds throughput on a machine whose cores the two share.
+Prints a markdown table, plus the in-process latency of the same queries on the same index for
+comparison. ``--index``:
 ``faiss`` (BFlat, default), ``milvus-lite`` (embedded, 0/1 float vectors) or ``milvus``
 (``--milvus-uri``, BINARY_VECTOR + BIN_FLAT).
 """
@@ -231,6 +232,7 @@ def load_phase(srv: ServerProcess, read: str, write: str, sealer: ItemSealer, qu
             "mean": float(np.mean(all_lat)) if all_lat else float("nan"), "searches_s": len(all_lat) / wall,
             "adds_s": added[0] / wall, "added": added[0], "cpu_ms": 1e3 * (cpu_server + cpu_client) / n_req,
             "cpu_server_ms": 1e3 * cpu_server / n_req, "cpu_client_ms": 1e3 * cpu_client / n_req}
+
 
 if __name__ == "__main__":
     main()

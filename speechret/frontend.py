@@ -25,8 +25,10 @@ On DSPSpeech-20's 2 s clips the rule without it kept 0.9-1.9 s of each (recorder
 at 30-45 dB below the word's peak count as speech), about twice the word.
 
 ``noise_percentile`` / ``noise_margin_db`` (off by default) make the rule hold under a raised noise
-floor: the item's noise level is estimated as the ``noise_percentile``-th percentile of its frame
-energies (the quietest frames of a clip that is mostly silence), and a speech frame must also
+floor: the item's noise level is estimated as the ``noise_percentile``-th percentile of the
+energies of its frames lying wholly inside it (the quietest frames of a clip that is mostly
+silence; a partial last frame would differ between a lone clip and the same clip padded in a
+batch), and a speech frame must also
 stand ``noise_margin_db`` above it -- the noise-statistics threshold of Rabiner & Sambur (1975),
 there from the first 100 ms, here from the quietest frames wherever they lie.  ``remove_dc``
 subtracts each item's mean before the energies (the kept samples are not changed).  Without them
@@ -65,8 +67,8 @@ class SilenceTrim(nn.Module):
         max_gap_ms: ``None`` (default) keeps everything from the first to the last speech frame;
             a number keeps only the region around the loudest frame whose internal non-speech
             gaps are at most this long (see the module docstring).
-        noise_percentile: ``None`` (default) or a percentile in [0, 100) of the item's frame
-            energies taken as its noise level (see the module docstring).
+        noise_percentile: ``None`` (default) or a percentile in [0, 100) of the energies of the
+            item's whole frames, taken as its noise level (see the module docstring).
         noise_margin_db: with ``noise_percentile``, a speech frame is also at least this many dB
             above the noise level.
         remove_dc: subtract each item's mean (over its valid samples) before the frame energies.
