@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from speechret.models.losses import (BitBalanceLoss, CenterLoss, HashObjective, PairwiseLikelihoodLoss,
-                                     TripletLoss, hash_centers)
+                                     SpeakerAdversaryLoss, TripletLoss, hash_centers)
 
 
 def test_hadamard_centres_are_pairwise_half_apart():
@@ -73,3 +73,47 @@ def test_bit_balance_is_zero_for_balanced_bits_and_one_for_constant_bits():
 def test_objective_rejects_weights_of_unknown_terms():
     with pytest.raises(ValueError, match="unknown terms"):
         HashObjective({"dpsh": PairwiseLikelihoodLoss()}, {"center": 1.0})
+
+
+def test_speaker_adversary_learns_the_speakers_and_reverses_the_gradient_to_the_codes():
+    torch.manual_seed(0)
+    x, labels = _tiny_batch()
+    speakers = [f"s{i % 3}" for i in range(len(labels))]
+    # codes that carry the speaker: the classifier alone learns to name it (its loss decreases)
+    u = torch.tanh(x[:, :8] + torch.tensor([[2.0 * (i % 3) - 2.0] * 8 for i in range(len(labels))]))
+    adv = SpeakerAdversaryLoss(n_bits=8, max_speakers=4, hidden=16, scale=0.5)
+    adv.set_speakers(["s2", "s0", "s1"])
+    assert adv.index == {"s2": 0, "s0": 1, "s1": 2}
+    opt = torch.optim.Adam(adv.parameters(), lr=1e-2)
+    with torch.no_grad():
+        first = float(adv(u, labels, speakers))
+    for _ in range(100):
+        opt.zero_grad()
+        adv(u, labels, speakers).backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(adv(u, labels, speakers)) < 0.5 * first
+    # the gradient reaching the codes is -scale x the classifier's own
+    u1 = u.clone().requires_grad_(True)
+    adv(u1, labels, speakers).backward()
+    u2 = u.clone().requires_grad_(True)
+    target = torch.tensor([adv.index[s] for s in speakers])
+    torch.nn.functional.cross_entropy(adv.classifier(u2), target).backward()
+    torch.testing.assert_close(u1.grad, -0.5 * u2.grad)
+
+
+def test_speaker_adversary_ignores_unknown_speakers_and_keeps_its_index_in_the_state_dict():
+    adv = SpeakerAdversaryLoss(n_bits=4, max_speakers=3, hidden=4)
+    u, labels = torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)
+    adv.set_speakers(["a", "b"])
+    assert float(adv(u, labels, ["x", "y"])) == 0.0  # validation voices: nothing to learn
+    assert float(adv(u, labels, None)) == 0.0
+    other = SpeakerAdversaryLoss(n_bits=4, max_speakers=3, hidden=4)
+    other.load_state_dict(adv.state_dict())
+    assert other.index == {"a": 0, "b": 1}
+    with pytest.raises(ValueError, match="max_speakers"):
+        adv.set_speakers(["a", "b", "c", "d"])
+    obj = HashObjective({"center": CenterLoss(2, 4), "speaker": SpeakerAdversaryLoss(4, 3, 4)})
+    obj.set_speakers(["q"])
+    total, parts = obj(torch.zeros(2, 4), labels, ["q", "r"])
+    assert set(parts) == {"center", "speaker"} and obj.terms["speaker"].index == {"q": 0}

@@ -60,3 +60,27 @@ def test_trimming_makes_leading_silence_irrelevant_to_the_code(tiny_corpus, tmp_
     wave = dm._load_item(0)
     padded = np.concatenate([np.zeros(5120, dtype=np.float32), wave, np.zeros(3000, dtype=np.float32)])
     np.testing.assert_array_equal(hasher(padded), hasher(wave))
+
+
+SPEAKER_ADVERSARY = ["+model.hash_objective.terms.speaker._target_=speechret.models.losses.SpeakerAdversaryLoss",
+                     "+model.hash_objective.terms.speaker.n_bits=${model.hash_bits}",
+                     "+model.hash_objective.weights.speaker=0.3"]
+
+
+def test_speaker_adversary_trains_on_the_training_speakers_and_its_checkpoint_hashes(tiny_corpus, tmp_path):
+    """The adversary indexes exactly the training split's speakers (sorted), and the checkpoint (classifier rows + speaker list) loads into a Hasher that hashes like the model."""
+    from speechret.apps.train import train
+
+    cfg = _cfg(tiny_corpus, tmp_path, "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
+               "data.batch_size=4", "model.net.channels=[8,16]", "model.hash_bits=32", *SPEAKER_ADVERSARY)
+    summary = train(cfg)
+    dm = build_datamodule(cfg)
+    dm.setup()
+    hasher = Hasher.from_checkpoint(summary["best_checkpoint"])
+    adversary = hasher.module.hash_objective.terms["speaker"]
+    assert list(adversary.index) == dm.split_speakers("train") and len(adversary.index) >= 2
+    assert not set(adversary.index) & set(dm.split_speakers("val"))
+    wave = dm._load_item(dm.split_indices["val"][0])
+    with torch.no_grad():
+        code = hasher(wave)
+    assert np.asarray(code).shape[-1] == 32

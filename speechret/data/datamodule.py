@@ -357,6 +357,14 @@ class SpeechDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.label_names)
 
+    def split_speakers(self, split: str) -> list[str]:
+        """The sorted speakers of one split (``train``, ``val`` or ``test``); unnamed speakers left out."""
+        if not self._is_setup:
+            self.setup()
+        if split not in self.split_indices:
+            raise ValueError(f"split_speakers: unknown split {split!r}; splits: {sorted(self.split_indices)}")
+        return sorted({self.items[i].speaker for i in self.split_indices[split]} - {""})
+
     def summary(self) -> dict[str, Any]:
         """Items, speakers, durations and label counts overall and per split."""
         if not self._is_setup:

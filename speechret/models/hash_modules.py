@@ -315,6 +315,14 @@ class ClassificationHashModule(HashingModule):
     def n_classes(self) -> int:
         return int(self.hparams.num_classes)
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        dm = getattr(self._trainer, "datamodule", None)
+        if stage == "fit" and self.hash_objective is not None and hasattr(dm, "split_speakers"):
+            # speaker-aware terms (SpeakerAdversaryLoss) index the training speakers, sorted, the
+            # same on every rank
+            self.hash_objective.set_speakers(dm.split_speakers("train"))
+
     def compute_loss(self, out, batch: dict[str, Any]) -> torch.Tensor:
         logits, target = out.logits.float(), batch["label"]
         if self.hparams.loss == "ce":
@@ -326,7 +334,7 @@ class ClassificationHashModule(HashingModule):
             loss = F.binary_cross_entropy(prob, onehot * (1 - ls) + ls / logits.shape[-1])
         if self.hash_objective is None:
             return loss
-        extra, parts = self.hash_objective(out.hash_features, target)
+        extra, parts = self.hash_objective(out.hash_features, target, batch.get("speakers"))
         if self.training and self._trainer is not None:  # logged only inside a Trainer
             for name, value in parts.items():
                 self.log(f"train/hash_{name}", value, batch_size=len(target))

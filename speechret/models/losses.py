@@ -18,6 +18,12 @@ classification cross-entropy of :class:`speechret.models.hash_modules.Classifica
   Triplet Loss for Person Re-Identification", 2017, eq. 5) on the relaxed normalized Hamming
   distance ``d(u, v) = (K - uᵀv) / 2K`` (equal to BER for binary codes): for each anchor, the
   farthest positive and the nearest negative, ``[m + d_ap - d_an]_+``.
+* :class:`SpeakerAdversaryLoss` — speaker-invariant codes by adversarial training: a speaker
+  classifier on the relaxed code behind a gradient-reversal layer (Ganin & Lempitsky,
+  "Unsupervised Domain Adaptation by Backpropagation", ICML 2015, §3.2 eq. 13; applied to
+  speakers by Meng et al., "Speaker-Invariant Training via Adversarial Learning", ICASSP 2018,
+  eq. 5-7). The classifier learns the training speakers; the encoder receives the reversed
+  gradient, ``-scale ×`` the classifier's, and so removes what tells the voices apart.
 * :class:`BitBalanceLoss` — each bit is +1 on half of the items (the balance constraint of
   spectral hashing: Weiss, Torralba & Fergus, "Spectral Hashing", NIPS 2008, eq. 3), relaxed to
   ``mean_k (mean_i u_ik)²``.
@@ -33,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["hash_centers", "CenterLoss", "PairwiseLikelihoodLoss", "TripletLoss", "BitBalanceLoss",
-           "HashObjective"]
+           "SpeakerAdversaryLoss", "GradientReversal", "HashObjective"]
 
 
 def _hadamard(n: int) -> Tensor:
@@ -138,10 +144,90 @@ class BitBalanceLoss(nn.Module):
         return u.float().mean(0).pow(2).mean()
 
 
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by ``-scale`` (Ganin & Lempitsky 2015, §3.2)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return -ctx.scale * grad, None
+
+
+class SpeakerAdversaryLoss(nn.Module):
+    """Speaker-adversarial term: cross-entropy of a speaker classifier on ``GRL(u)``.
+
+    The classifier (``K → hidden → max_speakers``, ReLU) is trained to name the training speaker
+    of each item; the gradient that reaches the codes is reversed and scaled by ``scale`` (the
+    λ of Ganin & Lempitsky 2015 eq. 13), so the encoder is pushed toward codes from which the
+    speaker cannot be told. Choices the papers leave open: the classifier sees the relaxed code
+    ``u`` (what retrieval compares), not an inner layer; ``scale`` is constant (Ganin's ramp
+    ``2 / (1 + e^{-10p}) - 1`` is approximated by the one-cycle warm-up of the recipe's optimiser).
+
+    Speakers are strings; :meth:`set_speakers` fixes their indices (the module's ``setup`` passes
+    the training split's speakers, sorted, so every DDP rank agrees). Without it, a speaker gets the
+    next free index when first seen. Speakers outside the list (validation and test voices)
+    and items with no speaker are ignored; a batch with none left contributes 0. The index list
+    is kept in the state dict (``get_extra_state``), so a resumed run keeps its classifier's rows.
+    """
+
+    uses_speakers = True
+
+    def __init__(self, n_bits: int, max_speakers: int = 256, hidden: int = 256, scale: float = 1.0) -> None:
+        super().__init__()
+        if max_speakers < 2 or hidden < 1 or n_bits < 1:
+            raise ValueError(f"SpeakerAdversaryLoss needs n_bits >= 1, max_speakers >= 2 and hidden >= 1, got "
+                             f"{n_bits}, {max_speakers}, {hidden}")
+        if scale < 0:
+            raise ValueError(f"SpeakerAdversaryLoss scale must be >= 0, got {scale}")
+        self.classifier = nn.Sequential(nn.Linear(n_bits, hidden), nn.ReLU(), nn.Linear(hidden, max_speakers))
+        self.max_speakers, self.scale = int(max_speakers), float(scale)
+        self.index: dict[str, int] = {}
+        self._frozen = False
+
+    def set_speakers(self, speakers: list[str]) -> None:
+        """Fix the speaker → class index map (in the given order); other speakers are then ignored."""
+        speakers = list(dict.fromkeys(str(s) for s in speakers if str(s)))
+        if len(speakers) > self.max_speakers:
+            raise ValueError(f"SpeakerAdversaryLoss: {len(speakers)} training speakers exceed max_speakers="
+                             f"{self.max_speakers}; raise it in the model config")
+        self.index, self._frozen = {s: i for i, s in enumerate(speakers)}, True
+
+    def _targets(self, speakers, device: torch.device) -> Tensor:
+        out = []
+        for s in speakers:
+            s = "" if s is None else str(s)
+            if s and s not in self.index and not self._frozen and len(self.index) < self.max_speakers:
+                self.index[s] = len(self.index)
+            out.append(self.index.get(s, -100))
+        return torch.tensor(out, dtype=torch.long, device=device)
+
+    def forward(self, u: Tensor, labels: Tensor, speakers=None) -> Tensor:
+        if speakers is None:
+            return u.sum() * 0
+        target = self._targets(speakers, u.device)
+        if not bool((target >= 0).any()):
+            return u.sum() * 0
+        logits = self.classifier(GradientReversal.apply(u.float(), self.scale))
+        return F.cross_entropy(logits, target, ignore_index=-100)
+
+    def get_extra_state(self) -> dict:
+        return {"speakers": list(self.index), "frozen": self._frozen}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.index = {s: i for i, s in enumerate(state.get("speakers", []))}
+        self._frozen = bool(state.get("frozen", False))
+
+
 class HashObjective(nn.Module):
     """Weighted sum of hash losses: ``terms`` maps a name to a loss module, ``weights`` to its weight.
 
-    ``forward(u, labels) -> (total, {name: value})`` so each term is logged.
+    ``forward(u, labels, speakers=None) -> (total, {name: value})`` so each term is logged; a
+    term with ``uses_speakers = True`` (:class:`SpeakerAdversaryLoss`) also receives the batch's
+    speakers, and :meth:`set_speakers` hands it the training speakers.
     """
 
     def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float] | None = None) -> None:
@@ -155,7 +241,13 @@ class HashObjective(nn.Module):
             raise ValueError(f"HashObjective weights name unknown terms {sorted(unknown)}; terms: {sorted(self.terms)}")
         self.weights = {name: float(weights.get(name, 1.0)) for name in self.terms}
 
-    def forward(self, u: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        parts = {name: term(u, labels) for name, term in self.terms.items()}
+    def set_speakers(self, speakers: list[str]) -> None:
+        for term in self.terms.values():
+            if getattr(term, "uses_speakers", False):
+                term.set_speakers(speakers)
+
+    def forward(self, u: Tensor, labels: Tensor, speakers=None) -> tuple[Tensor, dict[str, Tensor]]:
+        parts = {name: (term(u, labels, speakers) if getattr(term, "uses_speakers", False) else term(u, labels))
+                 for name, term in self.terms.items()}
         total = sum(self.weights[name] * value for name, value in parts.items())
         return total, parts
