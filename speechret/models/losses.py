@@ -165,11 +165,11 @@ class SpeakerAdversaryLoss(nn.Module):
     λ of Ganin & Lempitsky 2015 eq. 13), so the encoder is pushed toward codes from which the
     speaker cannot be told. Choices the papers leave open: the classifier sees the relaxed code
     ``u`` (what retrieval compares), not an inner layer; ``scale`` is constant (Ganin's ramp
-    ``2 / (1 + e^{-10p}) - 1`` is approximated by the one-cycle warm-up of the recipe's optimiser).
+    ``2 / (1 + e^{-10p}) - 1`` over training progress ``p`` is not applied).
 
     Speakers are strings; :meth:`set_speakers` fixes their indices (the module's ``setup`` passes
     the training split's speakers, sorted, so every DDP rank agrees). Without it, a speaker gets the
-    next free index when first seen. Speakers outside the list (validation and test voices)
+    next free index when first seen (up to ``max_speakers``; later ones are ignored). Speakers outside the list (validation and test voices)
     and items with no speaker are ignored; a batch with none left contributes 0. The index list
     is kept in the state dict (``get_extra_state``), so a resumed run keeps its classifier's rows.
     """
