@@ -254,8 +254,9 @@ def main() -> None:
                                 ["MFCC + DTW (no training; `evaluate.baselines=[dtw]`)", fmt(d["map"]),
                                  fmt(d["precision"]), fmt(d["recall"]), fmt(d["f1"])]])
                          + "\n\nSame queries, database and validation-chosen thresholds (each system its own)."))
-    per_fold = [[f"fold {k[0]}", k[1], str(k[2]), fmt(r.get("val_map")), fmt(r.get("val_xmap")), fmt(r["map"]), fmt(r["precision"]),
-                 fmt(r["recall"]), fmt(r["f1"]), fmt(r["threshold"]), str(r["epochs"]), f"{r['train_s'] / 60:.1f} min"]
+    per_fold = [[f"fold {k[0]}", k[1], str(k[2]), fmt(r.get("val_map")), fmt(r.get("val_xmap")), fmt(r["map"]),
+                 fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), fmt(r["threshold"]), str(r["epochs"]),
+                 f"{r['train_s'] / 60:.1f} min"]
                 for k, r in sorted(results.items())]
     sections.append(("Every run", table(["fold", "vocabulary", "bits", "val mAP", "val cross-speaker mAP", "mAP", "P",
                                           "R", "F1", "threshold", "epochs", "training"], per_fold)

@@ -68,7 +68,8 @@ SPEAKER_ADVERSARY = ["+model.hash_objective.terms.speaker._target_=speechret.mod
 
 
 def test_speaker_adversary_trains_on_the_training_speakers_and_its_checkpoint_hashes(tiny_corpus, tmp_path):
-    """The adversary indexes exactly the training split's speakers (sorted), and the checkpoint (classifier rows + speaker list) loads into a Hasher that hashes like the model."""
+    """The adversary indexes exactly the training split's speakers (sorted), and the checkpoint
+    (classifier rows + speaker list) loads into a Hasher that hashes a clip to a code of the run's width."""
     from speechret.apps.train import train
 
     cfg = _cfg(tiny_corpus, tmp_path, "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",

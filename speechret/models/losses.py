@@ -168,10 +168,11 @@ class SpeakerAdversaryLoss(nn.Module):
     ``2 / (1 + e^{-10p}) - 1`` over training progress ``p`` is not applied).
 
     Speakers are strings; :meth:`set_speakers` fixes their indices (the module's ``setup`` passes
-    the training split's speakers, sorted, so every DDP rank agrees). Without it, a speaker gets the
-    next free index when first seen (up to ``max_speakers``; later ones are ignored). Speakers outside the list (validation and test voices)
-    and items with no speaker are ignored; a batch with none left contributes 0. The index list
-    is kept in the state dict (``get_extra_state``), so a resumed run keeps its classifier's rows.
+    the training split's speakers, sorted, so every DDP rank agrees). Without it, a speaker gets
+    the next free index when first seen (up to ``max_speakers``; later ones are ignored).
+    Speakers outside the list (validation and test voices) and items with no speaker are
+    ignored; a batch with none left contributes 0. The index list is kept in the state dict
+    (``get_extra_state``), so a resumed run keeps its classifier's rows.
     """
 
     uses_speakers = True
