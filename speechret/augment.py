@@ -23,6 +23,9 @@ returns the new ``(wave, lengths)``, padding stays zero):
 §2) through torchaudio's ``TimeMasking`` / ``FrequencyMasking`` with a mask per item; a mask is
 at most ``time_mask_param`` frames / ``freq_mask_param`` bins wide and never reaches the padding.
 
+Across items: :class:`Mixup` — each item of a batch is superposed with another item of the same
+batch (Zhang et al., "mixup", ICLR 2018); the loss then weighs both items' targets.
+
 All of them are the identity in ``eval()`` mode, so validation, indexing and search never see
 them.
 """
@@ -34,6 +37,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -50,6 +54,7 @@ __all__ = [
     "CPOs",
     "WaveAugment",
     "SpecAugment",
+    "Mixup",
 ]
 
 
@@ -372,3 +377,47 @@ class SpecAugment(nn.Module):
             x4 = torch.where(hit, torch.full_like(x4, self.mask_value), x4)
         return x4.reshape(moved).movedim((-2, -1), (freq_dim, time_dim))
 
+
+class Mixup(nn.Module):
+    """Mixup of training items (Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018,
+    §2 eq. 1): ``x̃ = λ x_i + (1 − λ) x_j`` and the loss ``λ ℓ(y_i) + (1 − λ) ℓ(y_j)``.
+
+    Applied to the waveforms, after the waveform chain and before the features, so a mixed item is
+    a real superposition of two utterances (between-class learning of sounds, Tokozume et al.,
+    "Learning from Between-class Examples for Deep Sound Recognition", ICLR 2018), not an average
+    of two log spectra.  Choices (configurable or documented here):
+
+    * one ``λ ~ Beta(alpha, alpha)`` and one permutation ``j = π(i)`` per batch, as in Zhang et al.'s
+      §2 implementation, so the loss of any objective mixes exactly by calling it twice;
+    * ``λ`` is replaced by ``max(λ, 1 − λ)``: an item's own target keeps the larger weight (the
+      loss is symmetric in the two, so this only fixes which item names the pair);
+    * a batch is mixed with probability ``p``; a mixed item is as long as the longer of its two
+      (the shorter one's padding is silence).
+
+    ``forward(wave (B, T), lengths (B,)) -> (wave, lengths, index, weight)``: ``index``
+    (B,) long is ``π`` (the partner of each item), ``weight`` the scalar ``λ``; an unmixed batch
+    returns ``None`` for both.  The identity in ``eval()`` mode.  The LightningModule applies the
+    weights (``batch["mix_index"]``, ``batch["mix_weight"]``,
+    :meth:`speechret.models.hash_modules.ClassificationHashModule.compute_loss`).
+    """
+
+    def __init__(self, alpha: float = 0.4, p: float = 1.0, seed: int = 0) -> None:
+        super().__init__()
+        if not float(alpha) > 0.0:
+            raise ConfigError(f"Mixup.alpha must be > 0 (the Beta distribution's parameter), got {alpha}")
+        self.alpha = float(alpha)
+        self.p = _check_prob(p, "Mixup")
+        self.rng = np.random.default_rng(int(seed))  # seeded draws, the same on every device
+
+    def forward(self, wave: Tensor, lengths: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        lens = _lengths_of(wave, lengths)
+        b = wave.shape[0]
+        if not self.training or b < 2 or self.rng.random() >= self.p:
+            return wave, lens, None, None
+        lam = float(self.rng.beta(self.alpha, self.alpha))
+        lam = max(lam, 1.0 - lam)
+        perm = torch.from_numpy(self.rng.permutation(b)).to(wave.device)
+        partner = wave[perm] * _mask(lens[perm], wave.shape[1]).to(wave.dtype)
+        mixed = lam * wave + (1.0 - lam) * partner
+        return mixed, torch.maximum(lens, lens[perm]), perm, torch.tensor(lam, device=wave.device)

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from speechret.augment import AddNoise, CPOs, RandomCrop, RandomGain, SpecAugment, SpeedPerturb, TimeShift, WaveAugment
+from speechret.augment import (AddNoise, CPOs, Mixup, RandomCrop, RandomGain, SpecAugment, SpeedPerturb, TimeShift,
+                               WaveAugment)
 from speechret.frontend import SilenceTrim
 
 SR = 16000
@@ -247,3 +248,28 @@ def test_trim_noise_floor_keeps_the_endpoints_of_a_degraded_copy():
     assert (torch.stack(robust.spans(noisy, lengths), 1) - clean).abs().max() <= robust.hop
     with pytest.raises(ValueError, match="noise_percentile"):
         SilenceTrim(noise_percentile=100.0)
+
+
+def test_mixup_superposes_each_item_with_its_partner_and_weighs_its_own_more():
+    """x̃_i = λ x_i + (1 − λ) x_π(i) over the longer of the two lengths (the shorter one's padding
+    counted as silence), one λ ≥ 0.5 per batch, π a permutation; the identity in eval() and at p=0."""
+    torch.manual_seed(0)
+    wave = torch.randn(6, 400)
+    lengths = torch.tensor([400, 300, 120, 400, 50, 222])
+    for i, n in enumerate(lengths.tolist()):
+        wave[i, n:] = 0.0
+    wave[2, 120:] = 7.0  # junk beyond an item's length must not leak into its partner's mix
+    mix = Mixup(alpha=0.4, seed=3).train()
+    out, lens, index, lam = mix(wave, lengths)
+    assert sorted(index.tolist()) == list(range(6)) and 0.5 <= float(lam) <= 1.0
+    clean = wave.clone()
+    clean[2, 120:] = 0.0
+    expect = float(lam) * wave + (1 - float(lam)) * clean[index]
+    torch.testing.assert_close(out, expect)
+    assert torch.equal(lens, torch.maximum(lengths, lengths[index]))
+    same = mix.eval()(wave, lengths)
+    assert same[0] is wave and same[2] is None and same[3] is None
+    off = Mixup(alpha=0.4, p=0.0).train()(wave, lengths)
+    assert off[0] is wave and off[2] is None
+    with pytest.raises(ValueError, match="Mixup.alpha"):
+        Mixup(alpha=0.0)

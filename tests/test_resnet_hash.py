@@ -73,3 +73,25 @@ def test_stride_one_stem_keeps_the_input_resolution_through_the_first_stage():
     assert sum(p.numel() for p in big.parameters()) < 1_000_000
     with pytest.raises(ValueError, match="stem_stride"):
         ResNetHashNet(stem_stride=3)
+
+
+def test_stem_stride_pair_halves_the_bands_and_keeps_every_frame():
+    """``stem_stride=(2, 1)`` (frequency, time): the bands at the pooling are those of stride 2,
+    the frames after the first stage those of stride 1, and the code still ignores padding."""
+    torch.manual_seed(0)
+    net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
+                        stem_stride=(2, 1), masked_norm=True).eval()
+    assert net.embed[0].in_features == 2 * 16 * 10  # 40 bins halved by the stem and stage 2
+    seen = []
+    net.stages[0].register_forward_hook(lambda m, a, out: seen.append(out[0].shape[2:]) and None)
+    a = torch.randn(33, 40)
+    batch = torch.full((2, 61, 40), 3.0)
+    batch[0, :33], batch[1] = a, torch.randn(61, 40)
+    with torch.no_grad():
+        together = net(batch, torch.tensor([33, 61])).hash_features
+        alone = net(a[None], torch.tensor([33])).hash_features
+    assert seen[0] == (20, 61)  # (bands, frames) after the first stage
+    assert torch.allclose(together[0], alone[0], atol=1e-5)
+    for bad in ((1, 3), (2, 2, 1)):
+        with pytest.raises(ValueError, match="stem_stride"):
+            ResNetHashNet(stem_stride=bad)

@@ -80,6 +80,9 @@ class SpeechDataModule(L.LightningDataModule):
             ``(wave, lengths)`` (speed perturbation changes lengths).
         feature_augment: train-time augmentation of the features
             (:class:`speechret.augment.SpecAugment`, ``conf/augment`` ``spec``).
+        mix_augment: train-time mixing of items after ``wave_augment``
+            (:class:`speechret.augment.Mixup`, ``conf/augment`` ``mix``); it adds
+            ``batch["mix_index"]`` and ``batch["mix_weight"]``, which the model's loss weighs.
         copies: CPO names or objects; the training set becomes the originals plus one CPO'd copy
             of every utterance per op (papers A and B's 3,060-utterance training sets).
         labels / languages / speakers: selection (``data.labels=[0,1,2]``, ``data.languages=[zh]``).
@@ -106,6 +109,7 @@ class SpeechDataModule(L.LightningDataModule):
         frontend: nn.Module | None = None,
         wave_augment: nn.Module | None = None,
         feature_augment: nn.Module | None = None,
+        mix_augment: nn.Module | None = None,
         copies: Sequence[str | Callable] | None = None,
         include_original: bool = True,
         sample_rate: int = 16000,
@@ -143,6 +147,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.frontend = frontend
         self.wave_augment = wave_augment
         self.feature_augment = feature_augment
+        self.mix_augment = mix_augment
         bind = getattr(feature_augment, "bind", None)
         if callable(bind) and features is not None:  # masks follow the extractor's time / freq axes
             bind(features)
@@ -241,7 +246,8 @@ class SpeechDataModule(L.LightningDataModule):
     @property
     def augments_train(self) -> bool:
         """Whether training batches are augmented on the fly (then their features are not cached)."""
-        return any(m is not None for m in (self.augment, self.wave_augment, self.feature_augment))
+        return any(m is not None
+                   for m in (self.augment, self.wave_augment, self.feature_augment, self.mix_augment))
 
     def _load_item(self, i: int) -> np.ndarray:
         return load_audio(self.items[i].path, self.sample_rate)
@@ -299,9 +305,9 @@ class SpeechDataModule(L.LightningDataModule):
     def prepare_batch(self, batch: dict[str, Any], augment: bool = False) -> dict[str, Any]:
         """A collated batch already on its device → front end → augmentation (when asked) → features.
 
-        Order: ``frontend`` (every split), ``augment`` (CPOs) and ``wave_augment`` on the
-        waveform, features, then ``feature_augment`` on the features. Batches whose features were
-        cached (front end included) skip the waveform steps.
+        Order: ``frontend`` (every split), ``augment`` (CPOs), ``wave_augment`` and
+        ``mix_augment`` on the waveform, features, then ``feature_augment`` on the features.
+        Batches whose features were cached (front end included) skip the waveform steps.
         """
         augment = augment and self.augments_train
         if "features" in batch and not augment:
@@ -314,6 +320,11 @@ class SpeechDataModule(L.LightningDataModule):
         if augment and self.wave_augment is not None:
             self.wave_augment.to(wave.device)
             wave, lengths = self.wave_augment(wave, lengths)
+        if augment and self.mix_augment is not None:
+            self.mix_augment.to(wave.device)
+            wave, lengths, index, weight = self.mix_augment(wave, lengths)
+            if index is not None:
+                batch["mix_index"], batch["mix_weight"] = index, weight
         batch["wave"], batch["wave_lengths"] = wave, lengths
         if self.features is not None:
             self.features.to(wave.device)

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechret.errors import ConfigError
 from speechret.metrics import cross_speaker_relevance, edit_distance, label_relevance, mean_average_precision
 from speechret.hashing import HashMethod, get_hash_method, take
 
@@ -64,7 +65,12 @@ class HashingModule(L.LightningModule):
         compile: ``torch.compile`` the network in :meth:`setup` (in place; a net's own
             ``compile_parts()`` when it has one, as paper C's SVS models do).
         scheduler_interval: ``epoch`` or ``step`` (per-batch schedules such as one-cycle).
+
+    A module whose loss weighs mixed items (``conf/augment`` ``mix``) sets :attr:`mixes_targets`;
+    any other refuses a mixed batch, rather than train on superposed audio with one item's target.
     """
+
+    mixes_targets: bool = False
 
     def __init__(
         self,
@@ -117,6 +123,9 @@ class HashingModule(L.LightningModule):
 
     # ------------------------------------------------------------ loops
     def _shared_step(self, batch: dict[str, Any], stage: str):
+        if "mix_index" in batch and not self.mixes_targets:
+            raise ConfigError(f"augment.mix: {type(self).__name__} has no loss for mixed items (Mixup); "
+                              "remove augment.mix or use a classification hash model")
         out = self(batch["features"], batch.get("feature_lengths"))
         loss = self.compute_loss(out, batch)
         bs = batch["features"].shape[0]
@@ -323,8 +332,25 @@ class ClassificationHashModule(HashingModule):
             # same on every rank
             self.hash_objective.set_speakers(dm.split_speakers("train"))
 
+    mixes_targets = True
+
     def compute_loss(self, out, batch: dict[str, Any]) -> torch.Tensor:
-        logits, target = out.logits.float(), batch["label"]
+        """Classification loss (+ the hash objective) of the batch's labels.  A batch mixed by
+        :class:`speechret.augment.Mixup` (``batch["mix_index"]`` π, ``batch["mix_weight"]`` λ) gets
+        ``λ ℓ(y) + (1 − λ) ℓ(y_π)`` (Zhang et al., ICLR 2018, §2), every term of the objective
+        with the partner's labels (and speakers) in the second; the logged ``train/hash_*`` terms
+        are those of the items' own labels."""
+        target, speakers = batch["label"], batch.get("speakers")
+        index = batch.get("mix_index")
+        if index is None:
+            return self._loss(out, target, speakers)
+        lam = batch["mix_weight"].float()
+        partners = None if speakers is None else [speakers[i] for i in index.tolist()]
+        return lam * self._loss(out, target, speakers) + (1.0 - lam) * self._loss(out, target[index], partners,
+                                                                                   log_parts=False)
+
+    def _loss(self, out, target: torch.Tensor, speakers: Any, log_parts: bool = True) -> torch.Tensor:
+        logits = out.logits.float()
         if self.hparams.loss == "ce":
             loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
         else:
@@ -334,8 +360,8 @@ class ClassificationHashModule(HashingModule):
             loss = F.binary_cross_entropy(prob, onehot * (1 - ls) + ls / logits.shape[-1])
         if self.hash_objective is None:
             return loss
-        extra, parts = self.hash_objective(out.hash_features, target, batch.get("speakers"))
-        if self.training and self._trainer is not None:  # logged only inside a Trainer
+        extra, parts = self.hash_objective(out.hash_features, target, speakers)
+        if log_parts and self.training and self._trainer is not None:  # logged only inside a Trainer
             for name, value in parts.items():
                 self.log(f"train/hash_{name}", value, batch_size=len(target))
         return self.hparams.ce_weight * loss + extra

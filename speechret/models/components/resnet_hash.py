@@ -23,7 +23,8 @@ Input ``(B, T, F)`` (time-major, as :class:`speechret.features.LogMel` with
 ``fixed_seconds=null``) and ``lengths`` (B,) in frames. Output :class:`ModelOutput`:
 ``logits`` (B, n_classes), ``hash_features`` = ``u`` (B, hash_bits). With the defaults
 (``channels=(16, 32, 64, 128)``, one block per stage, 64 bands, 128 bits) it has about 0.4 M
-parameters; 0.6 M with ``pool_freq=False`` (the ``speechret_hash`` model config).
+parameters; 0.6 M with ``pool_freq=False``, 0.9 M with the ``speechret_hash`` model config's
+``stem_stride=(1, 2)`` as well (the pooling then keeps twice the frequency rows).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class ResNetHashNet(nn.Module):
         n_classes: content classes of the classifier head.
         hash_bits: width K of the hash layer.
         channels: output channels of the stages; every stage after the first halves time and
-            frequency (stride 2), the stem divides both by ``stem_stride`` more.
+            frequency (stride 2), the stem divides them by ``stem_stride`` more.
         blocks: residual blocks per stage.
         embed_dim: width of the embedding between pooling and the hash layer.
         dropout: dropout before the hash layer.
@@ -110,24 +111,30 @@ class ResNetHashNet(nn.Module):
             pooling: ``2 C`` features); ``False`` pools over time only and keeps the ``F'``
             frequency rows of the last stage (``2 C F'`` features, ``F' = ceil(n_mels / 16)``
             with the default 4 stages): where in the spectrum a pattern lies survives pooling.
-        stem_stride: stride of the stem convolution in time and frequency: 2 (res15's
-            downsampling before the stages, the default) or 1, which keeps the input resolution
+        stem_stride: stride of the stem convolution: 2 (res15's downsampling of time and
+            frequency before the stages, the default) or 1, which keeps the input resolution
             through the first stage at about four times the convolution FLOPs (and, with
-            ``pool_freq=False``, twice the frequency rows at the pooling).
+            ``pool_freq=False``, twice the frequency rows at the pooling); or a pair
+            ``(frequency, time)`` of 1s and 2s (the order of the ``(B, C, F, T)`` maps), e.g.
+            ``(2, 1)``: every frame is kept and the bands are halved, at half the first stage's
+            cost of stride 1.
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
-                 pool_freq: bool = True, stem_stride: int = 2) -> None:
+                 pool_freq: bool = True, stem_stride: int | Sequence[int] = 2) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
-        if stem_stride not in (1, 2):
-            raise ValueError(f"ResNetHashNet: stem_stride must be 1 or 2, got {stem_stride}")
-        self.stem_stride = int(stem_stride)
+        pair = tuple(stem_stride) if isinstance(stem_stride, Sequence) else (stem_stride, stem_stride)
+        if len(pair) != 2 or any(s not in (1, 2) for s in pair):
+            raise ValueError("ResNetHashNet: stem_stride must be 1, 2 or a (frequency, time) pair of "
+                             f"1s and 2s, got {stem_stride}")
+        self.freq_stride, self.time_stride = int(pair[0]), int(pair[1])
         self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
-        self.stem = nn.Conv2d(1, channels[0], 3, stride=self.stem_stride, padding=1, bias=False)
+        self.stem = nn.Conv2d(1, channels[0], 3, stride=(self.freq_stride, self.time_stride), padding=1,
+                              bias=False)
         layers: list[nn.Module] = []
         c_prev = channels[0]
         for i, c in enumerate(channels):
@@ -139,7 +146,7 @@ class ResNetHashNet(nn.Module):
         self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
         self.pool_freq = bool(pool_freq)
         f_out = self.n_mels
-        for _ in range(len(channels) - 1 + (self.stem_stride == 2)):  # the stem (stride 2) and stages 2..
+        for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
         pooled = 2 * c_prev * (1 if self.pool_freq else f_out)
         self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
@@ -162,7 +169,7 @@ class ResNetHashNet(nn.Module):
         mask = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
         x = self._normalise(x, mask) if self.cmvn else x * mask[..., None]
         h = self.stem(x.transpose(1, 2)[:, None])  # (B, C, F', T'): the input is already masked
-        n = _strided(lengths, self.stem_stride)
+        n = _strided(lengths, self.time_stride)
         for block in self.stages:
             h, n = block(h, n)
         n = n.clamp(1, h.shape[-1])
