@@ -55,6 +55,17 @@ def test_time_only_pooling_keeps_the_frequency_rows():
     assert out.hash_features.shape == (2, 16)
 
 
+def _alone_and_in_a_padded_batch(net):
+    """The code of a 33-frame item hashed alone and inside a batch padded to 61 frames with junk."""
+    a = torch.randn(33, 40)
+    batch = torch.full((2, 61, 40), 3.0)
+    batch[0, :33], batch[1] = a, torch.randn(61, 40)
+    with torch.no_grad():
+        together = net(batch, torch.tensor([33, 61])).hash_features
+        alone = net(a[None], torch.tensor([33])).hash_features
+    return together[0], alone[0]
+
+
 def test_stride_one_stem_keeps_the_input_resolution_through_the_first_stage():
     """``stem_stride=1``: the frequency rows at the pooling double (the stem no longer halves them),
     the code still ignores padding in ``eval()``, and the backbone stays under 1 M parameters."""
@@ -62,36 +73,28 @@ def test_stride_one_stem_keeps_the_input_resolution_through_the_first_stage():
     net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
                         stem_stride=1, masked_norm=True).eval()
     assert net.embed[0].in_features == 2 * 16 * 20  # 40 bins halved by stage 2 only
-    a = torch.randn(33, 40)
-    batch = torch.full((2, 61, 40), 3.0)
-    batch[0, :33], batch[1] = a, torch.randn(61, 40)
-    with torch.no_grad():
-        together = net(batch, torch.tensor([33, 61])).hash_features
-        alone = net(a[None], torch.tensor([33])).hash_features
-    assert torch.allclose(together[0], alone[0], atol=1e-5)
+    together, alone = _alone_and_in_a_padded_batch(net)
+    assert torch.allclose(together, alone, atol=1e-5)
     big = ResNetHashNet(n_mels=64, n_classes=20, hash_bits=128, pool_freq=False, masked_norm=True, stem_stride=1)
     assert sum(p.numel() for p in big.parameters()) < 1_000_000
     with pytest.raises(ValueError, match="stem_stride"):
         ResNetHashNet(stem_stride=3)
 
 
-def test_stem_stride_pair_halves_the_bands_and_keeps_every_frame():
-    """``stem_stride=(2, 1)`` (frequency, time): the bands at the pooling are those of stride 2,
-    the frames after the first stage those of stride 1, and the code still ignores padding."""
+@pytest.mark.parametrize("pair, rows, first", [((2, 1), 10, (20, 61)), ((1, 2), 20, (40, 31))])
+def test_stem_stride_pair_strides_frequency_and_time_apart(pair, rows, first):
+    """``stem_stride=(frequency, time)``: the bands at the pooling follow the frequency stride, the
+    frames after the first stage the time stride (ceil(61 / 2) = 31), and the code still ignores
+    padding in ``eval()``."""
     torch.manual_seed(0)
     net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
-                        stem_stride=(2, 1), masked_norm=True).eval()
-    assert net.embed[0].in_features == 2 * 16 * 10  # 40 bins halved by the stem and stage 2
+                        stem_stride=pair, masked_norm=True).eval()
+    assert net.embed[0].in_features == 2 * 16 * rows
     seen = []
-    net.stages[0].register_forward_hook(lambda m, a, out: seen.append(out[0].shape[2:]) and None)
-    a = torch.randn(33, 40)
-    batch = torch.full((2, 61, 40), 3.0)
-    batch[0, :33], batch[1] = a, torch.randn(61, 40)
-    with torch.no_grad():
-        together = net(batch, torch.tensor([33, 61])).hash_features
-        alone = net(a[None], torch.tensor([33])).hash_features
-    assert seen[0] == (20, 61)  # (bands, frames) after the first stage
-    assert torch.allclose(together[0], alone[0], atol=1e-5)
+    net.stages[0].register_forward_hook(lambda m, a, out: seen.append(tuple(out[0].shape[2:])) and None)
+    together, alone = _alone_and_in_a_padded_batch(net)
+    assert seen[0] == first  # (bands, frames) after the first stage, padded batch
+    assert torch.allclose(together, alone, atol=1e-5)
     for bad in ((1, 3), (2, 2, 1)):
         with pytest.raises(ValueError, match="stem_stride"):
             ResNetHashNet(stem_stride=bad)
