@@ -23,6 +23,7 @@ The report gives:
   128 kbps, 8-bit re-quantization, ±3 dB and 30 dB Gaussian noise (``protocol=cpo_retrieval``);
 * the confusion between the near-homophone pairs 北京/背景, 上海/商行, 复旦/饭店, 语音/语言: the
   share of a pair word's queries whose nearest other-speaker item (Hamming) is its partner word;
+* each test speaker's own cross-speaker mAP (its queries against the other test speakers);
 * training time on this machine;
 * with ``--papers``: each paper's classification hash model (``lstm_hash``, ``crnn_hash``) on fold 0,
   10 Mandarin words, trained with its paper's settings and with ``recipe=speechret``.
@@ -180,7 +181,8 @@ def main() -> None:
                "val_map": summary.get("metrics", {}).get("best/val/map"),
                "val_xmap": summary.get("metrics", {}).get("val/map_cross_speaker"),
                "train_s": summary.get("wall_time_s"), "n_queries": m.get("n_queries"),
-               "n_eval_speakers": m.get("n_eval_speakers"), "ckpt": ckpt}
+               "n_eval_speakers": m.get("n_eval_speakers"), "ckpt": ckpt,
+               "by_speaker": {s: m.get(f"query_speaker.{s}.map") for s in test}}
         if v == "20 words" and bits == 128:  # the same model asked only about the 10 Mandarin words
             m10 = runner.evaluate(f"{name}_cross_speaker_mandarin10",
                                   [f"ckpt_path={ckpt}", "protocol=cross_speaker", f"evaluate.labels=[{mandarin}]"])
@@ -264,6 +266,15 @@ def main() -> None:
                        "selection figure; a query's own speaker's repetitions count as relevant); val cross-speaker "
                        "mAP: `val/map_cross_speaker` after the last epoch (the test protocol, on the validation "
                        "speakers); every other column is measured on the test speakers."))
+    spk_rows = [[f"fold {k[0]}", k[1], ", ".join(f"{fmt(x)} ({s})" for s, x in sorted(
+                    ((s, x) for s, x in r["by_speaker"].items() if x is not None), key=lambda sx: sx[1]))]
+                for k, r in sorted(results.items()) if k[2] == 128 and r.get("by_speaker")]
+    if spk_rows:
+        sections.append(("By test speaker (128 bits)", table(["fold", "vocabulary", "mAP of each speaker's queries, "
+                                                              "lowest first"], spk_rows)
+                         + "\n\nThe cross-speaker mAP of one test speaker's queries against the other test "
+                           "speakers (`query_speaker.<speaker>.map` of `protocol=cross_speaker`): the fold's mean "
+                           "can hide a voice the model fails on."))
     sweep = [[str(k[2]), fmt(r["map"]), fmt(r["f1"])] for k, r in sorted(results.items())
              if k[0] == 0 and k[1] == "10 Mandarin words"]
     if len(sweep) > 1:

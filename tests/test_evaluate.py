@@ -112,6 +112,8 @@ def test_cross_speaker_reports_same_speaker_separately(ckpts, tiny_corpus, tmp_p
               "intra_ber_mean"):
         assert k in m, k
     assert m["eval_set"] == "test" and m["n_eval_speakers"] == 2
+    per_speaker = {k for k in m if k.startswith("query_speaker.") and k.endswith(".map")}
+    assert len(per_speaker) == 2 and "## By query speaker" in (tmp_path / "report.md").read_text()
     assert m["n_queries"] == 16 and "val" in m["threshold_source"] and "train" in m["threshold_source"]
     assert "threshold_fallback" in m["threshold_note"]
     lines = (tmp_path / "report.md").read_text().splitlines()

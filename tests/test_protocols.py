@@ -59,6 +59,28 @@ def test_cross_speaker_relevance_excludes_the_query_speaker(data):
         assert np.array_equal(t.views["any_speaker"][0][q], (lab == lab[s]) & (np.arange(len(lab)) != s))
 
 
+def test_cross_speaker_reports_each_query_speaker_apart(data):
+    from speechret.evaluate.retrieval import Scored, trial_metrics
+    from speechret.metrics import mean_average_precision
+
+    t = CrossSpeaker(max_queries=None).build(data)
+    assert np.array_equal(t.breakdowns["query_speaker"], data.speakers[t.source])
+    D = np.random.default_rng(0).random(t.relevant.shape).astype(np.float32)
+    m, _ = trial_metrics(Scored(None, D, None, None, 0.0, 0.0), t, threshold=0.5)
+    speakers = sorted(set(data.speakers))
+    assert len(speakers) > 1
+    weighted = 0.0
+    for s in speakers:
+        rows = np.flatnonzero(data.speakers[t.source] == s)
+        want = mean_average_precision(D[rows], t.relevant[rows], exclude=t.exclude[rows])["map"]
+        assert m[f"query_speaker.{s}.map"] == pytest.approx(want)
+        assert m[f"query_speaker.{s}.n_queries"] == len(rows)
+        weighted += want * len(rows)
+    assert weighted / t.n_queries == pytest.approx(m["map"])  # every query has an other-speaker match
+    with pytest.raises(ValueError, match="breakdown 'query_speaker' has 3 parts"):
+        type(t)(t.protocol, t.query_waves, t.db_waves, t.relevant, breakdowns={"query_speaker": np.zeros(3)})
+
+
 def test_keyword_database_is_other_speakers_words_with_pauses(data):
     p = Keyword(query_speakers=1, n_utterances=20, words_per_utterance=(2, 3), pause_s=(0.1, 0.2), seed=3)
     t = p.build(data)

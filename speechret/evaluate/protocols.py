@@ -103,7 +103,9 @@ class Trial:
     definitions reported separately, name → (relevant, exclude).  ``self_query``: each query *is*
     its source (cross_speaker: an utterance queries the others), so the query–source distance is
     0 by construction and identity retrieval is not measured; the intra-class BER of paper A
-    Fig. 7 is then taken over the relevant pairs instead.
+    Fig. 7 is then taken over the relevant pairs instead.  ``breakdowns`` holds partitions of the
+    queries reported part by part with the main relevance, name → (Q,) part of each query (e.g.
+    ``query_speaker``: a mean over speakers can hide one voice the model fails on).
     """
 
     protocol: str
@@ -120,6 +122,7 @@ class Trial:
     inter_class_idx: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
     self_query: bool = False
+    breakdowns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         q, n = len(self.query_waves), len(self.db_waves)
@@ -129,6 +132,9 @@ class Trial:
             self.groups = np.array([""] * q, dtype=object)
         if self.source is None:
             self.source = np.full(q, -1, dtype=np.int64)
+        for name, parts in self.breakdowns.items():
+            if len(parts) != q:
+                raise ValueError(f"{self.protocol}: breakdown {name!r} has {len(parts)} parts for {q} queries")
 
     @property
     def n_queries(self) -> int:
@@ -258,7 +264,8 @@ class CPORetrieval(Protocol):
 
 class CrossSpeaker(Protocol):
     """Paper C: every (sampled) utterance queries all others; relevant = same content, another
-    speaker; same-speaker items are left out of the main ranking and reported as views."""
+    speaker; same-speaker items are left out of the main ranking and reported as views, and the
+    queries of each speaker are reported apart (``query_speaker.<speaker>.map`` ...)."""
 
     name = "cross_speaker"
     inter_class = True
@@ -280,7 +287,8 @@ class CrossSpeaker(Protocol):
             log.warning("cross_speaker: no query has same-content items by another speaker")
         return Trial(self.name, [data.waves[i] for i in src], list(data.waves), relevant, exclude,
                      None, src.astype(np.int64), "full", views, db_labels=labels, query_labels=labels[src],
-                     inter_class_idx=src, info={"n_speakers": int(len(set(spk)))}, self_query=True)
+                     inter_class_idx=src, info={"n_speakers": int(len(set(spk)))}, self_query=True,
+                     breakdowns={"query_speaker": np.asarray(spk[src], dtype=str)})
 
 
 class Keyword(Protocol):

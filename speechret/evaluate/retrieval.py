@@ -190,6 +190,13 @@ def trial_metrics(scored: Scored, trial: Trial, threshold: float, strict: bool =
             m.update(_block_metrics(D[rows], trial.relevant[rows], exc, T, strict, suffix=f".{g}"))
     for view, (rel, exc) in trial.views.items():
         m.update(_block_metrics(D, rel, exc, T, strict, prefix=f"{view}."))
+    for name, parts in trial.breakdowns.items():
+        parts = np.asarray(parts, dtype=str)
+        for part in dict.fromkeys(parts.tolist()):
+            rows = np.flatnonzero(parts == part)
+            exc = None if trial.exclude is None else trial.exclude[rows]
+            m.update(_block_metrics(D[rows], trial.relevant[rows], exc, T, strict, prefix=f"{name}.{part}."))
+            m[f"{name}.{part}.n_queries"] = int(len(rows))
     # the query-source distance measures robustness only when the query is another recording of
     # its source (a CPO'd / noisy copy); a self-query's distance to itself is 0 by construction
     paired = np.full(trial.n_queries, np.nan) if trial.self_query else _paired_distance(scored.system, scored, trial)
@@ -330,6 +337,17 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
                 vrows.append([system.name, view] + [res.metrics.get(f"{prefix}{view}.{k}", float("nan"))
                                                      for k in ("map", "precision", "recall", "f1")])
         res.sections.append(("Other relevance views", markdown_table(["system", "view", "mAP", "precision", "recall", "F1"], vrows)))
+    for name, parts in trial.breakdowns.items():
+        brows = []
+        for i, system in enumerate(systems):
+            prefix = "" if i == 0 else f"{system.name}."
+            for part in dict.fromkeys(np.asarray(parts, dtype=str).tolist()):
+                key = f"{prefix}{name}.{part}."
+                brows.append([system.name, part, res.metrics.get(key + "n_queries", 0)]
+                             + [res.metrics.get(key + k, float("nan")) for k in ("map", "precision", "recall", "f1")])
+        res.sections.append((f"By {name.replace('_', ' ')}", markdown_table(
+            ["system", name.replace("_", " "), "queries", "mAP", "precision", "recall", "F1"], brows)
+            + "\n\nThe main relevance and threshold, over that part's queries only."))
     if group_rows:
         grows = []
         for g, lst in group_rows.items():
