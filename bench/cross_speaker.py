@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
@@ -82,11 +83,15 @@ def folds(speakers: list[str], k: int, n_val: int, seed: int) -> list[tuple[list
     return out
 
 
-def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: set[str]) -> dict[str, float]:
+def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: set[str],
+                        views: str = "checkpoint") -> dict[str, float]:
     """Per near-homophone pair (both words in ``words``): the share of its words' test utterances
-    whose nearest item from another test speaker (Hamming / BER on the checkpoint's codes) is the
-    partner word; ``nan`` when a pair is not in the vocabulary."""
-    hasher = Hasher.from_checkpoint(ckpt)
+    whose nearest item from another test speaker (Hamming / BER on the checkpoint's codes, with
+    ``views`` as ``evaluate.views``) is the partner word; ``nan`` when a pair is not in the vocabulary."""
+    node: object = "checkpoint"
+    if views != "checkpoint":
+        node = None if views == "none" else OmegaConf.load(REPO / "conf" / "views" / f"{views}.yaml").get("views")
+    hasher = Hasher.from_checkpoint(ckpt, views=node)
     items = [it for it in load_corpus("dspspeech20", root) if it.speaker in set(test_speakers)
              and it.text in {w for p in HOMOPHONES for w in p} and it.text in words]
     if not items:
@@ -134,6 +139,10 @@ def main() -> None:
                         "OMP_NUM_THREADS=1 share the cores better than one; a last run with --reuse writes the report")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: report the runs that finished (with --reuse), list the others as not run")
+    p.add_argument("--views", default="checkpoint",
+                   help="evaluate.views of every evaluation: checkpoint (the run config's own test-time views), "
+                        "none, or a conf/views name (e.g. speed5 on checkpoints trained before views existed); "
+                        "with views, each cross-speaker figure is also measured with one view")
     p.add_argument("--timing-note", default="", help="how the runs shared the machine (a sentence for the report)")
     args = p.parse_args()
     shard = parse_shard(p, args.shard)
@@ -161,6 +170,7 @@ def main() -> None:
     not_run: list[str] = []
     papers: dict[tuple[str, str], dict] = {}
     mandarin = ",".join(str(x) for x in MANDARIN_10)
+    views = [] if args.views == "checkpoint" else [f"evaluate.views={args.views}"]
     results: dict[tuple[int, str, int], dict] = {}
     for i, (f, v, bits) in enumerate([] if args.papers_only else plan):
         if i % shard[1] != shard[0]:
@@ -175,25 +185,32 @@ def main() -> None:
                                       f"data.test_speakers=[{','.join(test)}]",
                                       f"data.val_speakers=[{','.join(val)}]", f"model.hash_bits={bits}", *epochs])
         ckpt = summary["best_checkpoint"]
-        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker"])
+        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker", *views])
+        one = None
+        if m.get("views", "one per clip") != "one per clip":  # the views' share of the figure
+            one = runner.evaluate(f"{name}_cross_speaker_one_view",
+                                  [f"ckpt_path={ckpt}", "protocol=cross_speaker", "evaluate.views=none"])
         res = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
                "threshold": m.get("threshold"), "epochs": summary.get("epochs"),
                "val_map": summary.get("metrics", {}).get("best/val/map"),
                "val_xmap": summary.get("metrics", {}).get("val/map_cross_speaker"),
                "train_s": summary.get("wall_time_s"), "n_queries": m.get("n_queries"),
                "n_eval_speakers": m.get("n_eval_speakers"), "ckpt": ckpt,
-               "by_speaker": {s: m.get(f"query_speaker.{s}.map") for s in test}}
+               "by_speaker": {s: m.get(f"query_speaker.{s}.map") for s in test},
+               "views": m.get("views"), "map_one_view": None if one is None else one.get("map")}
         if v == "20 words" and bits == 128:  # the same model asked only about the 10 Mandarin words
             m10 = runner.evaluate(f"{name}_cross_speaker_mandarin10",
-                                  [f"ckpt_path={ckpt}", "protocol=cross_speaker", f"evaluate.labels=[{mandarin}]"])
+                                  [f"ckpt_path={ckpt}", "protocol=cross_speaker", f"evaluate.labels=[{mandarin}]", *views])
             res["mandarin10"] = {k: m10.get(k) for k in ("map", "precision", "recall", "f1")}
         if bits == 128 and f == 0:
-            res["homophones"] = homophone_confusion(ckpt, args.dsp_root, test, {word_of[x] for x in vocab[v]})
+            res["homophones"] = homophone_confusion(ckpt, args.dsp_root, test, {word_of[x] for x in vocab[v]},
+                                                    args.views)
             if v == "10 Mandarin words":
-                d = runner.evaluate(f"{name}_dtw", [f"ckpt_path={ckpt}", "protocol=cross_speaker", "evaluate.baselines=[dtw]"])
+                d = runner.evaluate(f"{name}_dtw", [f"ckpt_path={ckpt}", "protocol=cross_speaker",
+                                                    "evaluate.baselines=[dtw]", *views])
                 res["dtw"] = {k: d.get(f"mfcc_dtw.{k}") for k in ("map", "precision", "recall", "f1")}
                 c = runner.evaluate(f"{name}_cpo", [f"ckpt_path={ckpt}", "protocol=cpo_retrieval",
-                                                    f"protocol.cpos=[{','.join(CPOS)}]"])
+                                                    f"protocol.cpos=[{','.join(CPOS)}]", *views])
                 res["cpo_ber"] = {x: c.get(f"ber_mean.{x}") for x in CPOS}
         results[(f, v, bits)] = res
         (out / "results.json").write_text(json.dumps({f"{k[0]}|{k[1]}|{k[2]}": r for k, r in results.items()},
@@ -256,16 +273,21 @@ def main() -> None:
                                 ["MFCC + DTW (no training; `evaluate.baselines=[dtw]`)", fmt(d["map"]),
                                  fmt(d["precision"]), fmt(d["recall"]), fmt(d["f1"])]])
                          + "\n\nSame queries, database and validation-chosen thresholds (each system its own)."))
-    per_fold = [[f"fold {k[0]}", k[1], str(k[2]), fmt(r.get("val_map")), fmt(r.get("val_xmap")), fmt(r["map"]),
+    per_fold = [[f"fold {k[0]}", k[1], str(k[2]), fmt(r.get("val_map")), fmt(r.get("val_xmap")),
+                 fmt(r.get("map_one_view")), fmt(r["map"]),
                  fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), fmt(r["threshold"]), str(r["epochs"]),
                  f"{r['train_s'] / 60:.1f} min"]
                 for k, r in sorted(results.items())]
-    sections.append(("Every run", table(["fold", "vocabulary", "bits", "val mAP", "val cross-speaker mAP", "mAP", "P",
-                                          "R", "F1", "threshold", "epochs", "training"], per_fold)
+    sections.append(("Every run", table(["fold", "vocabulary", "bits", "val mAP", "val cross-speaker mAP",
+                                          "mAP, one view", "mAP", "P", "R", "F1", "threshold", "epochs", "training"],
+                                         per_fold)
                      + "\n\nval mAP: the chosen checkpoint's `val/map` on the fold's validation speakers (the "
                        "selection figure; a query's own speaker's repetitions count as relevant); val cross-speaker "
                        "mAP: `val/map_cross_speaker` after the last epoch (the test protocol, on the validation "
-                       "speakers); every other column is measured on the test speakers."))
+                       "speakers; both are single-view, as train.py logs them); mAP, one view: the test figure "
+                       "without the test-time views (`evaluate.views=none`; – when the run has none); every other "
+                       "column is measured on the test speakers with the run's views ("
+                       + (f"`evaluate.views={args.views}`" if views else "the checkpoint's own") + ")."))
     spk_rows = [[f"fold {k[0]}", k[1], ", ".join(f"{fmt(x)} ({s})" for s, x in sorted(
                     ((s, x) for s, x in r["by_speaker"].items() if x is not None), key=lambda sx: sx[1]))]
                 for k, r in sorted(results.items()) if k[2] == 128 and r.get("by_speaker")]

@@ -45,6 +45,7 @@ from speechret.errors import ConfigError
 from speechret.torchaudio_api import FrequencyMasking, TimeMasking, resample
 
 __all__ = [
+    "speed_change",
     "WaveOp",
     "SpeedPerturb",
     "RandomGain",
@@ -98,6 +99,28 @@ class WaveOp(nn.Module, abc.ABC):
         """``wave`` (B, T) with ``lengths`` (B,) → the augmented batch and its new lengths."""
 
 
+def speed_change(wave: Tensor, lengths: Tensor, step: Tensor, resolution: int = 100) -> tuple[Tensor, Tensor]:
+    """Each row of ``wave`` (B, T) played ``step[b] / resolution`` times faster, by resampling its
+    ``lengths[b]`` valid samples from ``step / resolution · sr`` to ``sr`` (Ko et al. 2015): the
+    new length is ``ceil(L · resolution / step)``; rows of one factor are resampled together.
+    Returns the zero-padded batch and its lengths (the waveform step of :class:`SpeedPerturb` and
+    of the test-time views, :class:`speechret.frontend.SpeedViews`)."""
+    b = wave.shape[0]
+    step = step.to(wave.device)
+    new_len = -(-lengths * resolution // step)
+    parts = []
+    for s in step.unique().tolist():
+        idx = torch.nonzero(step == s).reshape(-1)
+        g = math.gcd(s, resolution)
+        x = wave[idx] * _mask(lengths[idx], wave.shape[1])
+        parts.append((idx, x if s == resolution else resample(x, s // g, resolution // g)))
+    out = wave.new_zeros((b, int(new_len.max().item()) if b else 0))
+    for idx, y in parts:
+        n = min(out.shape[1], y.shape[1])
+        out[idx, :n] = y[:, :n]
+    return out * _mask(new_len, out.shape[1]), new_len
+
+
 class SpeedPerturb(WaveOp):
     """Speed perturbation by resampling (Ko et al. 2015); ``factors`` > 1 is faster (shorter).
 
@@ -120,20 +143,7 @@ class SpeedPerturb(WaveOp):
         pick = torch.randint(len(self.steps), (b,), generator=generator)
         step = torch.tensor(self.steps)[pick]
         step[~self.select(b, generator)] = self.resolution
-        step = step.to(wave.device)
-        # playing L samples f = s / resolution times faster = resampling from f·sr to sr: ceil(L / f)
-        new_len = -(-lengths * self.resolution // step)
-        parts = []
-        for s in step.unique().tolist():
-            idx = torch.nonzero(step == s).reshape(-1)
-            g = math.gcd(s, self.resolution)
-            x = wave[idx] * _mask(lengths[idx], wave.shape[1])
-            parts.append((idx, x if s == self.resolution else resample(x, s // g, self.resolution // g)))
-        out = wave.new_zeros((b, int(new_len.max().item()) if b else 0))
-        for idx, y in parts:
-            n = min(out.shape[1], y.shape[1])
-            out[idx, :n] = y[:, :n]
-        return out * _mask(new_len, out.shape[1]), new_len
+        return speed_change(wave, lengths, step, self.resolution)
 
     def extra_repr(self) -> str:
         return f"factors={[s / self.resolution for s in self.steps]}, p={self.p}"

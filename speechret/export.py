@@ -20,6 +20,9 @@
    :func:`speechret.hashing.hash_paper_b` (its default, the one indexing and search use), written
    with ``one_hot`` because the tracer cannot record that function's boolean ``scatter_``.
 
+A run with test-time views (``conf/views``, :class:`speechret.frontend.SpeedViews`) is refused:
+its code merges several resampled copies of the clip, which this one-clip trace does not hold.
+
 Paper C (CTC, variable-length grouped codes) is not exportable this way: its code construction
 (:func:`speechret.hashing.segments_paper_c`) makes a data-dependent number of segments
 (``nonzero`` / ``bincount`` sized by ``int(seg[-1]) + 1``) and its MFCC-sequence features take
@@ -164,6 +167,11 @@ def export_hasher(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         raise ConfigError(f"ckpt_path: {ckpt_path} makes {method} codes, which export_hasher cannot trace "
                           f"(variable-length grouped codes: see speechret.export); export a speechret, paper_a "
                           f"or paper_b model")
+    if hasher.views is not None:
+        # one traced clip per call: the views' resampling and merge are not in the trace, and a
+        # single-view file would make other codes than the library's (index.py uses the views)
+        raise ConfigError(f"ckpt_path: {ckpt_path} codes each clip from test-time views ({hasher.views!r}), "
+                          "which export_hasher does not trace; train with views=none to export")
     sr = hasher.sample_rate
     trim = hasher.frontend
     spans = _WholeClip() if trim is None else _Spans(trim)

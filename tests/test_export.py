@@ -77,7 +77,7 @@ def exports(tmp_path_factory):
 
     def get(experiment: str) -> tuple[str, Path]:
         if experiment not in made:
-            ckpt = random_checkpoint(experiment, root)
+            ckpt = random_checkpoint(experiment, root, "views=none")  # one view: what a trace holds
             made[experiment] = (ckpt, export_hasher(ckpt, root / f"{experiment}.pt"))
         return made[experiment]
 
@@ -169,3 +169,12 @@ def test_readme_export_example_runs(tmp_path):
     ns = {"checkpoint": checkpoint, "exported_path": str(tmp_path / "lstm_hash.pt"), "clip": clip(20000, 7)}
     exec(compile(readme_block("### Exporting the hasher"), "README.md", "exec"), ns)
     assert ns["bits"].shape == (1, 384)
+
+
+def test_export_refuses_test_time_views(tmp_path):
+    from speechret.export import export_hasher
+
+    ckpt = random_checkpoint("speechret_hash", tmp_path, "views=speed5", "model.net.channels=[8,16,32,32]")
+    with pytest.raises(ConfigError, match="test-time views"):
+        export_hasher(ckpt, tmp_path / "v.pt")
+    assert not (tmp_path / "v.pt").exists()

@@ -84,6 +84,8 @@ def report_header(protocol_name: str, metrics: Mapping[str, Any], rest: Mapping[
         head["evaluation set"] = f"`{metrics.get('eval_set')}` — {metrics['eval_set_description']}"
     if metrics.get("threshold_note"):
         head["thresholds"] = metrics["threshold_note"]
+    if metrics.get("views"):
+        head["views"] = f"{metrics['views']} (evaluate.views: the codes of each clip)"
     head["protocol"] = protocol_name
     head.update({k: v for k, v in rest.items() if k != "protocol"})
     return head

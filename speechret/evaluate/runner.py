@@ -40,7 +40,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from speechret.config import refuse_renamed_keys
 from speechret.errors import ConfigError
@@ -150,7 +150,22 @@ class Context:
         from speechret.hashing.hasher import Hasher
 
         return Hasher.from_checkpoint(ckpt, device=str(self.ev.get("device", "cpu")),
-                                      batch_size=int(self.ev.get("batch_size", 32)))
+                                      batch_size=int(self.ev.get("batch_size", 32)), views=self.views())
+
+    def views(self) -> Any:
+        """``evaluate.views``: ``checkpoint`` (the run config's own), ``none`` (one view), or the
+        name of a ``conf/views`` option whose ``views`` node replaces the checkpoint's."""
+        spec = self.ev.get("views", "checkpoint")
+        if spec is None or spec == "none":
+            return None
+        if spec == "checkpoint":
+            return "checkpoint"
+        options = Path(__file__).resolve().parents[1] / "conf" / "views"
+        path = options / f"{spec}.yaml"
+        if not isinstance(spec, str) or not path.is_file():
+            names = sorted(p.stem for p in options.glob("*.yaml"))
+            raise ConfigError(f"evaluate.views must be 'checkpoint' or one of {names} (conf/views), not {spec!r}")
+        return OmegaConf.load(path).get("views")
 
     # ------------------------------------------------------------------ the evaluation set
     def set_name(self) -> str:
@@ -270,6 +285,7 @@ def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: Any, data: EvalD
     res = run_retrieval(protocol, systems, data, val, thresholds, ctx.out_dir, criterion,
                         None if ctx.ev.get("strict") is None else bool(ctx.ev.get("strict")), bound)
     res.metrics.update(set_metrics(data))
+    res.metrics["views"] = "one per clip" if hasher.views is None else repr(hasher.views)
     if val is not None:
         res.metrics["threshold_data"] = val.info.get("source", "")
     if note:

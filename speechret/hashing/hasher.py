@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from speechret.audio import load_audio, validate_wave
+from speechret.errors import ConfigError
 from speechret.data.dataset import collate_speech
 from speechret.hashing.method import HashMethod
 
@@ -38,15 +39,22 @@ class Hasher:
         batch_size: utterances per forward pass.
         frontend: the run's front end (``conf/frontend``, e.g. silence trimming), applied to the
             waveforms before the features exactly as in training.
+        views: test-time views of each clip (``conf/views``, :class:`speechret.frontend.SpeedViews`),
+            after the front end; the method merges an item's views into one code
+            (:meth:`~speechret.hashing.HashMethod.codes_of_views`).  ``None``: one view.
     """
 
     def __init__(self, module, features: nn.Module, sample_rate: int = 16000, device: str = "cpu",
                  batch_size: int = 32, config: dict[str, Any] | None = None,
-                 frontend: nn.Module | None = None) -> None:
+                 frontend: nn.Module | None = None, views: nn.Module | None = None) -> None:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.features = features.to(self.device).eval()
         self.frontend = frontend.to(self.device).eval() if frontend is not None else None
+        self.views = views.to(self.device).eval() if views is not None else None
+        if self.views is not None and self.hashing.variable_length:
+            raise ConfigError(f"views: {self.method} codes are variable-length sequences, which test-time views "
+                              "cannot merge into one code (set views=none)")
         self.sample_rate = sample_rate
         self.batch_size = batch_size
         self.config = config or {}
@@ -66,7 +74,11 @@ class Hasher:
         return self.module.n_classes
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 32) -> "Hasher":
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 32,
+                        views: Any = "checkpoint") -> "Hasher":
+        """The hasher of a training checkpoint.  ``views``: ``"checkpoint"`` (the run config's own
+        ``views``), ``None`` (one view) or a ``views`` config node (``_target_``) that replaces it
+        -- to measure views on a checkpoint without retraining (``evaluate.views``)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -74,6 +86,8 @@ class Hasher:
         if "speechret" not in ckpt:
             raise ValueError(f"{path}: not a speechret checkpoint (no run config stored in it)")
         cfg = OmegaConf.create(ckpt["speechret"])
+        if not (isinstance(views, str) and views == "checkpoint"):
+            cfg.views = views
         return cls.from_config(cfg, ckpt["state_dict"], device=device, batch_size=batch_size)
 
     @classmethod
@@ -81,6 +95,7 @@ class Hasher:
                     device: str = "cpu", batch_size: int = 32) -> "Hasher":
         features = instantiate(cfg.features)
         frontend = instantiate(cfg.frontend) if cfg.get("frontend") else None
+        views = instantiate(cfg.views) if cfg.get("views") else None
         module = instantiate(cfg.model)
         if state_dict is not None:
             # torch.compile wraps the net as ``net._orig_mod``: accept either naming.
@@ -89,7 +104,7 @@ class Hasher:
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
         sr = int(OmegaConf.select(cfg, "data.sample_rate", default=16000))
         return cls(module, features, sample_rate=sr, device=device, batch_size=batch_size,
-                   config=module.run_config, frontend=frontend)
+                   config=module.run_config, frontend=frontend, views=views)
 
     # ------------------------------------------------------------------ inputs
     def _wave(self, audio: AudioLike, name: str) -> np.ndarray:
@@ -102,25 +117,34 @@ class Hasher:
         validate_wave(wave, name, self.sample_rate, 0.0)
         return wave
 
+    @property
+    def n_views(self) -> int:
+        """Test-time views per clip (1 without ``views``)."""
+        return 1 if self.views is None else int(self.views.n_views)
+
     @torch.no_grad()
-    def outputs(self, waves: Sequence[np.ndarray]):
-        """Network outputs for one batch of waveforms (features computed on the device)."""
+    def outputs(self, waves: Sequence[np.ndarray], views: bool = False):
+        """Network outputs for one batch of waveforms (features computed on the device); with
+        ``views`` the outputs of every test-time view, ``n_views`` rows per clip, item-major."""
         batch = collate_speech([{"wave": w, "label": -1, "targets": [], "index": i, "item_index": i,
                                  "cpo": -1, "id": str(i)} for i, w in enumerate(waves)])
         wave = batch["wave"].to(self.device)
         lengths = batch["wave_lengths"].to(self.device)
         if self.frontend is not None:
             wave, lengths = self.frontend(wave, lengths)
+        if views and self.views is not None:
+            wave, lengths = self.views(wave, lengths)
         feats, flen = self.features(wave, lengths)
         return self.module(feats, flen)
 
     def codes_of_waves(self, waves: Sequence[np.ndarray]) -> Any:
         """Codes for a list of waveforms: an (N, bits) bool array, or a list of (S, 27) arrays
-        for paper C's variable-length codes."""
+        for paper C's variable-length codes; with ``views``, each clip's code merges its views."""
         parts = []
-        for start in range(0, len(waves), self.batch_size):
-            out = self.outputs(waves[start : start + self.batch_size])
-            parts.append(self.module.codes(out))
+        step = max(1, self.batch_size // self.n_views)  # batch_size rows per forward pass
+        for start in range(0, len(waves), step):
+            out = self.outputs(waves[start : start + step], views=True)
+            parts.append(self.hashing.codes_of_views(out, self.n_views))
         return self.hashing.concat(parts)
 
     def codes(self, waves: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor,

@@ -98,6 +98,33 @@ class HashMethod(ABC):
         """Codes of one batch of model outputs: ``bool (B, n_bits)``, or a list of B
         ``bool (S_b, group_bits)`` arrays for variable-length methods."""
 
+    def codes_of_views(self, output: Any, n_views: int, **options: Any) -> Any:
+        """Codes of ``B`` items from the outputs of their ``n_views`` test-time views (``B · V``
+        rows, item-major: :class:`speechret.frontend.SpeedViews`): every tensor field of the output
+        (``hash_features``, ``logits``) is averaged over an item's views, and the code is
+        :meth:`codes` of that mean -- for tanh / sigmoid relaxations a soft vote of the views.
+        Variable-length methods (per-frame outputs of different lengths) have no mean and raise
+        :class:`~speechret.errors.ConfigError`."""
+        n_views = int(n_views)
+        if n_views == 1:
+            return self.codes(output, **options)
+        if self.variable_length:
+            raise ConfigError(f"{self.name} codes are variable-length sequences: test-time views cannot be "
+                              "merged into one code (set views=none)")
+
+        def mean(x: Any) -> Any:
+            if x is None:
+                return None
+            if x.shape[0] % n_views:
+                raise ValueError(f"{x.shape[0]} output rows are not a whole number of {n_views}-view items")
+            return x.reshape(x.shape[0] // n_views, n_views, *x.shape[1:]).mean(1)
+
+        if isinstance(output, Mapping):
+            merged: Any = {k: mean(v) if hasattr(v, "reshape") else v for k, v in output.items()}
+        else:
+            merged = output._replace(**{k: mean(v) for k, v in output._asdict().items() if hasattr(v, "reshape")})
+        return self.codes(merged, **options)
+
     def concat(self, parts: Sequence[Any]) -> Any:
         """Codes of several batches, in order."""
         if not parts:
