@@ -192,9 +192,9 @@ class SpeedViews(nn.Module):
     sits in the vocal-tract-length range of the training speakers.  :meth:`forward` expands a
     batch ``(B, T)`` into ``B · V`` rows, item-major (item ``b``'s views are rows ``b·V .. b·V+V-1``,
     in the order of ``factors``); the hash method merges the ``V`` outputs of an item into one
-    code (:meth:`speechret.hashing.HashMethod.codes_of_views`: for ``speechret``'s sign codes the
-    sign of the mean of ``tanh`` of the views' hash features -- a soft vote -- and a bitwise
-    majority for other fixed-length codes).
+    code (:meth:`speechret.hashing.HashMethod.codes_of_views`: the views' outputs are averaged and
+    coded as one output -- for ``speechret``'s sign codes the sign of the mean relaxed (tanh)
+    code, a soft vote of the views).
 
     Where it applies: wherever codes are made from audio by
     :class:`speechret.hashing.hasher.Hasher` (``index.py``, ``search.py``, ``evaluate.py``, the
@@ -217,7 +217,7 @@ class SpeedViews(nn.Module):
 
     Args:
         factors: speeds (``> 1`` faster), each used as ``round(f · resolution) / resolution``;
-            an odd number, with ``1.0`` among them, keeps a majority well defined.
+            keep ``1.0`` among them and stay inside the training speed range.
         resolution: denominator of the resampling ratio (as :class:`speechret.augment.SpeedPerturb`).
     """
 

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from speechret.audio import load_audio, validate_wave
-from speechret.errors import ConfigError
 from speechret.data.dataset import collate_speech
+from speechret.errors import ConfigError
 from speechret.hashing.method import HashMethod
 
 AudioLike = str | Path | np.ndarray | torch.Tensor
