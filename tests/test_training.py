@@ -146,7 +146,8 @@ SMALL = {"lstm_hash": ["model.net.lstm_units=32"], "bilstm_ctc_baseline": ["data
 
 @pytest.mark.parametrize("experiment", sorted(SMALL))
 def test_checkpoint_hasher_matches_training_path(experiment, tiny_corpus, tiny_sentences, tmp_path):
-    """speechret_hash also checks that the front end (silence trimming) is the same in both paths."""
+    """speechret_hash also checks that the front end (silence trimming) is the same in both paths,
+    and that its test-time views (views=speed5) are the training path's features of each speed."""
     root = tiny_sentences if experiment in CTC_EXPERIMENTS else tiny_corpus
     extra = SMALL[experiment]
     cfg = compose_cfg([f"experiment={experiment}", "debug=limit", "trainer.max_epochs=1", "logger=csv",
@@ -155,7 +156,9 @@ def test_checkpoint_hasher_matches_training_path(experiment, tiny_corpus, tiny_s
     ckpt = summary["best_checkpoint"]
     assert ckpt and Path(ckpt).is_file()
 
-    hasher = Hasher.from_checkpoint(ckpt)
+    with_views = Hasher.from_checkpoint(ckpt)
+    assert (with_views.views is not None) == (experiment == "speechret_hash")
+    hasher = Hasher.from_checkpoint(ckpt, views=None)  # one view: what train.py's val / test code
     dm = build_datamodule(cfg)
     dm.setup()
     batch = next(iter(dm.val_dataloader()))
@@ -174,6 +177,13 @@ def test_checkpoint_hasher_matches_training_path(experiment, tiny_corpus, tiny_s
     # one path in → one code out; arrays work as well as paths
     single = hasher(paths[0])
     np.testing.assert_array_equal(np.asarray(single), np.asarray(got[0]))
+    if with_views.views is not None:  # the views: each speed of the trimmed batch, merged
+        with torch.no_grad():
+            wave, lengths = with_views.views(prepared["wave"], prepared["wave_lengths"])
+            feats, flen = dm.features(wave, lengths)
+            merged = model.hashing.codes_of_views(model(feats, flen), with_views.n_views)
+        np.testing.assert_array_equal(with_views(paths), merged)
+        assert not np.array_equal(merged, expected)
 
 
 def test_hash_length_sweep_writes_summary(tiny_corpus, tmp_path):
