@@ -49,7 +49,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
@@ -88,10 +87,7 @@ def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: s
     """Per near-homophone pair (both words in ``words``): the share of its words' test utterances
     whose nearest item from another test speaker (Hamming / BER on the checkpoint's codes, with
     ``views`` as ``evaluate.views``) is the partner word; ``nan`` when a pair is not in the vocabulary."""
-    node: object = "checkpoint"
-    if views != "checkpoint":
-        node = None if views == "none" else OmegaConf.load(REPO / "conf" / "views" / f"{views}.yaml").get("views")
-    hasher = Hasher.from_checkpoint(ckpt, views=node)
+    hasher = Hasher.from_checkpoint(ckpt, views=views)
     items = [it for it in load_corpus("dspspeech20", root) if it.speaker in set(test_speakers)
              and it.text in {w for p in HOMOPHONES for w in p} and it.text in words]
     if not items:

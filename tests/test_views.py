@@ -108,3 +108,9 @@ def test_evaluate_views_override_and_refusal(ckpt, tmp_path):
     assert ctx("speed5").views() == speed5
     with pytest.raises(ConfigError, match=r"evaluate.views must be 'checkpoint' or one of \['none', 'speed5'\]"):
         ctx("speed9").hasher(ckpt)
+    from speechret.hashing.hasher import Hasher  # the same names straight to the Hasher
+
+    assert Hasher.from_checkpoint(ckpt, views="none").n_views == 1
+    assert Hasher.from_checkpoint(ckpt, views="speed5").n_views == 5
+    with pytest.raises(ConfigError, match="^views must be"):
+        Hasher.from_checkpoint(ckpt, views="speed9")

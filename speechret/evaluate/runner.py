@@ -40,7 +40,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
 from speechret.config import refuse_renamed_keys
 from speechret.errors import ConfigError
@@ -155,17 +155,9 @@ class Context:
     def views(self) -> Any:
         """``evaluate.views``: ``checkpoint`` (the run config's own), ``none`` (one view), or the
         name of a ``conf/views`` option whose ``views`` node replaces the checkpoint's."""
-        spec = self.ev.get("views", "checkpoint")
-        if spec is None or spec == "none":
-            return None
-        if spec == "checkpoint":
-            return "checkpoint"
-        options = Path(__file__).resolve().parents[1] / "conf" / "views"
-        path = options / f"{spec}.yaml"
-        if not isinstance(spec, str) or not path.is_file():
-            names = sorted(p.stem for p in options.glob("*.yaml"))
-            raise ConfigError(f"evaluate.views must be 'checkpoint' or one of {names} (conf/views), not {spec!r}")
-        return OmegaConf.load(path).get("views")
+        from speechret.hashing.hasher import views_node
+
+        return views_node(self.ev.get("views", "checkpoint"), "evaluate.views")
 
     # ------------------------------------------------------------------ the evaluation set
     def set_name(self) -> str:

@@ -28,6 +28,23 @@ from speechret.hashing.method import HashMethod
 AudioLike = str | Path | np.ndarray | torch.Tensor
 
 
+def views_node(spec: Any, param: str = "views") -> Any:
+    """A ``views`` spec as :meth:`Hasher.from_checkpoint` takes it: ``"checkpoint"`` unchanged,
+    ``None`` for ``None`` / ``"none"``, the ``views`` node of ``conf/views/<spec>.yaml`` for an
+    option's name, and any other node as it is; an unknown name raises :class:`ConfigError`
+    naming ``param``."""
+    if spec is None or spec == "none":
+        return None
+    if not isinstance(spec, str) or spec == "checkpoint":
+        return spec
+    options = Path(__file__).resolve().parents[1] / "conf" / "views"
+    path = options / f"{spec}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in options.glob("*.yaml"))
+        raise ConfigError(f"{param} must be 'checkpoint' or one of {names} (conf/views), not {spec!r}")
+    return OmegaConf.load(path).get("views")
+
+
 class Hasher:
     """Turns audio (paths, arrays or batches) into codes with a trained model.
 
@@ -76,9 +93,11 @@ class Hasher:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 32,
                         views: Any = "checkpoint") -> "Hasher":
-        """The hasher of a training checkpoint.  ``views``: ``"checkpoint"`` (the run config's own
-        ``views``), ``None`` (one view) or a ``views`` config node (``_target_``) that replaces it
-        -- to measure views on a checkpoint without retraining (``evaluate.views``)."""
+        """The hasher of a training checkpoint.  ``views`` (:func:`views_node`): ``"checkpoint"``
+        (the run config's own ``views``), ``None`` / ``"none"`` (one view), the name of a
+        ``conf/views`` option or a ``views`` config node (``_target_``) that replaces it -- to
+        measure views on a checkpoint without retraining (``evaluate.views``)."""
+        views = views_node(views)
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
