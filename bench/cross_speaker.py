@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
 
 from speechret.data.corpora import load_corpus  # noqa: E402
+from speechret.evaluate.runner import ONE_VIEW  # noqa: E402
 from speechret.hashing.hasher import Hasher  # noqa: E402
 from speechret.audio import load_audio  # noqa: E402
 from speechret.hashing import ber_matrix  # noqa: E402
@@ -183,7 +184,7 @@ def main() -> None:
         ckpt = summary["best_checkpoint"]
         m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker", *views])
         one = None
-        if m.get("views", "one per clip") != "one per clip":  # the views' share of the figure
+        if m.get("views", ONE_VIEW) != ONE_VIEW:  # the views' share of the figure
             one = runner.evaluate(f"{name}_cross_speaker_one_view",
                                   [f"ckpt_path={ckpt}", "protocol=cross_speaker", "evaluate.views=none"])
         res = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),

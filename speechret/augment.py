@@ -46,6 +46,7 @@ from speechret.torchaudio_api import FrequencyMasking, TimeMasking, resample
 
 __all__ = [
     "speed_change",
+    "speed_steps",
     "WaveOp",
     "SpeedPerturb",
     "RandomGain",
@@ -99,6 +100,16 @@ class WaveOp(nn.Module, abc.ABC):
         """``wave`` (B, T) with ``lengths`` (B,) → the augmented batch and its new lengths."""
 
 
+def speed_steps(factors: Sequence[float], resolution: int, owner: str) -> list[int]:
+    """``factors`` (speeds, > 1 faster) as the integer steps ``round(f · resolution)`` that
+    :func:`speed_change` plays, in order; each must lie in [0.5, 2] (a ``ValueError`` naming
+    ``owner.factors`` otherwise)."""
+    factors = [float(f) for f in factors]
+    if not factors or any(not 0.5 <= f <= 2.0 for f in factors):
+        raise ValueError(f"{owner}.factors must be speeds in [0.5, 2], got {factors}")
+    return [int(round(f * resolution)) for f in factors]
+
+
 def speed_change(wave: Tensor, lengths: Tensor, step: Tensor, resolution: int = 100) -> tuple[Tensor, Tensor]:
     """Each row of ``wave`` (B, T) played ``step[b] / resolution`` times faster, by resampling its
     ``lengths[b]`` valid samples from ``step / resolution · sr`` to ``sr`` (Ko et al. 2015): the
@@ -133,10 +144,8 @@ class SpeedPerturb(WaveOp):
 
     def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1), p: float = 1.0, resolution: int = 100) -> None:
         super().__init__(p)
-        if not factors or any(not 0.5 <= float(f) <= 2.0 for f in factors):
-            raise ValueError(f"SpeedPerturb.factors must be values in [0.5, 2], got {list(factors)}")
         self.resolution = int(resolution)
-        self.steps = sorted({int(round(float(f) * self.resolution)) for f in factors})
+        self.steps = sorted(set(speed_steps(factors, self.resolution, "SpeedPerturb")))
 
     def forward(self, wave, lengths, generator):
         b = wave.shape[0]

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechret.augment import speed_change
+from speechret.augment import speed_change, speed_steps
 
 __all__ = ["SilenceTrim", "SpeedViews"]
 
@@ -224,11 +224,8 @@ class SpeedViews(nn.Module):
     def __init__(self, factors: tuple[float, ...] | list[float] = (0.8, 0.9, 1.0, 1.1, 1.2),
                  resolution: int = 100) -> None:
         super().__init__()
-        factors = [float(f) for f in factors]
-        if not factors or any(not 0.5 <= f <= 2.0 for f in factors):
-            raise ValueError(f"SpeedViews.factors must be speeds in [0.5, 2], got {factors}")
         self.resolution = int(resolution)
-        self.steps = [int(round(f * self.resolution)) for f in factors]
+        self.steps = speed_steps(factors, self.resolution, "SpeedViews")
         if len(set(self.steps)) != len(self.steps):
             raise ValueError(f"SpeedViews.factors repeat a speed at resolution {self.resolution}: {factors}")
 

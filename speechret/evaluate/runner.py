@@ -70,7 +70,7 @@ from speechret.evaluate.systems import HashSystem
 from speechret.hashing.sliding import DEFAULT_DIRECTION, check_direction
 
 __all__ = [
-    "Context", "evaluate_checkpoint", "build_protocol", "resolve_checkpoints", "run_evaluation",
+    "Context", "ONE_VIEW", "evaluate_checkpoint", "build_protocol", "resolve_checkpoints", "run_evaluation",
     # re-exported: eval_sets, report, retrieval
     "EVAL_SETS", "TrainedOn", "check_disjoint", "item_keys", "load_eval_data", "new_synthetic_voices",
     "set_metrics", "Result", "markdown_table", "report_header", "write_outputs", "FAR_TAUS", "Scored",
@@ -78,6 +78,8 @@ __all__ = [
 ]
 
 THRESHOLD_CRITERIA = ("f1", "eer")
+#: ``metrics["views"]`` of an evaluation whose codes are made from one view of each clip
+ONE_VIEW = "one per clip"
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +279,7 @@ def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: Any, data: EvalD
     res = run_retrieval(protocol, systems, data, val, thresholds, ctx.out_dir, criterion,
                         None if ctx.ev.get("strict") is None else bool(ctx.ev.get("strict")), bound)
     res.metrics.update(set_metrics(data))
-    res.metrics["views"] = "one per clip" if hasher.views is None else repr(hasher.views)
+    res.metrics["views"] = ONE_VIEW if hasher.views is None else repr(hasher.views)
     if val is not None:
         res.metrics["threshold_data"] = val.info.get("source", "")
     if note:
