@@ -20,8 +20,12 @@
    :func:`speechret.hashing.hash_paper_b` (its default, the one indexing and search use), written
    with ``one_hot`` because the tracer cannot record that function's boolean ``scatter_``.
 
-A run with test-time views (``conf/views``, :class:`speechret.frontend.SpeedViews`) is refused:
-its code merges several resampled copies of the clip, which this one-clip trace does not hold.
+4. a run's test-time views (``conf/views``, :class:`speechret.frontend.SpeedViews`): the scripted
+   wrapper plays the kept span at each speed with ``torchaudio.functional.resample`` and the same
+   integer ratios as :func:`speechret.augment.speed_change` (scripted, so each view's length
+   follows the clip's), pads the views into one batch, and the traced core runs them together and
+   merges their outputs with :meth:`speechret.hashing.HashMethod.merge_views` before the code
+   construction -- the code the library and queries get from :class:`~speechret.hashing.hasher.Hasher`.
 
 Paper C (CTC, variable-length grouped codes) is not exportable this way: its code construction
 (:func:`speechret.hashing.segments_paper_c`) makes a data-dependent number of segments
@@ -95,25 +99,33 @@ def _code_function(method: str):
             "paper_b": _paper_b_code}.get(method)
 
 
+class _OneView(nn.Module):
+    """No test-time views: the clip ``(1, T)`` and its length."""
+
+    def forward(self, wave: Tensor) -> tuple[Tensor, Tensor]:
+        return wave, torch.full((1,), wave.shape[1], dtype=torch.long, device=wave.device)
+
+
 class _Core(nn.Module):
-    """Features -> network -> code bits of one (trimmed) clip ``(1, T)``."""
+    """Features -> network -> (merge of an item's views) -> code bits of one clip's views
+    ``(V, T)`` with their lengths ``(V,)``; one view is ``V = 1``."""
 
-    def __init__(self, features: nn.Module, net: nn.Module, code) -> None:
+    def __init__(self, features: nn.Module, net: nn.Module, code, merge) -> None:
         super().__init__()
-        self.features, self.net, self.code = features, net, code
+        self.features, self.net, self.code, self.merge = features, net, code, merge
 
-    def forward(self, wave: Tensor) -> Tensor:
-        lengths = torch.full((1,), wave.shape[1], dtype=torch.long, device=wave.device)
+    def forward(self, wave: Tensor, lengths: Tensor) -> Tensor:
         feats, flen = self.features(wave, lengths)
-        return self.code(self.net(feats, flen))
+        return self.code(self.merge(self.net(feats, flen)))
 
 
 class _Front(nn.Module):
-    """The scripted wrapper: checks the input, keeps the front end's span, runs the traced core."""
+    """The scripted wrapper: checks the input, keeps the front end's span, makes the views and runs
+    the traced core on them."""
 
-    def __init__(self, spans: nn.Module, core: nn.Module, min_samples: int) -> None:
+    def __init__(self, spans: nn.Module, views: nn.Module, core: nn.Module, min_samples: int) -> None:
         super().__init__()
-        self.spans, self.core, self.min_samples = spans, core, min_samples
+        self.spans, self.views, self.core, self.min_samples = spans, views, core, min_samples
 
     def forward(self, wave: Tensor) -> Tensor:
         if wave.dim() != 1:
@@ -126,7 +138,8 @@ class _Front(nn.Module):
         span = self.spans(x)
         start = int(span[0][0].item())
         end = int(span[1][0].item())
-        return self.core(x[:, start:end])[0]
+        views, lengths = self.views(x[:, start:end])
+        return self.core(views, lengths)[0]
 
 
 # ------------------------------------------------------------------------------ export
@@ -167,18 +180,16 @@ def export_hasher(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         raise ConfigError(f"ckpt_path: {ckpt_path} makes {method} codes, which export_hasher cannot trace "
                           f"(variable-length grouped codes: see speechret.export); export a speechret, paper_a "
                           f"or paper_b model")
-    if hasher.views is not None:
-        # one traced clip per call: the views' resampling and merge are not in the trace, and a
-        # single-view file would make other codes than the library's (index.py uses the views)
-        raise ConfigError(f"ckpt_path: {ckpt_path} codes each clip from test-time views ({hasher.views!r}), "
-                          "which export_hasher does not trace; train with views=none to export")
     sr = hasher.sample_rate
     trim = hasher.frontend
     spans = _WholeClip() if trim is None else _Spans(trim)
     min_samples = 1 if trim is None else int(getattr(trim, "frame", 1)) + 1
     # the network itself: HashingModule.forward is ``self.net(features, lengths)``, and a
     # LightningModule cannot be traced outside a Trainer
-    core = _Core(hasher.features, hasher.module.net, code).eval()
+    n_views = hasher.n_views
+    views = _OneView() if hasher.views is None else hasher.views.clip_views()
+    core = _Core(hasher.features, hasher.module.net, code,
+                 lambda out: hasher.hashing.merge_views(out, n_views)).eval()
     example = _example_clip(int(round(example_seconds * sr)), sr, seed=0)[None]
     with torch.no_grad(), warnings.catch_warnings():
         # TracerWarnings on shape arithmetic: checked below instead; torch >= 2.9 marks TorchScript
@@ -187,8 +198,9 @@ def export_hasher(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         warnings.simplefilter("ignore")
         traced_spans = torch.jit.trace(spans.eval(), example, check_trace=False)
         s, e = traced_spans(example)
-        traced_core = torch.jit.trace(core, example[:, int(s[0]):int(e[0])], check_trace=False)
-        front = torch.jit.script(_Front(traced_spans, traced_core, min_samples))
+        scripted_views = torch.jit.script(views)
+        traced_core = torch.jit.trace(core, scripted_views(example[:, int(s[0]):int(e[0])]), check_trace=False)
+        front = torch.jit.script(_Front(traced_spans, scripted_views, traced_core, min_samples))
     clips = [_example_clip(int(round(sec * sr)), sr, seed=i + 1) for i, sec in enumerate(check_seconds)]
     want = np.asarray(hasher.codes_of_waves([c.numpy() for c in clips]))
     with torch.no_grad():
@@ -201,6 +213,7 @@ def export_hasher(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, *, 
     meta = {"format": FORMAT, "method": method, "code_bits": int(want.shape[1]), "sample_rate": sr,
             "n_classes": int(hasher.n_classes), "category_bits": int(hasher.hashing.category_bits),
             "min_samples": min_samples, "frontend": cfg.get("frontend"), "features": cfg.get("features"),
+            "views": None if hasher.views is None else [st / hasher.views.resolution for st in hasher.views.steps],
             "checkpoint_name": Path(ckpt_path).name, "checkpoint_sha256": file_sha256(ckpt_path),
             "traced_with_samples": int(example.shape[1]), "checked_seconds": list(check_seconds),
             "torch": torch.__version__}

@@ -48,13 +48,16 @@ and query codes are always made the same way.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speechret.augment import speed_change, speed_steps
+from speechret.torchaudio_api import resample
 
-__all__ = ["SilenceTrim", "SpeedViews"]
+__all__ = ["ClipViews", "SilenceTrim", "SpeedViews"]
 
 
 class SilenceTrim(nn.Module):
@@ -201,7 +204,8 @@ class SpeedViews(nn.Module):
     library and the demo), from the ``views`` node of the checkpoint's run config -- so library
     and query codes are made the same way.  The ``val/*`` and ``test/*`` mAPs logged by
     ``train.py`` are single-view (the LightningModule sees features, not audio).  Views cost ``V``
-    times the encoding; :func:`speechret.export.export_hasher` refuses a run with views.
+    times the encoding; :func:`speechret.export.export_hasher` puts them in the exported file
+    (:meth:`clip_views`).
 
     Chosen on validation speakers (``bench/cross_speaker.py`` folds 0 / 1, 10 words, the ``[1, 2]``
     stem's 30-epoch checkpoints; the cross-speaker mAP of the validation speakers recomputed with
@@ -238,5 +242,34 @@ class SpeedViews(nn.Module):
         step = torch.tensor(self.steps, device=wave.device).repeat(b)
         return speed_change(wave.repeat_interleave(v, 0), lengths.repeat_interleave(v, 0), step, self.resolution)
 
+    def clip_views(self) -> ClipViews:
+        """The same views of one clip, as a TorchScript-able module (:class:`ClipViews`)."""
+        return ClipViews(self.steps, self.resolution)
+
     def extra_repr(self) -> str:
         return f"factors={[s / self.resolution for s in self.steps]}"
+
+
+class ClipViews(nn.Module):
+    """:class:`SpeedViews` of one clip ``(1, T)`` in a form ``torch.jit.script`` compiles (what
+    :func:`speechret.export.export_hasher` puts in an exported hasher): view ``v`` is the clip
+    resampled from ``orig[v]`` to ``new[v]``, the reduced ratio ``step / resolution`` that
+    :func:`speechret.augment.speed_change` plays (``orig == new``: the clip itself), each
+    ``ceil(T · new / orig)`` samples long; returns the views zero-padded into ``(V, T_max)`` and
+    their lengths ``(V,)``, the rows :class:`SpeedViews` makes for a batch of one."""
+
+    def __init__(self, steps: list[int], resolution: int) -> None:
+        super().__init__()
+        gcd = [math.gcd(int(s), int(resolution)) for s in steps]
+        self.orig: list[int] = [int(s) // g for s, g in zip(steps, gcd)]
+        self.new: list[int] = [int(resolution) // g for g in gcd]
+
+    def forward(self, wave: Tensor) -> tuple[Tensor, Tensor]:
+        views: list[Tensor] = []
+        for i in range(len(self.orig)):
+            views.append(wave if self.orig[i] == self.new[i] else resample(wave, self.orig[i], self.new[i]))
+        lengths = torch.tensor([v.shape[1] for v in views], dtype=torch.long, device=wave.device)
+        out = wave.new_zeros((len(views), int(lengths.max())))
+        for i in range(len(views)):
+            out[i, : views[i].shape[1]] = views[i][0]
+        return out, lengths

@@ -171,10 +171,22 @@ def test_readme_export_example_runs(tmp_path):
     assert ns["bits"].shape == (1, 384)
 
 
-def test_export_refuses_test_time_views(tmp_path):
-    from speechret.export import export_hasher
+def test_exported_views_equal_the_hashers_bit_for_bit(tmp_path, clips):
+    """A run with test-time views (speechret_hash's default, speed5) exports its views: each clip is
+    played at the five speeds inside the file and the views merged, bit for bit the Hasher's code
+    (the one index.py and search.py store), and not the single-view code."""
+    from speechret.export import export_hasher, load_exported
+    from speechret.hashing.hasher import Hasher
 
+    torch.set_num_threads(1)
     ckpt = random_checkpoint("speechret_hash", tmp_path, "views=speed5", "model.net.channels=[8,16,32,32]")
-    with pytest.raises(ConfigError, match="test-time views"):
-        export_hasher(ckpt, tmp_path / "v.pt")
-    assert not (tmp_path / "v.pt").exists()
+    exported = load_exported(export_hasher(ckpt, tmp_path / "v.pt"))
+    hasher = Hasher.from_checkpoint(ckpt)
+    assert hasher.n_views == 5 and exported.metadata["views"] == [0.8, 0.9, 1.0, 1.1, 1.2]
+    some = clips[::3]
+    want = hasher.codes(some)
+    got = exported.codes(some).numpy()
+    for n, a, b in zip(LENGTHS[::3], got, want):
+        assert np.array_equal(a, b), f"exported views code differs for a clip of {n} samples"
+    one_view = Hasher.from_checkpoint(ckpt, views="none").codes(some)
+    assert not np.array_equal(got, one_view)  # the views are in the file, not just the centre one

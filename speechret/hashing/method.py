@@ -100,14 +100,20 @@ class HashMethod(ABC):
 
     def codes_of_views(self, output: Any, n_views: int, **options: Any) -> Any:
         """Codes of ``B`` items from the outputs of their ``n_views`` test-time views (``B · V``
-        rows, item-major: :class:`speechret.frontend.SpeedViews`): every tensor field of the output
-        (``hash_features``, ``logits``) is averaged over an item's views, and the code is
-        :meth:`codes` of that mean -- for tanh / sigmoid relaxations a soft vote of the views.
-        Variable-length methods (per-frame outputs of different lengths) have no mean and raise
-        :class:`~speechret.errors.ConfigError`."""
+        rows, item-major: :class:`speechret.frontend.SpeedViews`): :meth:`codes` of
+        :meth:`merge_views` -- for tanh / sigmoid relaxations a soft vote of the views."""
+        return self.codes(self.merge_views(output, n_views), **options)
+
+    def merge_views(self, output: Any, n_views: int) -> Any:
+        """The output of ``B`` items from that of their ``n_views`` views (``B · V`` rows,
+        item-major): every tensor field (``hash_features``, ``logits``) averaged over an item's
+        views, other fields kept.  One view is the output itself.  Variable-length methods
+        (per-frame outputs of different lengths) have no mean and raise
+        :class:`~speechret.errors.ConfigError`.  Pure tensor arithmetic, so
+        :func:`speechret.export.export_hasher` traces it into an exported hasher."""
         n_views = int(n_views)
         if n_views == 1:
-            return self.codes(output, **options)
+            return output
         if self.variable_length:
             raise ConfigError(f"{self.name} codes are variable-length sequences: test-time views cannot be "
                               "merged into one code (set views=none)")
@@ -120,10 +126,8 @@ class HashMethod(ABC):
             return x.reshape(x.shape[0] // n_views, n_views, *x.shape[1:]).mean(1)
 
         if isinstance(output, Mapping):
-            merged: Any = {k: mean(v) if hasattr(v, "reshape") else v for k, v in output.items()}
-        else:
-            merged = output._replace(**{k: mean(v) for k, v in output._asdict().items() if hasattr(v, "reshape")})
-        return self.codes(merged, **options)
+            return {k: mean(v) if hasattr(v, "reshape") else v for k, v in output.items()}
+        return output._replace(**{k: mean(v) for k, v in output._asdict().items() if hasattr(v, "reshape")})
 
     def concat(self, parts: Sequence[Any]) -> Any:
         """Codes of several batches, in order."""
