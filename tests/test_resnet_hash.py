@@ -98,3 +98,29 @@ def test_stem_stride_pair_strides_frequency_and_time_apart(pair, rows, first):
     for bad in ((1, 3), (2, 2, 1)):
         with pytest.raises(ValueError, match="stem_stride"):
             ResNetHashNet(stem_stride=bad)
+
+
+def test_time_segments_pool_each_part_of_the_word_apart():
+    """``time_segments=S``: S times the pooled features; an item's code still does not depend on
+    the padding of its batch; a part pools only its own frames (changing the last stage's second
+    half leaves the first part's features as they were); fewer frames than parts still work."""
+    torch.manual_seed(0)
+    one = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False).eval()
+    two = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
+                        time_segments=2).eval()
+    assert two.embed[0].in_features == 2 * one.embed[0].in_features
+    together, alone = _alone_and_in_a_padded_batch(two)
+    assert torch.allclose(together, alone, atol=1e-5)
+    h = torch.randn(1, 16, 10, 8)
+    valid = lambda a, b: ((torch.arange(8) >= a) & (torch.arange(8) < b))[None, None, None, :]  # noqa: E731
+    first = torch.cat(two._pool(h, valid(0, 4), torch.tensor([4.0])), 1)
+    h2 = h.clone()
+    h2[..., 4:] = torch.randn(1, 16, 10, 4)
+    assert torch.equal(first, torch.cat(two._pool(h2, valid(0, 4), torch.tensor([4.0])), 1))
+    assert not torch.equal(torch.cat(two._pool(h, valid(4, 8), torch.tensor([4.0])), 1),
+                           torch.cat(two._pool(h2, valid(4, 8), torch.tensor([4.0])), 1))
+    with torch.no_grad():
+        short = two(torch.randn(1, 3, 40), torch.tensor([3])).hash_features  # one frame at the last stage
+    assert short.shape == (1, 16) and bool(torch.isfinite(short).all())
+    with pytest.raises(ValueError, match="time_segments"):
+        ResNetHashNet(n_mels=40, time_segments=0)

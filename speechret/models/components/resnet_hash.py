@@ -118,12 +118,20 @@ class ResNetHashNet(nn.Module):
             ``(frequency, time)`` of 1s and 2s (the order of the ``(B, C, F, T)`` maps), e.g.
             ``(2, 1)``: every frame is kept and the bands are halved, at half the first stage's
             cost of stride 1.
+        time_segments: ``S`` consecutive parts of each item's valid frames at the last stage,
+            pooled (mean and max) apart and concatenated (``S`` times the pooled features): a
+            one-level temporal pyramid (the spatial pyramid pooling of He et al., "Spatial Pyramid
+            Pooling in Deep Convolutional Networks for Visual Recognition", ECCV 2014, §2.3, along
+            time only).  ``1`` (default) pools the whole word; ``2`` keeps which half of the word
+            a pattern lies in -- the order of its sounds, which one global pool loses.  Part ``s``
+            covers frames ``[floor(s n / S), floor((s + 1) n / S))`` of the ``n`` valid frames,
+            at least one frame each (parts overlap when ``n < S``).
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
-                 pool_freq: bool = True, stem_stride: int | Sequence[int] = 2) -> None:
+                 pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -131,6 +139,9 @@ class ResNetHashNet(nn.Module):
         if len(pair) != 2 or any(s not in (1, 2) for s in pair):
             raise ValueError("ResNetHashNet: stem_stride must be 1, 2 or a (frequency, time) pair of "
                              f"1s and 2s, got {stem_stride}")
+        if int(time_segments) < 1:
+            raise ValueError(f"ResNetHashNet: time_segments must be >= 1, got {time_segments}")
+        self.time_segments = int(time_segments)
         self.freq_stride, self.time_stride = int(pair[0]), int(pair[1])
         self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
         self.stem = nn.Conv2d(1, channels[0], 3, stride=(self.freq_stride, self.time_stride), padding=1,
@@ -148,7 +159,7 @@ class ResNetHashNet(nn.Module):
         f_out = self.n_mels
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
-        pooled = 2 * c_prev * (1 if self.pool_freq else f_out)
+        pooled = 2 * c_prev * (1 if self.pool_freq else f_out) * self.time_segments
         self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
                                    nn.Dropout(dropout))
         self.hash = nn.Linear(embed_dim, hash_bits)
@@ -160,6 +171,15 @@ class ResNetHashNet(nn.Module):
         mean = (x * m).sum(1, keepdim=True) / n
         var = ((x - mean).pow(2) * m).sum(1, keepdim=True) / n
         return (x - mean) / torch.sqrt(var + 1e-5) * m
+
+    def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
+        """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over
+        frequency too with ``pool_freq``), flattened."""
+        if self.pool_freq:
+            mean = (h * valid).sum((2, 3)) / (count * h.shape[2])[:, None]
+            return [mean, h.masked_fill(~valid, float("-inf")).amax((2, 3))]
+        mean = (h * valid).sum(3) / count[:, None, None]
+        return [mean.flatten(1), h.masked_fill(~valid, float("-inf")).amax(3).flatten(1)]
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         if x.ndim != 3 or x.shape[-1] != self.n_mels:
@@ -174,12 +194,12 @@ class ResNetHashNet(nn.Module):
             h, n = block(h, n)
         n = n.clamp(1, h.shape[-1])
         h = self.post[1](self.post[0](h, n))
-        valid = (torch.arange(h.shape[-1], device=x.device)[None, :] < n[:, None])[:, None, None, :]
-        if self.pool_freq:
-            mean = (h * valid).sum((2, 3)) / (n * h.shape[2]).to(h.dtype)[:, None]
-            mx = h.masked_fill(~valid, float("-inf")).amax((2, 3))
-        else:
-            mean = ((h * valid).sum(3) / n.to(h.dtype)[:, None, None]).flatten(1)
-            mx = h.masked_fill(~valid, float("-inf")).amax(3).flatten(1)
-        u = torch.tanh(self.hash(self.embed(torch.cat([mean, mx], 1))))
+        frames = torch.arange(h.shape[-1], device=x.device)[None, :]
+        pooled: list[Tensor] = []
+        for s in range(self.time_segments):
+            start = torch.minimum(n * s // self.time_segments, n - 1)
+            end = torch.maximum(n * (s + 1) // self.time_segments, start + 1)
+            valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
+            pooled += self._pool(h, valid, (end - start).to(h.dtype))
+        u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
         return ModelOutput(logits=self.classifier(u), hash_features=u)
