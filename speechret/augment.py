@@ -110,6 +110,13 @@ def speed_steps(factors: Sequence[float], resolution: int, owner: str) -> list[i
     return [int(round(f * resolution)) for f in factors]
 
 
+def speed_ratio(step: int, resolution: int) -> tuple[int, int]:
+    """``(orig, new)``: the reduced resampling ratio that plays a clip ``step / resolution`` times
+    faster (``orig == new`` is the clip itself)."""
+    g = math.gcd(int(step), int(resolution))
+    return int(step) // g, int(resolution) // g
+
+
 def speed_change(wave: Tensor, lengths: Tensor, step: Tensor, resolution: int = 100) -> tuple[Tensor, Tensor]:
     """Each row of ``wave`` (B, T) played ``step[b] / resolution`` times faster, by resampling its
     ``lengths[b]`` valid samples from ``step / resolution · sr`` to ``sr`` (Ko et al. 2015): the
@@ -122,9 +129,9 @@ def speed_change(wave: Tensor, lengths: Tensor, step: Tensor, resolution: int = 
     parts = []
     for s in step.unique().tolist():
         idx = torch.nonzero(step == s).reshape(-1)
-        g = math.gcd(s, resolution)
+        orig, new = speed_ratio(s, resolution)
         x = wave[idx] * _mask(lengths[idx], wave.shape[1])
-        parts.append((idx, x if s == resolution else resample(x, s // g, resolution // g)))
+        parts.append((idx, x if s == resolution else resample(x, orig, new)))
     out = wave.new_zeros((b, int(new_len.max().item()) if b else 0))
     for idx, y in parts:
         n = min(out.shape[1], y.shape[1])

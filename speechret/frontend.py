@@ -48,13 +48,11 @@ and query codes are always made the same way.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechret.augment import speed_change, speed_steps
+from speechret.augment import speed_change, speed_ratio, speed_steps
 from speechret.torchaudio_api import resample
 
 __all__ = ["ClipViews", "SilenceTrim", "SpeedViews"]
@@ -260,9 +258,9 @@ class ClipViews(nn.Module):
 
     def __init__(self, steps: list[int], resolution: int) -> None:
         super().__init__()
-        gcd = [math.gcd(int(s), int(resolution)) for s in steps]
-        self.orig: list[int] = [int(s) // g for s, g in zip(steps, gcd)]
-        self.new: list[int] = [int(resolution) // g for g in gcd]
+        ratios = [speed_ratio(s, resolution) for s in steps]
+        self.orig: list[int] = [a for a, _ in ratios]
+        self.new: list[int] = [b for _, b in ratios]
 
     def forward(self, wave: Tensor) -> tuple[Tensor, Tensor]:
         views: list[Tensor] = []
