@@ -213,7 +213,7 @@ def export_hasher(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, *, 
     meta = {"format": FORMAT, "method": method, "code_bits": int(want.shape[1]), "sample_rate": sr,
             "n_classes": int(hasher.n_classes), "category_bits": int(hasher.hashing.category_bits),
             "min_samples": min_samples, "frontend": cfg.get("frontend"), "features": cfg.get("features"),
-            "views": None if hasher.views is None else [st / hasher.views.resolution for st in hasher.views.steps],
+            "views": None if hasher.views is None else hasher.views.factors,
             "checkpoint_name": Path(ckpt_path).name, "checkpoint_sha256": file_sha256(ckpt_path),
             "traced_with_samples": int(example.shape[1]), "checked_seconds": list(check_seconds),
             "torch": torch.__version__}

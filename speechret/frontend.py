@@ -240,12 +240,17 @@ class SpeedViews(nn.Module):
         step = torch.tensor(self.steps, device=wave.device).repeat(b)
         return speed_change(wave.repeat_interleave(v, 0), lengths.repeat_interleave(v, 0), step, self.resolution)
 
+    @property
+    def factors(self) -> list[float]:
+        """The speeds played, as used (``step / resolution``), in order."""
+        return [s / self.resolution for s in self.steps]
+
     def clip_views(self) -> ClipViews:
         """The same views of one clip, as a TorchScript-able module (:class:`ClipViews`)."""
         return ClipViews(self.steps, self.resolution)
 
     def extra_repr(self) -> str:
-        return f"factors={[s / self.resolution for s in self.steps]}"
+        return f"factors={self.factors}"
 
 
 class ClipViews(nn.Module):

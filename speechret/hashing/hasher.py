@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from speechret.audio import load_audio, validate_wave
+from speechret.config import conf_dir
 from speechret.data.dataset import collate_speech
 from speechret.errors import ConfigError
 from speechret.hashing.method import HashMethod
@@ -37,7 +38,7 @@ def views_node(spec: Any, param: str = "views") -> Any:
         return None
     if not isinstance(spec, str) or spec == "checkpoint":
         return spec
-    options = Path(__file__).resolve().parents[1] / "conf" / "views"
+    options = conf_dir() / "views"
     path = options / f"{spec}.yaml"
     if not path.is_file():
         names = sorted(p.stem for p in options.glob("*.yaml"))
