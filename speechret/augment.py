@@ -251,6 +251,9 @@ class CPOs(WaveOp):
     """The papers' CPOs (``speechret.cpo`` names, e.g. ``mp3_128k``, ``requant_8bit``) as a step.
 
     Wraps :class:`speechret.cpo.CPOAugment` (``mode``, ``p`` as there); lengths are unchanged.
+    A step of ``augment.wave`` runs after the front end, on the trimmed clip; ``conf/cpo`` applies
+    the same CPOs to the recording before the front end, as the robustness protocols do
+    (:meth:`speechret.data.datamodule.SpeechDataModule.prepare_batch`).
     """
 
     def __init__(self, ops: Sequence[str] = (), p: float | Sequence[float] = 0.5, mode: str = "each",

@@ -132,6 +132,34 @@ def test_augmentation_applies_to_training_batches_only(tiny_corpus):
     torch.testing.assert_close(same["wave"], clean)
 
 
+def test_training_cpos_degrade_the_recording_before_the_front_end(tiny_corpus):
+    """A CPO models what happens to a recording before speechret hears it, so the trimmer sees
+    the degraded clip (as in protocol=cpo_retrieval and the deterministic copies): the batch is
+    trim(requant(wave)), not requant(trim(wave))."""
+    from speechret.frontend import SilenceTrim
+
+    seen = []
+
+    class Recording(CPOAugment):
+        def forward(self, wave, lengths=None):
+            seen.append(lengths.clone())
+            return super().forward(wave, lengths)
+
+    trim = SilenceTrim(max_gap_ms=200.0, noise_percentile=10.0, remove_dc=True)
+    dm = make_dm(tiny_corpus, augment=Recording(ops=["requant_8bit"], p=1.0), frontend=trim)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    raw, raw_len = batch["wave"].clone(), batch["wave_lengths"].clone()
+    out = dm.prepare_batch(dict(batch), augment=True)
+    assert seen and torch.equal(seen[0], raw_len)  # the CPO saw the untrimmed clips
+    want, want_len = trim(CPOAugment(ops=["requant_8bit"], p=1.0)(raw, raw_len), raw_len)
+    assert torch.equal(out["wave_lengths"], want_len)
+    torch.testing.assert_close(out["wave"], want, rtol=0, atol=0)
+    other, other_len = trim(raw, raw_len)  # trimming first would code a different crop
+    assert not (torch.equal(other_len, want_len)
+                and torch.equal(CPOAugment(ops=["requant_8bit"], p=1.0)(other, other_len), want))
+
+
 def test_feature_cache_equals_on_the_fly(tiny_corpus, tmp_path):
     feats = SVS(width=31, height=16)
     plain = make_dm(tiny_corpus, features=feats)

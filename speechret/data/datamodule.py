@@ -5,7 +5,8 @@ Data path (DESIGN.md "The flow of data")::
     manifest ─► select labels / languages / speakers ─► split (speaker-disjoint, repetition, ...)
             ─► load + validate audio (worker processes) ─► [CPO copies, deterministic]
             ─► variable-length collate (B, T) + lengths
-            ─► on the device: [CPO augmentation, train only] ─► features ─► batch dict
+            ─► on the device: [CPO augmentation, train only] ─► [front end]
+            ─► [waveform augmentation, train only] ─► features ─► batch dict
 
 CPO augmentation and feature extraction run in :meth:`SpeechDataModule.on_after_batch_transfer`,
 i.e. batched on the accelerator the Trainer uses (GPU when ``trainer=gpu``), never as a per-sample
@@ -71,11 +72,11 @@ class SpeechDataModule(L.LightningDataModule):
             arguments; the corpus is generated in :meth:`prepare_data` when missing).
         features: feature extractor (``nn.Module`` from ``conf/features``), applied on the device.
         augment: train-time CPO augmentation (``speechret.cpo.CPOAugment``, ``conf/cpo``), applied
-            on the device to training batches only, before the features.
-        frontend: front end applied to every batch of every split before augmentation and
-            features (``conf/frontend``, e.g. :class:`speechret.frontend.SilenceTrim`); it returns
+            on the device to training batches only, to the recording before the front end.
+        frontend: front end applied to every batch of every split after the CPOs and before the
+            other augmentation and the features (``conf/frontend``, e.g. :class:`speechret.frontend.SilenceTrim`); it returns
             ``(wave, lengths)``. :class:`speechret.hashing.hasher.Hasher` applies the same one.
-        wave_augment: train-time waveform augmentation after ``augment``
+        wave_augment: train-time waveform augmentation after the front end
             (:class:`speechret.augment.WaveAugment`, ``conf/augment`` ``wave``); returns
             ``(wave, lengths)`` (speed perturbation changes lengths).
         feature_augment: train-time augmentation of the features
@@ -298,25 +299,32 @@ class SpeechDataModule(L.LightningDataModule):
         return self.frontend(wave, lengths)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """On the device: front end, augmentation (training only), then features (unless cached)."""
+        """On the device: CPOs (training only), front end, augmentation (training only), then features
+        (unless cached)."""
         training = self.trainer is not None and self.trainer.training
         return self.prepare_batch(batch, augment=training)
 
     def prepare_batch(self, batch: dict[str, Any], augment: bool = False) -> dict[str, Any]:
-        """A collated batch already on its device → front end → augmentation (when asked) → features.
+        """A collated batch already on its device → CPOs (when asked) → front end → augmentation
+        (when asked) → features.
 
-        Order: ``frontend`` (every split), ``augment`` (CPOs), ``wave_augment`` and
+        Order: ``augment`` (CPOs), ``frontend`` (every split), ``wave_augment`` and
         ``mix_augment`` on the waveform, features, then ``feature_augment`` on the features.
+        The CPOs come before the front end because they model what happens to a recording before
+        speechret sees it, which is where the robustness protocols (``protocol=cpo_retrieval``) and
+        the deterministic ``copies`` apply them: with a silence trimmer, a re-quantized or noisy
+        clip is trimmed differently from the clean one, and training shows the model that move.
         Batches whose features were cached (front end included) skip the waveform steps.
         """
         augment = augment and self.augments_train
         if "features" in batch and not augment:
             return batch
         batch.pop("features", None)
-        wave, lengths = self._front(batch["wave"], batch["wave_lengths"])
+        wave, lengths = batch["wave"], batch["wave_lengths"]
         if augment and self.augment is not None:
             self.augment.to(wave.device)
             wave = self.augment(wave, lengths)
+        wave, lengths = self._front(wave, lengths)
         if augment and self.wave_augment is not None:
             self.wave_augment.to(wave.device)
             wave, lengths = self.wave_augment(wave, lengths)
