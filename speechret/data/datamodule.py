@@ -74,8 +74,9 @@ class SpeechDataModule(L.LightningDataModule):
         augment: train-time CPO augmentation (``speechret.cpo.CPOAugment``, ``conf/cpo``), applied
             on the device to training batches only, to the recording before the front end.
         frontend: front end applied to every batch of every split after the CPOs and before the
-            other augmentation and the features (``conf/frontend``, e.g. :class:`speechret.frontend.SilenceTrim`); it returns
-            ``(wave, lengths)``. :class:`speechret.hashing.hasher.Hasher` applies the same one.
+            other augmentation and the features (``conf/frontend``, e.g.
+            :class:`speechret.frontend.SilenceTrim`); it returns ``(wave, lengths)``.
+            :class:`speechret.hashing.hasher.Hasher` applies the same one.
         wave_augment: train-time waveform augmentation after the front end
             (:class:`speechret.augment.WaveAugment`, ``conf/augment`` ``wave``); returns
             ``(wave, lengths)`` (speed perturbation changes lengths).
