@@ -1,5 +1,5 @@
 """bench/paper_c_words.py's account of what paper C's codes can be asked on DSPSpeech-20's words
-(issue 13): which words share a CTC target, and the mAP ceiling of a perfect paper-C code."""
+(issue 13): which words share a CTC target, and the mAP of a code that is exactly its target."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_oracle_map_ties_a_pair_and_is_one_without_one():
     assert groups == [[0, 1], [2]]
     assert paper_c_words.oracle_map(items, ["a", "b"], groups) == pytest.approx((4 * 0.75 + 2 * 1.0) / 6)
     assert paper_c_words.oracle_map(items, ["a", "b"], [[0], [1], [2]]) == 1.0
-    # the query's own speaker is left out: one speaker alone has no relevant item
+    # the pair alone: every query ties its word with the partner's
     assert paper_c_words.oracle_map(items, ["a", "b"], [[0, 1]]) == pytest.approx(0.75)
 
 
