@@ -115,7 +115,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2 folds of 10 words + 1 of 20 words, no bit sweep")
     p.add_argument("--reuse", action="store_true", help="skip runs whose result exists for the same command")
     p.add_argument("--experiment", default="speechret_hash")
-    p.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the experiment's)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="trainer.max_epochs, with the experiment's step budget (trainer.max_steps) lifted "
+                        "(default: the experiment's own length)")
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--val-speakers", type=int, default=4)
     p.add_argument("--seed", type=int, default=12345)
@@ -162,7 +164,7 @@ def main() -> None:
         plan = [(f, v, 128) for v in vocab for f in range(args.folds)]
         plan += [(0, "10 Mandarin words", b) for b in (64, 256, 384)]
     data = ["data=dspspeech20", f"data.root={args.dsp_root}"]
-    epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
+    epochs = [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=-1"] if args.epochs else []
 
     not_run: list[str] = []
     papers: dict[tuple[str, str], dict] = {}

@@ -126,3 +126,20 @@ def test_a_model_without_a_mixed_loss_refuses_mixed_batches():
     with pytest.raises(ConfigError, match="augment.mix"):
         HashingModule._shared_step(module, {"features": torch.zeros(2, 3, 4), "mix_index": torch.tensor([1, 0])},
                                    "train")
+
+
+def test_training_length_is_a_step_budget_and_the_schedule_spans_it(tiny_corpus, tmp_path):
+    """conf/experiment/speechret_hash.yaml: trainer.max_steps ends the run (before max_epochs), and
+    the one-cycle schedule's total_steps is that budget, so it anneals to its end at the last step
+    whatever the vocabulary (10 words: 60 epochs, 20 words: 30, both 2100 steps on DSPSpeech-20)."""
+    from speechret.apps.train import train
+
+    cfg = _cfg(tiny_corpus, tmp_path, "data.batch_size=4", "trainer.max_steps=6", "logger=none", "test=false",
+               "callbacks=none", "+callbacks.model_checkpoint._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+               f"+callbacks.model_checkpoint.dirpath={tmp_path / 'ckpt'}", "+callbacks.model_checkpoint.save_last=true",
+               "print_config=false")
+    assert cfg.trainer.max_epochs == 60 and cfg.trainer.max_steps == 6
+    summary = train(cfg)
+    assert summary["global_step"] == 6 and summary["epochs"] < cfg.trainer.max_epochs
+    sched = torch.load(summary["last_checkpoint"], map_location="cpu", weights_only=False)["lr_schedulers"][0]
+    assert sched["total_steps"] == 6 and sched["last_epoch"] == 6
