@@ -135,9 +135,7 @@ def test_training_length_is_a_step_budget_and_the_schedule_spans_it(tiny_corpus,
     from speechret.apps.train import train
 
     cfg = _cfg(tiny_corpus, tmp_path, "data.batch_size=4", "trainer.max_steps=6", "logger=none", "test=false",
-               "callbacks=none", "+callbacks.model_checkpoint._target_=lightning.pytorch.callbacks.ModelCheckpoint",
-               f"+callbacks.model_checkpoint.dirpath={tmp_path / 'ckpt'}", "+callbacks.model_checkpoint.save_last=true",
-               "print_config=false")
+               "callbacks=[model_checkpoint]", "print_config=false")  # the project's checkpoints, last.ckpt included
     assert cfg.trainer.max_epochs == 60 and cfg.trainer.max_steps == 6
     summary = train(cfg)
     assert summary["global_step"] == 6 and summary["epochs"] < cfg.trainer.max_epochs
