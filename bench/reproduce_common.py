@@ -10,12 +10,14 @@ subprocess running the public entry points, so the report's commands can be past
 Profiles: ``--profile quick`` (default) trims epochs and query counts so a 2-core CPU finishes in
 about half an hour per paper; ``--profile paper`` uses the papers' settings (GPU recommended:
 add ``--train-args trainer=gpu``).  ``--reuse`` skips a training or evaluation run whose output
-folder already holds a result made by the same command.
+folder already holds a result made by the same command from the same composed config (and, for an
+evaluation, the same checkpoint bytes): :func:`run_digest`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -41,7 +43,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["quick", "paper"], default="quick")
     p.add_argument("--out", default=None, help="run folder (default logs/reproduce/<paper>)")
     p.add_argument("--report", default=None, help="report file (default reports/<paper>.md)")
-    p.add_argument("--reuse", action="store_true", help="skip runs whose result exists for the same command")
+    p.add_argument("--reuse", action="store_true",
+                   help="skip runs whose result exists for the same command, composed config and checkpoint")
     p.add_argument("--train-args", nargs="*", default=[], help="extra train.py overrides (e.g. trainer=gpu)")
     p.add_argument("--eval-args", nargs="*", default=[], help="extra evaluate.py overrides (e.g. evaluate.device=cuda)")
     p.add_argument("--dsp-root", default=default_dsp_root())
@@ -63,11 +66,15 @@ class Runner:
         cmd = [sys.executable, script, *overrides, f"hydra.run.dir={run_dir}"]
         shown = " ".join(shlex.quote(c) for c in ["python", script, *overrides])
         stamp = run_dir / "command.txt"
-        if self.reuse and (run_dir / result).is_file() and stamp.is_file() and stamp.read_text() == shown:
-            print(f"[reproduce] reuse {what}: {run_dir}", flush=True)
-            took = run_dir / "seconds.txt"
-            self.commands.append((what, shown, float(took.read_text()) if took.is_file() else float("nan")))
-            return run_dir
+        stamped = f"{shown}\n# composed config and checkpoint: {run_digest(script, overrides)}\n"
+        if self.reuse and (run_dir / result).is_file() and stamp.is_file():
+            if stamp.read_text() == stamped:
+                print(f"[reproduce] reuse {what}: {run_dir}", flush=True)
+                took = run_dir / "seconds.txt"
+                self.commands.append((what, shown, float(took.read_text()) if took.is_file() else float("nan")))
+                return run_dir
+            print(f"[reproduce] rerun {what}: its command, composed config or checkpoint changed since {run_dir}",
+                  flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         print(f"[reproduce] {what}: {shown}", flush=True)
         t0 = time.perf_counter()
@@ -77,7 +84,7 @@ class Runner:
         if rc != 0 or not (run_dir / result).is_file():
             tail = (run_dir / "stdout.log").read_text()[-3000:]
             raise RuntimeError(f"{what} failed (rc={rc}); see {run_dir / 'stdout.log'}\n{tail}")
-        stamp.write_text(shown)
+        stamp.write_text(stamped)
         (run_dir / "seconds.txt").write_text(f"{dt:.1f}")
         self.commands.append((what, shown, dt))
         print(f"[reproduce]   done in {dt:.0f} s", flush=True)
@@ -98,6 +105,27 @@ class Runner:
         m["_dir"] = str(d)
         self.evals.append((name, m))
         return m
+
+
+def run_digest(script: str, overrides: Sequence[str]) -> str:
+    """What ``--reuse`` compares besides the command line: a digest of the config ``script``
+    composes from ``overrides`` (``conf/<script stem>.yaml``, unresolved: a changed default in any
+    config file changes it) and of the bytes of every ``ckpt_path=`` file (a retrained checkpoint
+    under the same name changes it).  Code is not hashed: a change in ``speechret/`` that keeps the
+    configs is reused, so start a fresh ``--out`` after one that changes results."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from speechret.config import CONF_DIR
+
+    keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(Path(script).stem, overrides=keep)
+    h = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=False).encode())
+    for o in keep:
+        if o.startswith("ckpt_path=") and Path(o.split("=", 1)[1]).is_file():
+            h.update(Path(o.split("=", 1)[1]).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def parse_shard(p: argparse.ArgumentParser, value: str | None) -> tuple[int, int]:
