@@ -13,6 +13,8 @@ returns the new ``(wave, lengths)``, padding stays zero):
 * :class:`TimeShift` — shift the utterance by ``s`` samples, ``|s| ≤ max_shift_s``: ``s > 0``
   prepends ``s`` zeros, ``s < 0`` drops the first ``|s|`` samples.
 * :class:`RandomCrop` — items longer than ``max_seconds`` keep a random window of that length.
+* :class:`RandomLowpass` — a band-limited channel: every frequency above a random cutoff is
+  attenuated by a random depth (a codec or a microphone that stops short of the Nyquist band).
 * :class:`AddNoise` — white Gaussian noise at an SNR uniform in ``[min_snr_db, max_snr_db]``
   measured over the item's valid samples.
 * :class:`CPOs` — the papers' content-preserving operations (:class:`speechret.cpo.CPOAugment`) as
@@ -52,6 +54,7 @@ __all__ = [
     "RandomGain",
     "TimeShift",
     "RandomCrop",
+    "RandomLowpass",
     "AddNoise",
     "CPOs",
     "WaveAugment",
@@ -225,6 +228,79 @@ class RandomCrop(WaveOp):
         n_out = int(new_len.max().item()) if b else 0
         src = (torch.arange(n_out, device=wave.device)[None, :] + start[:, None]).clamp_max(max(wave.shape[1] - 1, 0))
         return torch.gather(wave, 1, src) * _mask(new_len, n_out), new_len
+
+
+class RandomLowpass(WaveOp):
+    """A band-limited channel: above a cutoff ``fc ~ U[min_cutoff_hz, max_cutoff_hz]`` every
+    frequency is attenuated by ``a ~ U[min_atten_db, max_atten_db]`` dB, through a raised-cosine
+    transition ``transition_hz`` wide that ends at ``fc``.
+
+    Random channel filters as augmentation follow FilterAugment (Nam, Kim & Park, "FilterAugment:
+    An Acoustic Environmental Data Augmentation Method", ICASSP 2022), which weights random
+    frequency bands of the spectrogram.  A time-invariant gain per band is cancelled by the
+    per-utterance CMVN of speechret's models, so what a channel leaves for them to learn is a band
+    sunk towards the noise floor: this op cuts the top of the spectrum by 20-60 dB in the
+    waveform, and a later :class:`AddNoise` puts a floor under the cut, as a narrow-band
+    recording has.  Why the top: some DSPSpeech-20 recordings step down about 20 dB between
+    4 and 5 kHz (e.g. speakers 15307130191, 17307130064; the rest roll off gradually), as a
+    telephone codec or a cheap microphone would.
+
+    Batched as one zero-padded ``rfft`` / ``irfft`` of the filtered rows, each multiplied by its own
+    zero-phase response.  The FFT length is a power of two at least ``16 · sample_rate /
+    transition_hz`` samples longer than the batch (512 at the defaults): the response is smooth
+    (a raised cosine), so its impulse response has decayed long before that guard and the
+    circular convolution equals the linear one to float tolerance.  The valid samples keep their
+    length and the padding stays zero.
+
+    Args:
+        min_cutoff_hz / max_cutoff_hz: range of the cutoff (end of the transition), Hz.
+        min_atten_db / max_atten_db: range of the stop-band attenuation, dB (> 0 cuts).
+        transition_hz: width of the raised-cosine transition below the cutoff, Hz.
+        p: probability that an item is filtered.
+        sample_rate: of the waveforms, Hz; the cutoffs must lie in ``(transition_hz, sr / 2]``.
+    """
+
+    def __init__(self, min_cutoff_hz: float = 3500.0, max_cutoff_hz: float = 7500.0, min_atten_db: float = 20.0,
+                 max_atten_db: float = 60.0, transition_hz: float = 500.0, p: float = 0.5,
+                 sample_rate: int = 16000) -> None:
+        super().__init__(p)
+        self.min_fc, self.max_fc = float(min_cutoff_hz), float(max_cutoff_hz)
+        self.min_att, self.max_att = float(min_atten_db), float(max_atten_db)
+        self.transition, self.sample_rate = float(transition_hz), int(sample_rate)
+        self.guard = int(math.ceil(16 * self.sample_rate / self.transition))
+        if not self.transition < self.min_fc <= self.max_fc <= self.sample_rate / 2:
+            raise ConfigError(f"RandomLowpass: need transition_hz < min_cutoff_hz <= max_cutoff_hz <= sample_rate / 2, "
+                              f"got {transition_hz} / {min_cutoff_hz} / {max_cutoff_hz} / {sample_rate}")
+        if not 0.0 <= self.min_att <= self.max_att:
+            raise ConfigError(f"RandomLowpass: need 0 <= min_atten_db <= max_atten_db, got {min_atten_db} / {max_atten_db}")
+
+    def response(self, cutoff_hz: Tensor, atten_db: Tensor, n_fft: int) -> Tensor:
+        """Zero-phase amplitude response ``(B, n_fft // 2 + 1)`` of cutoffs / attenuations ``(B,)``."""
+        f = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (self.sample_rate / n_fft)
+        start = (cutoff_hz - self.transition)[:, None]
+        ramp = ((f[None, :] - start) / self.transition).clamp(0.0, 1.0)  # 0 in the pass band, 1 in the stop band
+        floor = 10.0 ** (-atten_db / 20.0)[:, None]
+        return 1.0 - (1.0 - floor) * 0.5 * (1.0 - torch.cos(math.pi * ramp))
+
+    def forward(self, wave, lengths, generator):
+        b, n = wave.shape
+        sel = self.select(b, generator)
+        fc = self.uniform(b, self.min_fc, self.max_fc, generator)
+        att = self.uniform(b, self.min_att, self.max_att, generator) * sel
+        if not bool(sel.any()) or n == 0:
+            return wave, lengths
+        idx = torch.nonzero(sel).reshape(-1).to(wave.device)
+        n_fft = 1 << (n + self.guard - 1).bit_length()
+        h = self.response(fc[sel], att[sel], n_fft).to(wave.device, torch.promote_types(wave.dtype, torch.float32))
+        x = (wave[idx] * _mask(lengths[idx], n)).to(h.dtype)  # the FFT in float32 at least (bf16 / fp16 waves)
+        y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * h, n=n_fft)[:, :n].to(wave.dtype)
+        out = wave.clone()
+        out[idx] = y * _mask(lengths[idx], n)
+        return out, lengths
+
+    def extra_repr(self) -> str:
+        return (f"cutoff_hz=[{self.min_fc:g}, {self.max_fc:g}], atten_db=[{self.min_att:g}, {self.max_att:g}], "
+                f"transition_hz={self.transition:g}, p={self.p}")
 
 
 class AddNoise(WaveOp):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from speechret.augment import (AddNoise, CPOs, Mixup, RandomCrop, RandomGain, SpecAugment, SpeedPerturb, TimeShift,
-                               WaveAugment)
+from speechret.augment import (AddNoise, CPOs, Mixup, RandomCrop, RandomGain, RandomLowpass, SpecAugment, SpeedPerturb,
+                               TimeShift, WaveAugment)
 from speechret.frontend import SilenceTrim
 
 SR = 16000
@@ -74,6 +74,48 @@ def test_add_noise_snr_within_range():
     y, _ = AddNoise(10.0, 20.0, p=1.0)(x, torch.full((64,), 4000), torch.Generator().manual_seed(0))
     snr = 10 * torch.log10(x.pow(2).sum(1) / (y - x).pow(2).sum(1))
     assert float(snr.min()) > 9.5 and float(snr.max()) < 20.5
+
+
+def _tone_db(y: torch.Tensor, x: torch.Tensor, freq: float) -> float:
+    """Gain in dB of ``y`` over ``x`` at ``freq`` (integer cycles in the window: one FFT bin)."""
+    k = round(freq * x.shape[-1] / SR)
+    return float(20 * torch.log10(torch.fft.rfft(y).abs()[k] / torch.fft.rfft(x).abs()[k]))
+
+
+@pytest.mark.parametrize("atten_db", [20.0, 45.0])
+def test_random_lowpass_keeps_the_pass_band_and_cuts_the_stop_band_by_its_depth(atten_db):
+    x = (_tone(1.0, 1000.0) + _tone(1.0, 2500.0) + _tone(1.0, 6000.0)).repeat(3, 1)
+    lengths = torch.tensor([SR, SR, SR // 2])
+    x[2, SR // 2:] = 0
+    op = RandomLowpass(min_cutoff_hz=4000, max_cutoff_hz=4000, min_atten_db=atten_db, max_atten_db=atten_db, p=1.0)
+    y, new_len = op(x, lengths, torch.Generator().manual_seed(0))
+    assert torch.equal(new_len, lengths) and y.shape == x.shape
+    for row in (0, 1):
+        assert abs(_tone_db(y[row], x[row], 1000.0)) < 0.01 and abs(_tone_db(y[row], x[row], 2500.0)) < 0.01
+        assert _tone_db(y[row], x[row], 6000.0) == pytest.approx(-atten_db, abs=0.05)
+    assert bool((y[2, SR // 2:] == 0).all())  # padding stays zero
+
+
+def test_random_lowpass_draws_per_item_within_its_ranges_and_p_zero_is_the_identity():
+    x = _tone(0.5, 7000.0).repeat(200, 1)
+    lengths = torch.full((200,), x.shape[1])
+    y, _ = RandomLowpass(min_cutoff_hz=3500, max_cutoff_hz=6500, min_atten_db=20, max_atten_db=60, p=0.5)(
+        x, lengths, torch.Generator().manual_seed(1))
+    gain = torch.tensor([_tone_db(y[i], x[i], 7000.0) for i in range(200)])  # 7 kHz lies in every stop band
+    cut = gain < -1
+    assert 70 < int(cut.sum()) < 130  # about half the items (p=0.5)
+    assert float(gain[cut].min()) > -60.1 and float(gain[cut].max()) < -19.9
+    assert float(gain[~cut].abs().max()) < 1e-3
+    assert float(gain[cut].std()) > 5  # depths are drawn per item
+    z, _ = RandomLowpass(p=0.0)(x, lengths, torch.Generator().manual_seed(1))
+    assert torch.equal(z, x)
+
+
+def test_random_lowpass_rejects_a_cutoff_outside_the_band():
+    with pytest.raises(ValueError, match="max_cutoff_hz"):
+        RandomLowpass(max_cutoff_hz=9000, sample_rate=SR)
+    with pytest.raises(ValueError, match="min_atten_db"):
+        RandomLowpass(min_atten_db=30, max_atten_db=10)
 
 
 def test_wave_augment_chain_is_identity_in_eval_and_seeded_in_train():

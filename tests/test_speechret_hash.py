@@ -141,3 +141,20 @@ def test_training_length_is_a_step_budget_and_the_schedule_spans_it(tiny_corpus,
     assert summary["global_step"] == 6 and summary["epochs"] < cfg.trainer.max_epochs
     sched = torch.load(summary["last_checkpoint"], map_location="cpu", weights_only=False)["lr_schedulers"][0]
     assert sched["total_steps"] == 6 and sched["last_epoch"] == 6
+
+
+def test_voices_band_puts_the_band_limited_channel_between_speed_and_noise(tiny_corpus, tmp_path):
+    """``augment=voices_band`` is ``voices`` with :class:`speechret.augment.RandomLowpass` after the
+    speed perturbation and before the noise (the noise fills the cut band), and a training batch
+    goes through it on the way to finite features."""
+    from speechret.augment import AddNoise, RandomLowpass, SpeedPerturb
+
+    cfg = _cfg(tiny_corpus, tmp_path, "augment=voices_band", "data.batch_size=8")
+    dm = build_datamodule(cfg)
+    dm.setup()
+    kinds = [type(op) for op in dm.wave_augment.ops]
+    assert kinds.index(SpeedPerturb) < kinds.index(RandomLowpass) < kinds.index(AddNoise)
+    low = dm.wave_augment.ops[kinds.index(RandomLowpass)]
+    assert (low.min_fc, low.max_fc, low.p, low.sample_rate) == (3500.0, 7500.0, 0.5, cfg.data.sample_rate)
+    batch = dm.prepare_batch(next(iter(dm.train_dataloader())), augment=True)
+    assert bool(torch.isfinite(batch["features"]).all())
