@@ -9,7 +9,7 @@ speechret calls four functions of ``torchaudio.functional`` and two transforms:
 * :func:`create_dct` — the DCT-II matrix of MFCC (paper A eq. (3));
 * :func:`compute_deltas` — Δ and ΔΔ coefficients (paper C §5.1 MFCC baseline);
 * :class:`FrequencyMasking` / :class:`TimeMasking` — SpecAugment masks
-  (:class:`speechret.augment.SpecAugment`).
+  (:class:`speechret.spec_augment.SpecAugment`).
 
 Every other module imports them from here (``tests/test_torchaudio_api.py`` checks that no module
 imports torchaudio directly and calls each function on a small tensor).  torchaudio's compiled

@@ -315,3 +315,12 @@ def test_mixup_superposes_each_item_with_its_partner_and_weighs_its_own_more():
     assert off[0] is wave and off[2] is None
     with pytest.raises(ValueError, match="Mixup.alpha"):
         Mixup(alpha=0.0)
+
+
+def test_specaugment_keeps_its_old_target_name_for_configs_written_before_its_module():
+    """Checkpoints store ``_target_: speechret.augment.SpecAugment``; it still names the class."""
+    from hydra.utils import get_class
+
+    from speechret.spec_augment import SpecAugment as Moved
+
+    assert get_class("speechret.augment.SpecAugment") is Moved is SpecAugment

@@ -81,7 +81,7 @@ class SpeechDataModule(L.LightningDataModule):
             (:class:`speechret.augment.WaveAugment`, ``conf/augment`` ``wave``); returns
             ``(wave, lengths)`` (speed perturbation changes lengths).
         feature_augment: train-time augmentation of the features
-            (:class:`speechret.augment.SpecAugment`, ``conf/augment`` ``spec``).
+            (:class:`speechret.spec_augment.SpecAugment`, ``conf/augment`` ``spec``).
         mix_augment: train-time mixing of items after ``wave_augment``
             (:class:`speechret.augment.Mixup`, ``conf/augment`` ``mix``); it adds
             ``batch["mix_index"]`` and ``batch["mix_weight"]``, which the model's loss weighs.

@@ -151,7 +151,7 @@ class FeatureExtractor(nn.Module, abc.ABC):
     #: number of time steps / channels, set by subclasses
     feature_dim: int = 0
     #: axes of the output batch that hold time and frequency (batch is axis 0): what
-    #: :class:`speechret.augment.SpecAugment` masks when its config leaves them out.  Time-major
+    #: :class:`speechret.spec_augment.SpecAugment` masks when its config leaves them out.  Time-major
     #: sequences ``[B, T, F]`` use the defaults; images and image sequences override them.
     time_dim: int = 1
     freq_dim: int = 2
