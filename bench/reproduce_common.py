@@ -123,8 +123,11 @@ def run_digest(script: str, overrides: Sequence[str]) -> str:
         cfg = compose(Path(script).stem, overrides=keep)
     h = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=False).encode())
     for o in keep:
-        if o.startswith("ckpt_path=") and Path(o.split("=", 1)[1]).is_file():
-            h.update(Path(o.split("=", 1)[1]).read_bytes())
+        if o.startswith("ckpt_path="):
+            ckpt = Path(o.split("=", 1)[1])
+            ckpt = ckpt if ckpt.is_absolute() else REPO / ckpt  # the runs' working directory
+            if ckpt.is_file():
+                h.update(ckpt.read_bytes())
     return h.hexdigest()[:16]
 
 
