@@ -33,8 +33,8 @@ CPU two 1-thread trainings do more work than one 2-thread training); a last run 
 and no ``--shard`` then reuses every result and writes the report.
 
 Profiles: ``--quick`` (folds 0 and 1 on the 10 Mandarin words with the CPO, near-homophone and
-DTW tables; no 20-word run, no bit sweep: about 45 min on 2 idle CPU cores, where a 20-word run
-alone takes about 29) and the full one (every fold on 10 and 20 words, plus the bit sweep; about
+DTW tables; no 20-word run, no bit sweep: 32 min alone on 2 CPU cores, where a 20-word run alone
+takes about 29) and the full one (every fold on 10 and 20 words, plus the bit sweep; about
 4.5 h serially on 2 cores, less with ``--shard``). ``--reuse`` skips every training or evaluation
 whose result exists for the same command, composed config and checkpoint
 (``reproduce_common.run_digest``), so an interrupted run continues where it stopped and a changed
