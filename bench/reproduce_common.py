@@ -117,6 +117,7 @@ def run_digest(script: str, overrides: Sequence[str]) -> str:
     from omegaconf import OmegaConf
 
     from speechret.config import CONF_DIR
+    from speechret.library.layout import file_sha256
 
     keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
@@ -127,7 +128,7 @@ def run_digest(script: str, overrides: Sequence[str]) -> str:
             ckpt = Path(o.split("=", 1)[1])
             ckpt = ckpt if ckpt.is_absolute() else REPO / ckpt  # the runs' working directory
             if ckpt.is_file():
-                h.update(ckpt.read_bytes())
+                h.update(file_sha256(ckpt).encode())
     return h.hexdigest()[:16]
 
 

@@ -270,8 +270,9 @@ class RandomLowpass(WaveOp):
             raise ConfigError(f"RandomLowpass: need 0 <= min_atten_db <= max_atten_db, got {min_atten_db} / {max_atten_db}")
 
     def response(self, cutoff_hz: Tensor, atten_db: Tensor, n_fft: int) -> Tensor:
-        """Zero-phase amplitude response ``(B, n_fft // 2 + 1)`` of cutoffs / attenuations ``(B,)``."""
-        f = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (self.sample_rate / n_fft)
+        """Zero-phase amplitude response ``(B, n_fft // 2 + 1)`` of cutoffs / attenuations ``(B,)``,
+        on their device and in their dtype (the rfft bins: ``torch.fft.rfftfreq``)."""
+        f = torch.fft.rfftfreq(n_fft, d=1.0 / self.sample_rate, device=cutoff_hz.device, dtype=cutoff_hz.dtype)
         start = (cutoff_hz - self.transition)[:, None]
         ramp = ((f[None, :] - start) / self.transition).clamp(0.0, 1.0)  # 0 in the pass band, 1 in the stop band
         floor = 10.0 ** (-atten_db / 20.0)[:, None]
@@ -281,13 +282,14 @@ class RandomLowpass(WaveOp):
         b, n = wave.shape
         sel = self.select(b, generator)
         fc = self.uniform(b, self.min_fc, self.max_fc, generator)
-        att = self.uniform(b, self.min_att, self.max_att, generator) * sel
+        att = self.uniform(b, self.min_att, self.max_att, generator)
         if not bool(sel.any()) or n == 0:
             return wave, lengths
         idx = torch.nonzero(sel).reshape(-1).to(wave.device)
         n_fft = 1 << (n + self.guard - 1).bit_length()
-        h = self.response(fc[sel], att[sel], n_fft).to(wave.device, torch.promote_types(wave.dtype, torch.float32))
-        x = (wave[idx] * _mask(lengths[idx], n)).to(h.dtype)  # the FFT in float32 at least (bf16 / fp16 waves)
+        dtype = torch.promote_types(wave.dtype, torch.float32)  # the FFT in float32 at least (bf16 / fp16 waves)
+        h = self.response(fc[sel].to(wave.device, dtype), att[sel].to(wave.device, dtype), n_fft)
+        x = (wave[idx] * _mask(lengths[idx], n)).to(dtype)
         y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * h, n=n_fft)[:, :n].to(wave.dtype)
         out = wave.clone()
         out[idx] = y * _mask(lengths[idx], n)
