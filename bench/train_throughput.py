@@ -48,8 +48,8 @@ CHANGES = [
     ("channels-last 3D", "model.net.channels_last=false", "model.net.channels_last=true", ("cnn3d", "biconvlstm")),
     ("torch.compile", "model.compile=false", "model.compile=true", ("cnn3d", "biconvlstm")),
 ]
-ALL = ["lstm_hash", "cnn", "rnn", "cnn_hash", "crnn_hash", "cnn3d_bilstm_ctc", "biconvlstm_ctc", "bilstm_ctc_baseline",
-       "cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"]
+#: every experiment config (conf/experiment/*.yaml), so a new method is benchmarked without an edit here
+ALL = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 
 
 def measure(experiment: str, device: str, precision: str, batch_size: int, steps: int, threads: int | None,

@@ -170,27 +170,50 @@ def test_channels_last_3d_changes_nothing(cls):
 
 
 def literal_front(front: SVSFrontEnd, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """The front end with the padded frames re-zeroed after every stage (the straightforward way)."""
+    """The front end the straightforward way: literal masked BatchNorm (sharing the front's
+    parameters), activation, then max-pooling, and the padded frames re-zeroed after every stage."""
     y = mask_time(x.transpose(1, 2), lengths, time_dim=2)
     for conv, norm, act in zip(front.convs, front.norms, front.acts):
+        if isinstance(norm, MaskedBatchNorm):
+            literal = LiteralMaskedBatchNorm(norm.num_features).train(norm.training)
+            literal.weight, literal.bias = norm.weight, norm.bias
+            literal.running_mean.copy_(norm.running_mean)
+            literal.running_var.copy_(norm.running_var)
+            norm = literal
         y = norm(conv(y), lengths)
         y = mask_time(front.pool(act(y)), lengths, time_dim=2)
     return y
 
 
-@pytest.mark.parametrize("activation", ["relu20", "tanh", "elu", "identity"])
-def test_front_end_skips_only_redundant_masks(activation):
+@pytest.mark.parametrize("activation", ["relu20", "relu", "tanh", "elu", "identity"])
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_front_end_equals_the_literal_stages(activation, batch_norm):
+    """Pooling before the activation, the fast masked BatchNorm and the skipped masks change
+    neither the outputs nor any gradient."""
     torch.manual_seed(0)
-    front = SVSFrontEnd(2, 12, 16, (4, 6), activation=activation)
-    x = torch.randn(2, 5, 2, 12, 16)
+    front = SVSFrontEnd(2, 12, 16, (4, 6), activation=activation, batch_norm=batch_norm)
+    with torch.no_grad():
+        for norm in front.norms:
+            if isinstance(norm, MaskedBatchNorm):  # wide enough to reach ReLU20's clip
+                norm.weight.uniform_(-15.0, 15.0)
+                norm.bias.normal_()
+        for conv in front.convs:
+            conv.weight.mul_(8.0)
+    x = torch.randn(2, 5, 2, 12, 16).requires_grad_(True)
     lengths = torch.tensor([5, 3])
-    fast = front(x, lengths)
-    assert (fast[1, :, 3:] == 0).all()
-    _assert_same(fast, literal_front(front, x, lengths))
-    no_bn = SVSFrontEnd(2, 12, 16, (4, 6), activation=activation, batch_norm=False)  # conv bias: masks kept
-    out = no_bn(x, lengths)
-    assert (out[1, :, 3:] == 0).all()
-    _assert_same(out, literal_front(no_bn, x, lengths))
+    params = [x, *front.parameters()]
+    for train in (True, False):
+        front.train(train)
+        fast, ref = front(x, lengths), literal_front(front, x, lengths)
+        assert (fast[1, :, 3:] == 0).all()
+        _assert_same(fast, ref)
+        w = torch.randn_like(fast)
+        g_fast = torch.autograd.grad((fast * w).sum(), params)
+        g_ref = torch.autograd.grad((ref * w).sum(), params)
+        for a, b in zip(g_fast, g_ref):
+            _assert_same(a, b, atol=1e-3 * max(1.0, float(b.abs().max())))
+    if activation == "relu20":
+        assert bool((ref == 20.0).any()) and bool((ref == 0.0).any())  # both ends of the clip reached
 
 
 class LiteralMaskedBatchNorm(MaskedBatchNorm):
@@ -215,15 +238,22 @@ class LiteralMaskedBatchNorm(MaskedBatchNorm):
         return (y * self.weight.view(shape) + self.bias.view(shape)) * mask
 
 
-@pytest.mark.parametrize("shape", [(3, 4, 6, 5, 7), (3, 4, 6)])
+@pytest.mark.parametrize("shape", [(3, 4, 6, 5, 7), (3, 4, 6), (3, 4, 6, 5), "transposed"])
 def test_masked_batchnorm_equals_literal_formula(shape):
+    """Outputs, gradients and running statistics; "transposed": a (B, C, T, F) view of a (B, C,
+    F, T) tensor, as resnet_hash's FrameBatchNorm passes it (not contiguous)."""
     torch.manual_seed(0)
     fast, ref = MaskedBatchNorm(4), LiteralMaskedBatchNorm(4)
     with torch.no_grad():
         fast.weight.normal_()
         fast.bias.normal_()
     ref.load_state_dict(fast.state_dict())
-    x = (torch.randn(*shape) * 3 + 1).requires_grad_(True)
+    if shape == "transposed":
+        x = (torch.randn(3, 4, 5, 6) * 3 + 1).transpose(2, 3).requires_grad_(True)
+        assert not x.is_contiguous()
+        shape = tuple(x.shape)
+    else:
+        x = (torch.randn(*shape) * 3 + 1).requires_grad_(True)
     lengths = torch.tensor([6, 2, 4])
     for train in (True, False):
         fast.train(train)
@@ -237,6 +267,25 @@ def test_masked_batchnorm_equals_literal_formula(shape):
             _assert_same(a, b, atol=1e-4)
         _assert_same(fast.running_mean, ref.running_mean)
         _assert_same(fast.running_var, ref.running_var)
+
+
+def test_masked_batchnorm_keeps_float32_precision_under_a_large_mean():
+    """A mean 1000x the spread: the float32 module stays within float32 rounding of the literal
+    formula in float64, outputs and gradients (a sum of squares differenced in float32 would be
+    off by ~0.1 here)."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 6, 20, 30) + 1000.0
+    lengths = torch.tensor([6, 2, 4])
+    fast, ref = MaskedBatchNorm(4), LiteralMaskedBatchNorm(4).double()
+    w = torch.randn_like(x)
+    xf, xd = x.clone().requires_grad_(True), x.double().requires_grad_(True)
+    yf, yd = fast(xf, lengths), ref(xd, lengths)
+    _assert_same(yf, yd.float(), atol=2e-4, rtol=0)
+    gf = torch.autograd.grad((yf * w).sum(), [xf, fast.weight, fast.bias])
+    gd = torch.autograd.grad((yd * w.double()).sum(), [xd, ref.weight, ref.bias])
+    for a, b in zip(gf, gd):
+        _assert_same(a, b.float(), atol=2e-4 * max(1.0, float(b.abs().max())), rtol=0)
+    _assert_same(fast.running_var, ref.running_var.float(), atol=1e-5, rtol=1e-4)
 
 
 def test_relu20_hardtanh_equals_clamp():

@@ -83,7 +83,8 @@ class SVSFrontEnd(nn.Module):
     :class:`~speechret.models.components.conv_lstm.BiConvLSTMNet` (paper C §4.2-4.3).
 
     Each stage: Conv3d(kernel (kt, kh, kw), 'same' padding) -> [masked BatchNorm] -> activation
-    -> MaxPool3d(pool) -> zero the padded frames. ``pool[0]`` must be 1 (the frame axis is never
+    -> MaxPool3d(pool) -> zero the padded frames (computed as pooling, then the activation: the
+    same function, since every activation here is monotone non-decreasing). ``pool[0]`` must be 1 (the frame axis is never
     pooled). ``forward(x: (B, m, C, h, w), lengths) -> (B, C', m, h', w')`` channel-first
     (contiguous); ``self.output_shape == (C', h', w')``. ``channels_last``: the stages run in
     ``torch.channels_last_3d``.
@@ -142,7 +143,10 @@ class SVSFrontEnd(nn.Module):
         if self.channels_last:
             y = y.contiguous(memory_format=torch.channels_last_3d)
         for conv, norm, act in zip(self.convs, self.norms, self.acts):
-            y = self.pool(act(norm(conv(y), lengths)))
+            # act(pool(.)) == pool(act(.)): every activation of make_activation is monotone
+            # non-decreasing, and a max commutes with such a function, so the activation runs on
+            # the pooled quarter (issue 13; the gradients agree too, tests/test_paper_c_speed.py)
+            y = act(self.pool(norm(conv(y), lengths)))
             if self._mask_after_stage:
                 y = mask_time(y, lengths, time_dim=2)
         return y.contiguous()

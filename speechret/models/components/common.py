@@ -133,6 +133,80 @@ def reverse_padded(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:
     return torch.gather(x, time_dim, idx)
 
 
+class _MaskedBatchNormTrain(torch.autograd.Function):
+    """Training-mode masked batch normalisation with a hand-written backward (issue 13: the
+    element-wise passes over full-size activations were half of a paper-configuration 3D CNN
+    step, ``bench/train_profile.py``).
+
+    ``x (B, C, T, *spatial)`` float32, ``mask (B, T)`` float 0/1 -> ``y, mean, var`` (the last
+    two per channel, biased variance, no gradient). Maths: the batch normalisation of Ioffe &
+    Szegedy (ICML 2015, Alg. 1 and its gradient) over the valid elements only, n of them::
+
+        y    = m * (w * (x - mu) / sqrt(var + eps) + b)
+        dx   = m * w / sqrt(var + eps) * (dy - sum(m dy) / n - xhat * sum(m dy xhat) / n)
+        dw   = sum(m dy xhat),  db = sum(m dy)
+
+    Each row (item, channel, frame) is centred on its own mean over the spatial axes, ``d = x -
+    mean_row``; the rows are pooled over the valid frames with the parallel-variance formula
+    (Chan, Golub & LeVeque 1979), and the backward works from ``d`` and the rows' offsets from the
+    channel mean, so no sum of squares is ever differenced (float32 stays as exact as the literal
+    formula however large the mean; ``tests/test_paper_c_speed.py``). Full-size passes: forward
+    one sum, one subtraction, one 2-norm and one scale-and-shift; backward two reductions and one
+    three-term multiply-add. Autograd through the literal formula made about twice as many and
+    kept a second full-size tensor for the backward. Once differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, mask: Tensor, eps: float):
+        spatial = tuple(range(3, x.dim()))
+        per = math.prod(x.shape[3:])
+        view = (*x.shape[:3], *([1] * len(spatial)))
+        m = mask[:, None, :]  # (B, 1, T)
+        n = mask.sum() * per
+        if spatial:  # per (item, channel, frame): single vectorised passes (a Welford var_mean is slower)
+            mean_s = x.sum(dim=spatial) / per
+            d = x - mean_s.view(view)
+            var_s = torch.linalg.vector_norm(d, dim=spatial).square() / per
+        else:
+            mean_s, d, var_s = x, torch.zeros_like(x), torch.zeros_like(x)
+        mean = (mean_s * m).sum(dim=(0, 2)) * per / n
+        off = mean_s - mean[None, :, None]  # (B, C, T): each row's mean minus the channel's
+        var = ((var_s + off.square()) * m).sum(dim=(0, 2)) * per / n
+        invstd = torch.rsqrt(var + eps)
+        scale = weight * invstd
+        y = d * (scale[None, :, None] * m).view(view)
+        y.add_(((bias[None, :, None] + off * scale[None, :, None]) * m).view(view))
+        ctx.save_for_backward(d, off, weight, mask, invstd, n)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy: Tensor, _dmean: Tensor, _dvar: Tensor):
+        d, off, weight, mask, invstd, n = ctx.saved_tensors
+        spatial = tuple(range(3, d.dim()))
+        view = (*d.shape[:3], *([1] * len(spatial)))
+        m = mask[:, None, :]
+        if spatial:  # (B, C, T) sums of dy and dy * d over the spatial axes (no product tensor)
+            dy_s = dy.sum(dim=spatial)
+            dyd_s = torch.linalg.vecdot(dy.flatten(3), d.flatten(3), dim=-1)
+        else:
+            dy_s, dyd_s = dy, torch.zeros_like(dy)
+        s_dy = (dy_s * m).sum(dim=(0, 2))                                        # sum(m dy)
+        s_dyxhat = ((dyd_s + off * dy_s) * m).sum(dim=(0, 2)) * invstd          # sum(m dy xhat)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            # dx = a dy + c (d + off) + e on the valid frames, 0 on the padded ones
+            k = weight * invstd
+            a = k[None, :, None] * m
+            c = (-k * invstd * s_dyxhat / n)[None, :, None] * m
+            e = (-k * s_dy / n)[None, :, None] * m
+            dx = dy * a.view(view)
+            dx.addcmul_(d, c.view(view))
+            dx.add_((c * off + e).view(view))
+        return dx, s_dyxhat, s_dy, None, None
+
+
 class MaskedBatchNorm(nn.Module):
     """Batch normalisation over channel dim 1 whose statistics ignore padded frames.
 
@@ -140,11 +214,10 @@ class MaskedBatchNorm(nn.Module):
     mean / variance of each channel are taken over the valid frames only (so an item's padding
     never shifts the statistics) and the running estimates are updated like
     :class:`torch.nn.BatchNorm3d` (unbiased variance, ``momentum``); in evaluation the running
-    estimates are used. Padded frames of the output are zero. The normalisation is applied as
-    one ``x * scale + shift`` with ``scale = weight / sqrt(var + eps) * mask`` and
-    ``shift = (bias - mean * weight / sqrt(var + eps)) * mask`` per item, channel and frame, and
-    the statistics reduce the spatial axes before applying the mask (the same function as the
-    literal formula, fewer passes over the activations; ``tests/test_paper_c_speed.py``).
+    estimates are used. Padded frames of the output are zero. Training runs
+    :class:`_MaskedBatchNormTrain` (the same function and gradients as the literal formula, in
+    fewer passes over the activations; ``tests/test_paper_c_speed.py``); evaluation is one
+    ``x * scale + shift`` whose per-(item, channel, frame) ``scale`` and ``shift`` carry the mask.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
@@ -163,28 +236,25 @@ class MaskedBatchNorm(nn.Module):
         x = x.float()  # statistics in float32, also under autocast
         b, c, t = x.shape[:3]
         spatial = tuple(range(3, x.dim()))
-        mask = length_mask(lengths, t).to(x.dtype)[:, None, :]  # (B, 1, T)
+        mask = length_mask(lengths, t).to(x.dtype)  # (B, T)
         if self.training:
-            # reduce over the spatial axes first, then weight the (B, C, T) sums by the mask: the
-            # full-size activations are read twice (mean, variance) and never multiplied by it
-            n = mask.sum() * math.prod(x.shape[3:])
-            sums = x.sum(dim=spatial) if spatial else x
-            mean = (sums * mask).sum(dim=(0, 2)) / n
-            centred = (x - mean.view(1, c, 1, *([1] * len(spatial)))).square()
-            var = ((centred.sum(dim=spatial) if spatial else centred) * mask).sum(dim=(0, 2)) / n
+            with torch.autocast(x.device.type, enabled=False):
+                y, mean, var = _MaskedBatchNormTrain.apply(x, self.weight.float(), self.bias.float(),
+                                                           mask, self.eps)
             with torch.no_grad():
+                n = mask.sum() * math.prod(x.shape[3:])
                 unbiased = var * n / torch.clamp(n - 1, min=1.0)
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_var.lerp_(unbiased.detach(), self.momentum)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(unbiased, self.momentum)
                 self.num_batches_tracked += 1
-        else:
-            mean, var = self.running_mean, self.running_var
+            return y.to(out_dtype)
         # ((x - mean) / sqrt(var + eps) * weight + bias) * mask as ONE multiply-add whose
         # per-(item, channel, frame) scale and shift carry the mask
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        shift = self.bias - mean * scale
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
         view = (b, c, t, *([1] * len(spatial)))
-        y = torch.addcmul((shift[None, :, None] * mask).view(view), x, (scale[None, :, None] * mask).view(view))
+        m = mask[:, None, :]
+        y = torch.addcmul((shift[None, :, None] * m).view(view), x, (scale[None, :, None] * m).view(view))
         return y.to(out_dtype)
 
     def extra_repr(self) -> str:
