@@ -255,11 +255,16 @@ class HashingModule(L.LightningModule):
             self.net.compile() if parts is None else parts()
             self._compiled = True
 
-    def configure_optimizers(self):
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The configured optimizer over this module's parameters (Adam at 1e-3 when none is), without
+        its schedule: what ``configure_optimizers`` steps, and what a benchmark outside a Trainer times
+        (a one-cycle schedule needs the Trainer's step count)."""
         if self.optimizer_factory is None:
-            opt = torch.optim.Adam(self.parameters(), lr=1e-3)
-        else:
-            opt = self.optimizer_factory(params=self.parameters())
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+        return self.optimizer_factory(params=self.parameters())
+
+    def configure_optimizers(self):
+        opt = self.build_optimizer()
         if self.scheduler_factory is None:
             return opt
         kwargs: dict[str, Any] = {}

@@ -43,8 +43,7 @@ class FrameBatchNorm(MaskedBatchNorm):
     """:class:`MaskedBatchNorm` for ``(B, C, F, T)`` maps (frames on the last axis): statistics over
     the valid frames only.  Same parameters and buffers as ``nn.BatchNorm2d``."""
 
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:  # type: ignore[override]
-        return super().forward(x.transpose(2, 3), lengths).transpose(2, 3)
+    frame_dim = -1
 
 
 class PaddedBatchNorm(nn.BatchNorm2d):
