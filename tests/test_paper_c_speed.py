@@ -469,3 +469,19 @@ def test_train_profile_runs_end_to_end(tiny_sentences, capsys):
     assert {"features", "forward", "backward", "optimizer", "layer:front", "layer:lstm_fwd"} <= set(r["phases"])
     out = capsys.readouterr().out
     assert "step/floor" in out and "dense conv3d" in out and "cnn3d_bilstm_ctc_cpu" in out
+
+
+def test_throughput_times_an_experiment_with_a_step_schedule(tiny_sentences):
+    """bench/train_throughput.py times every conf/experiment, speechret_hash included, whose
+    one-cycle schedule needs a Trainer's step count: the benchmark steps the optimizer alone
+    (HashingModule.build_optimizer; it raised "not attached to a Trainer" before)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import train_throughput
+
+    assert "speechret_hash" in train_throughput.ALL and "cnn3d_bilstm_ctc" in train_throughput.ALL
+    r = train_throughput.measure("speechret_hash", "cpu", "32", batch_size=2, steps=1, threads=None,
+                                 overrides=["data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}",
+                                            "data.split=random"])
+    assert r["experiment"] == "speechret_hash" and r["steps"] == 1 and r["samples_s"] > 0
