@@ -84,10 +84,10 @@ class SVSFrontEnd(nn.Module):
 
     Each stage: Conv3d(kernel (kt, kh, kw), 'same' padding) -> [masked BatchNorm] -> activation
     -> MaxPool3d(pool) -> zero the padded frames (computed as pooling, then the activation: the
-    same function, since every activation here is monotone non-decreasing). ``pool[0]`` must be 1 (the frame axis is never
-    pooled). ``forward(x: (B, m, C, h, w), lengths) -> (B, C', m, h', w')`` channel-first
-    (contiguous); ``self.output_shape == (C', h', w')``. ``channels_last``: the stages run in
-    ``torch.channels_last_3d``.
+    same function, since every activation here is monotone non-decreasing). ``pool[0]`` must be 1
+    (the frame axis is never pooled). ``forward(x: (B, m, C, h, w), lengths) -> (B, C', m, h',
+    w')`` channel-first (contiguous); ``self.output_shape == (C', h', w')``. ``channels_last``: the
+    stages run in ``torch.channels_last_3d``.
     """
 
     def __init__(

