@@ -241,7 +241,7 @@ class LiteralMaskedBatchNorm(MaskedBatchNorm):
 @pytest.mark.parametrize("shape", [(3, 4, 6, 5, 7), (3, 4, 6), (3, 4, 6, 5), "transposed"])
 def test_masked_batchnorm_equals_literal_formula(shape):
     """Outputs, gradients and running statistics; "transposed": a (B, C, T, F) view of a (B, C,
-    F, T) tensor, as resnet_hash's FrameBatchNorm passes it (not contiguous)."""
+    F, T) tensor (not contiguous)."""
     torch.manual_seed(0)
     fast, ref = MaskedBatchNorm(4), LiteralMaskedBatchNorm(4)
     with torch.no_grad():
@@ -266,6 +266,33 @@ def test_masked_batchnorm_equals_literal_formula(shape):
         for a, b in zip(g_fast, g_ref):
             _assert_same(a, b, atol=1e-4)
         _assert_same(fast.running_mean, ref.running_mean)
+        _assert_same(fast.running_var, ref.running_var)
+
+
+def test_frame_batchnorm_normalises_over_frames_on_the_last_axis():
+    """resnet_hash's FrameBatchNorm (frame_dim = -1) on (B, C, F, T) equals the literal formula
+    on the (B, C, T, F) transpose: outputs, gradients, running statistics."""
+    from speechret.models.components.resnet_hash import FrameBatchNorm
+
+    torch.manual_seed(0)
+    fast, ref = FrameBatchNorm(4), LiteralMaskedBatchNorm(4)
+    with torch.no_grad():
+        fast.weight.normal_()
+        fast.bias.normal_()
+    ref.load_state_dict(fast.state_dict())
+    x = (torch.randn(3, 4, 5, 6) * 3 + 1).requires_grad_(True)  # (B, C, F, T)
+    lengths = torch.tensor([6, 2, 4])
+    for train in (True, False):
+        fast.train(train)
+        ref.train(train)
+        w = torch.randn(3, 4, 5, 6)
+        y_fast, y_ref = fast(x, lengths), ref(x.transpose(2, 3), lengths).transpose(2, 3)
+        assert (y_fast[1, :, :, 2:] == 0).all()
+        _assert_same(y_fast, y_ref)
+        g_fast = torch.autograd.grad((y_fast * w).sum(), [x, fast.weight, fast.bias])
+        g_ref = torch.autograd.grad((y_ref * w).sum(), [x, ref.weight, ref.bias])
+        for a, b in zip(g_fast, g_ref):
+            _assert_same(a, b, atol=1e-4)
         _assert_same(fast.running_var, ref.running_var)
 
 
