@@ -238,35 +238,49 @@ class LiteralMaskedBatchNorm(MaskedBatchNorm):
         return (y * self.weight.view(shape) + self.bias.view(shape)) * mask
 
 
-@pytest.mark.parametrize("shape", [(3, 4, 6, 5, 7), (3, 4, 6), (3, 4, 6, 5), "transposed"])
-def test_masked_batchnorm_equals_literal_formula(shape):
-    """Outputs, gradients and running statistics; "transposed": a (B, C, T, F) view of a (B, C,
-    F, T) tensor (not contiguous)."""
+def _fast_and_literal_bn(cls: type = MaskedBatchNorm) -> tuple[MaskedBatchNorm, LiteralMaskedBatchNorm]:
+    """A ``cls`` norm with random affine parameters and the literal formula with the same state."""
     torch.manual_seed(0)
-    fast, ref = MaskedBatchNorm(4), LiteralMaskedBatchNorm(4)
+    fast, ref = cls(4), LiteralMaskedBatchNorm(4)
     with torch.no_grad():
         fast.weight.normal_()
         fast.bias.normal_()
     ref.load_state_dict(fast.state_dict())
-    if shape == "transposed":
-        x = (torch.randn(3, 4, 5, 6) * 3 + 1).transpose(2, 3).requires_grad_(True)
-        assert not x.is_contiguous()
-        shape = tuple(x.shape)
-    else:
-        x = (torch.randn(*shape) * 3 + 1).requires_grad_(True)
-    lengths = torch.tensor([6, 2, 4])
+    return fast, ref
+
+
+def _check_bn_against_literal(fast, ref, x, lengths, to_ref=lambda t: t, stats=("running_mean", "running_var"),
+                              check=None) -> None:
+    """Train and eval mode: ``fast(x)`` equals ``to_ref(ref(to_ref(x)))`` (``to_ref`` maps x into the
+    literal norm's (B, C, T, ...) layout and back), and so do the gradients of x, weight and bias
+    and the running statistics ``stats``; ``check(y_fast)`` adds an assertion on the output."""
     for train in (True, False):
         fast.train(train)
         ref.train(train)
-        w = torch.randn(*shape)
-        y_fast, y_ref = fast(x, lengths), ref(x, lengths)
+        w = torch.randn(*x.shape)
+        y_fast, y_ref = fast(x, lengths), to_ref(ref(to_ref(x), lengths))
+        if check is not None:
+            check(y_fast)
         _assert_same(y_fast, y_ref)
         g_fast = torch.autograd.grad((y_fast * w).sum(), [x, fast.weight, fast.bias])
         g_ref = torch.autograd.grad((y_ref * w).sum(), [x, ref.weight, ref.bias])
         for a, b in zip(g_fast, g_ref):
             _assert_same(a, b, atol=1e-4)
-        _assert_same(fast.running_mean, ref.running_mean)
-        _assert_same(fast.running_var, ref.running_var)
+        for name in stats:
+            _assert_same(getattr(fast, name), getattr(ref, name))
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 6, 5, 7), (3, 4, 6), (3, 4, 6, 5), "transposed"])
+def test_masked_batchnorm_equals_literal_formula(shape):
+    """Outputs, gradients and running statistics; "transposed": a (B, C, T, F) view of a (B, C,
+    F, T) tensor (not contiguous)."""
+    fast, ref = _fast_and_literal_bn()
+    if shape == "transposed":
+        x = (torch.randn(3, 4, 5, 6) * 3 + 1).transpose(2, 3).requires_grad_(True)
+        assert not x.is_contiguous()
+    else:
+        x = (torch.randn(*shape) * 3 + 1).requires_grad_(True)
+    _check_bn_against_literal(fast, ref, x, torch.tensor([6, 2, 4]))
 
 
 def test_frame_batchnorm_normalises_over_frames_on_the_last_axis():
@@ -274,26 +288,14 @@ def test_frame_batchnorm_normalises_over_frames_on_the_last_axis():
     on the (B, C, T, F) transpose: outputs, gradients, running statistics."""
     from speechret.models.components.resnet_hash import FrameBatchNorm
 
-    torch.manual_seed(0)
-    fast, ref = FrameBatchNorm(4), LiteralMaskedBatchNorm(4)
-    with torch.no_grad():
-        fast.weight.normal_()
-        fast.bias.normal_()
-    ref.load_state_dict(fast.state_dict())
+    fast, ref = _fast_and_literal_bn(FrameBatchNorm)
     x = (torch.randn(3, 4, 5, 6) * 3 + 1).requires_grad_(True)  # (B, C, F, T)
-    lengths = torch.tensor([6, 2, 4])
-    for train in (True, False):
-        fast.train(train)
-        ref.train(train)
-        w = torch.randn(3, 4, 5, 6)
-        y_fast, y_ref = fast(x, lengths), ref(x.transpose(2, 3), lengths).transpose(2, 3)
-        assert (y_fast[1, :, :, 2:] == 0).all()
-        _assert_same(y_fast, y_ref)
-        g_fast = torch.autograd.grad((y_fast * w).sum(), [x, fast.weight, fast.bias])
-        g_ref = torch.autograd.grad((y_ref * w).sum(), [x, ref.weight, ref.bias])
-        for a, b in zip(g_fast, g_ref):
-            _assert_same(a, b, atol=1e-4)
-        _assert_same(fast.running_var, ref.running_var)
+
+    def padded_frames_are_zero(y):
+        assert (y[1, :, :, 2:] == 0).all()
+
+    _check_bn_against_literal(fast, ref, x, torch.tensor([6, 2, 4]), to_ref=lambda t: t.transpose(2, 3),
+                              stats=("running_var",), check=padded_frames_are_zero)
 
 
 def test_masked_batchnorm_keeps_float32_precision_under_a_large_mean():

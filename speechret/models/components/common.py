@@ -157,9 +157,9 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
     step, ``bench/train_profile.py``).
 
     ``x (B, C, ...)`` float32 with its T frames on axis ``frame_dim`` and the other axes spatial,
-    ``mask (B, T)`` float 0/1 -> ``y, mean, var`` (the last two per channel, biased variance, no
-    gradient). Maths: the batch normalisation of Ioffe & Szegedy (ICML 2015, Alg. 1 and its
-    gradient) over the valid elements only, n of them::
+    ``mask (B, T)`` float 0/1, ``n`` its valid elements per channel -> ``y, mean, var`` (the last
+    two per channel, biased variance, no gradient). Maths: the batch normalisation of Ioffe &
+    Szegedy (ICML 2015, Alg. 1 and its gradient) over the valid elements only::
 
         y    = m * (w * (x - mu) / sqrt(var + eps) + b)
         dx   = m * w / sqrt(var + eps) * (dy - sum(m dy) / n - xhat * sum(m dy xhat) / n)
@@ -177,10 +177,10 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, mask: Tensor, eps: float, frame_dim: int):
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, mask: Tensor, n: Tensor, eps: float,
+                frame_dim: int):
         spatial, per, view = _row_layout(x, frame_dim)
         m = mask[:, None, :]  # (B, 1, T)
-        n = mask.sum() * per
         if spatial:  # per (item, channel, frame); a Welford var_mean is 15x slower on the CPU
             mean_s = x.sum(dim=spatial) / per
             d = x - mean_s.view(view)
@@ -222,7 +222,7 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
             dx = dy * a.view(view)
             dx.addcmul_(d, c.view(view))
             dx.add_((c * off + e).view(view))
-        return dx, s_dyxhat, s_dy, None, None, None
+        return dx, s_dyxhat, s_dy, None, None, None, None
 
 
 class MaskedBatchNorm(nn.Module):
@@ -259,11 +259,11 @@ class MaskedBatchNorm(nn.Module):
         spatial, per, view = _row_layout(x, frame_dim)
         mask = length_mask(lengths, x.shape[frame_dim]).to(x.dtype)  # (B, T)
         if self.training:
+            n = mask.sum() * per  # valid elements per channel
             with torch.autocast(x.device.type, enabled=False):
                 y, mean, var = _MaskedBatchNormTrain.apply(x, self.weight.float(), self.bias.float(),
-                                                           mask, self.eps, frame_dim)
+                                                           mask, n, self.eps, frame_dim)
             with torch.no_grad():
-                n = mask.sum() * per
                 unbiased = var * n / torch.clamp(n - 1, min=1.0)
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(unbiased, self.momentum)
