@@ -54,3 +54,44 @@ def test_reuse_skips_only_a_run_with_the_same_command_config_and_checkpoint(tmp_
     assert len(calls) == 3  # the checkpoint changed under the same name
     Runner(tmp_path / "out", reuse=True).evaluate("x", [*args, "evaluate.views=none"])
     assert len(calls) == 4  # the command changed
+
+
+def test_reproduce_paper_c_recipe_reaches_the_ctc_models_only_and_the_report_says_so(tmp_path, monkeypatch):
+    """``bench/reproduce_paper_c.py --recipe``: the CTC trainings get ``recipe=...``, the fixed-length
+    hash of Table 5 does not, and the report's intro and training-CPO line name the recipe instead
+    of claiming clean-speech training."""
+    import reproduce_paper_c as rpc
+
+    trained, written = {}, {}
+
+    class FakeRunner:
+        def __init__(self, out, *a, **k):
+            self.out = Path(out)
+
+        def train(self, name, overrides):
+            trained[name] = list(overrides)
+            return {"best_checkpoint": f"/x/{name}.ckpt", "metrics": {"val/per": 0.1, "test/per": 0.2}, "epochs": 3}
+
+        def evaluate(self, name, overrides):
+            return {}
+
+    def fake_write_report(path, title, intro, sections, runner, profile, started, training_cpos):
+        written.update(intro=intro, cpos=training_cpos, sections=dict(sections))
+
+    monkeypatch.setattr(rpc, "Runner", FakeRunner)
+    monkeypatch.setattr(rpc, "write_report", fake_write_report)
+    for recipe in ("speechret_ctc", "none"):
+        trained.clear()
+        monkeypatch.setattr(sys, "argv", ["reproduce_paper_c.py", "--recipe", recipe, "--out", str(tmp_path),
+                                          "--models", "cnn3d_bilstm_ctc_cpu", "biconvlstm_ctc_cpu"])
+        rpc.main()
+        ctc = [trained["cnn3d_bilstm_ctc_cpu"], trained["biconvlstm_ctc_cpu"]]
+        if recipe == "none":
+            assert all(not any(o.startswith("recipe=") for o in ov) for ov in ctc)
+            assert "trained on clean speech" in written["intro"] and written["cpos"].startswith("none (clean speech")
+        else:
+            assert all("recipe=speechret_ctc" in ov for ov in ctc)
+            assert "trained on clean speech" not in written["intro"]
+            assert "recipe=speechret_ctc" in written["intro"] and "recipe=speechret_ctc" in written["cpos"]
+            assert "Training (speaker-disjoint, `recipe=speechret_ctc`)" in written["sections"]
+        assert not any(o.startswith("recipe=") for o in trained["lstm_hash_words"])
