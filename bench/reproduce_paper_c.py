@@ -255,10 +255,10 @@ def main() -> None:
                     "sentences Ap 100.00 % / recall 49.09 % / mAP 0.7225, words+sentences mAP 0.5933.")
     if recipe:
         warning = (f"**Trained with speechret's recipe (`recipe={args.recipe}`), not the paper's**: the CTC models "
-                   "add silence trimming, waveform augmentation (speed, shift, gain, white noise at 10-40 dB) and "
-                   "SpecAugment, and a warm-up + cosine schedule (`conf/recipe/" + args.recipe + ".yaml`). Table 3's "
-                   "white noise is therefore not unseen in training. The paper's recipe: `reports/paper_c.md`."
-                   + ("\n\n" + warning if warning else ""))
+                   f"train as `conf/recipe/{args.recipe}.yaml` configures (`speechret_ctc`: silence trimming, "
+                   "waveform augmentation with speed, shift, gain and white noise at 10-40 dB, SpecAugment, a "
+                   "warm-up + cosine schedule), so Table 3's noise may not be unseen in training. The paper's "
+                   "recipe: `reports/paper_c.md`." + ("\n\n" + warning.lstrip() if warning else ""))
     intro = warning + """
 
 Paper C (002) on the **built-in synthetic Mandarin corpus** (espeak-ng `cmn-latn-pinyin`, 8 voices,
@@ -274,7 +274,7 @@ the corpus's 8 (`evaluate.new_voices`). The paper used THCHS-30 (13,388 utteranc
     write_report(Path(args.report or REPO / "reports" / "paper_c.md"), "Paper C (002) — reproduction", intro,
                  sections, run, args.profile, started,
                  training_cpos=(f"none (`cpo=none`); the CTC models' augmentation as `recipe={args.recipe}` configures "
-                                "(white noise at 10-40 dB among it), the fixed-length hash clean" if recipe else
+                                "(`speechret_ctc`: white noise at 10-40 dB among it), the fixed-length hash clean" if recipe else
                                 "none (clean speech, as paper C trains; `cpo=none` for every model here)"))
 
 
