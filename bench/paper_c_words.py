@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_speaker import folds  # noqa: E402
-from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
+from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, recipe_overrides, table, write_report  # noqa: E402
 from reproduce_paper_c import NAMES, epochs_to_per  # noqa: E402
 
 from speechret.data.corpora import load_corpus  # noqa: E402
@@ -129,7 +129,7 @@ def main() -> None:
     pairs = ", ".join("/".join(text_of[w] for w in g) for g in groups if len(g) > 1)
     data = ["data=dspspeech20", f"data.root={args.dsp_root}", f"data.labels=[{labels}]",
             f"data.test_speakers=[{','.join(test)}]", f"data.val_speakers=[{','.join(val)}]"]
-    recipe = [] if args.recipe == "none" else [f"recipe={args.recipe}"]
+    recipe = recipe_overrides(args.recipe)
 
     trained: dict[str, dict] = {}
     for i, exp in enumerate(args.models):

@@ -132,6 +132,11 @@ def run_digest(script: str, overrides: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def recipe_overrides(name: str) -> list[str]:
+    """The training overrides of a ``--recipe`` option: ``recipe=<name>`` (``conf/recipe/``), none for ``none``."""
+    return [] if name == "none" else [f"recipe={name}"]
+
+
 def parse_shard(p: argparse.ArgumentParser, value: str | None) -> tuple[int, int]:
     """``--shard I/N`` as ``(I, N)`` (``(0, 1)`` when absent); a bad value is a parser error."""
     shard = tuple(int(x) for x in value.split("/")) if value else (0, 1)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from reproduce_common import REPO, Runner, fmt, parser, table, write_report
+from reproduce_common import REPO, Runner, fmt, parser, recipe_overrides, table, write_report
 
 from speechret.data.synthetic import DEFAULT_SENTENCES, DEFAULT_WORDS
 
@@ -111,7 +111,7 @@ def main() -> None:
     only_sentences = "evaluate.labels=[" + ",".join(
         str(len(DEFAULT_WORDS) + j) for j in range(len(DEFAULT_SENTENCES))) + "]"
 
-    recipe = [] if args.recipe == "none" else [f"recipe={args.recipe}"]
+    recipe = recipe_overrides(args.recipe)
     s_ctc = {}
     for exp in models:
         ov = [f"experiment={exp}", *split, *recipe]

@@ -195,7 +195,7 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
         y = d * (scale[None, :, None] * m).view(view)
         y.add_(((bias[None, :, None] + off * scale[None, :, None]) * m).view(view))
         ctx.save_for_backward(d, off, weight, mask, invstd, n)
-        ctx.frame_dim = frame_dim
+        ctx.spatial, ctx.view = spatial, view
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
@@ -203,7 +203,7 @@ class _MaskedBatchNormTrain(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy: Tensor, _dmean: Tensor, _dvar: Tensor):
         d, off, weight, mask, invstd, n = ctx.saved_tensors
-        spatial, _, view = _row_layout(d, ctx.frame_dim)
+        spatial, view = ctx.spatial, ctx.view
         m = mask[:, None, :]
         if spatial:  # (B, C, T) sums of dy and dy * d over the spatial axes
             dy_s = dy.sum(dim=spatial)
@@ -256,7 +256,7 @@ class MaskedBatchNorm(nn.Module):
         out_dtype = x.dtype
         x = x.float()  # statistics in float32, also under autocast
         frame_dim = self.frame_dim % x.dim()
-        spatial, per, view = _row_layout(x, frame_dim)
+        _, per, view = _row_layout(x, frame_dim)
         mask = length_mask(lengths, x.shape[frame_dim]).to(x.dtype)  # (B, T)
         if self.training:
             n = mask.sum() * per  # valid elements per channel
