@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, table, write_report  # noqa: E402
 
 from speechret.data.corpora import load_corpus  # noqa: E402
+from speechret.data.duplicates import unique_items  # noqa: E402
 from speechret.evaluate.runner import ONE_VIEW  # noqa: E402
 from speechret.hashing.hasher import Hasher  # noqa: E402
 from speechret.audio import load_audio  # noqa: E402
@@ -92,8 +93,9 @@ def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: s
     whose nearest item from another test speaker (Hamming / BER on the checkpoint's codes, with
     ``views`` as ``evaluate.views``) is the partner word; ``nan`` when a pair is not in the vocabulary."""
     hasher = Hasher.from_checkpoint(ckpt, views=views)
-    items = [it for it in load_corpus("dspspeech20", root) if it.speaker in set(test_speakers)
-             and it.text in {w for p in HOMOPHONES for w in p} and it.text in words]
+    items = unique_items([it for it in load_corpus("dspspeech20", root) if it.speaker in set(test_speakers)
+                          and it.text in {w for p in HOMOPHONES for w in p} and it.text in words],
+                         "the near-homophone items")  # one item per recording, as the evaluation counts
     if not items:
         return {}
     codes = hasher.codes_of_waves([load_audio(it.path, hasher.sample_rate) for it in items])

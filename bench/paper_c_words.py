@@ -1,7 +1,7 @@
 """Paper C's models on real speech: DSPSpeech-20's 12 Mandarin words, speaker-disjoint (issue 13).
 
     python bench/paper_c_words.py [--models bilstm_ctc_baseline cnn3d_bilstm_ctc_cpu biconvlstm_ctc_cpu]
-                                  [--fold 0] [--epochs 30] [--reuse] [--shard I/N] [--report-only]
+                                  [--fold 0] [--epochs 60] [--reuse] [--shard I/N] [--report-only]
                                   [--train-args trainer=gpu] [--dsp-root ../shared/data/dspspeech20]
 
 Every model trains on fold ``--fold`` of ``bench/cross_speaker.py``'s speaker-disjoint folds (the
@@ -49,9 +49,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_speaker import folds  # noqa: E402
 from reproduce_common import REPO, Runner, default_dsp_root, fmt, parse_shard, recipe_overrides, table, write_report  # noqa: E402
-from reproduce_paper_c import NAMES, epochs_to_per  # noqa: E402
+from reproduce_paper_c import NAMES, at_best, epochs_to_per  # noqa: E402
 
 from speechret.data.corpora import load_corpus  # noqa: E402
+from speechret.data.duplicates import unique_items  # noqa: E402
 from speechret.data.dataset import pronunciation_targets  # noqa: E402
 from speechret.data.item import Item  # noqa: E402
 from speechret.metrics import cross_speaker_relevance, mean_average_precision  # noqa: E402
@@ -101,7 +102,9 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--val-speakers", type=int, default=4)
     p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--epochs", type=int, default=30)
+    # 60: chosen on the validation speakers (3D CNN-BiLSTM, fold 0): at the best checkpoint val PER 0.066 and
+    # val cross-speaker mAP 0.534 against 0.096 / 0.478 with 30 (rule written before the run)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--recipe", default="speechret_ctc", help="recipe=... for every model (none: the paper's)")
     p.add_argument("--per-target", type=float, default=0.30)
     p.add_argument("--reuse", action="store_true")
@@ -153,7 +156,7 @@ def main() -> None:
         if dtw is None:
             dtw = run.evaluate("mfcc_dtw_cross_speaker", [ck, "protocol=cross_speaker", "evaluate.baselines=[dtw]"])
         reached = epochs_to_per(run.out / "train" / exp, args.per_target)
-        rows.append([NAMES.get(exp, exp), str(s["epochs"]), fmt(s["metrics"].get("val/per")),
+        rows.append([NAMES.get(exp, exp), str(s["epochs"]), fmt(at_best(run.out / "train" / exp, s)),
                      fmt(s["metrics"].get("test/per")), str(reached) if reached is not None else f"not within {s['epochs']}",
                      fmt(cross.get("map")), fmt(cross8.get("map")), fmt(cross.get("ap"), pct=True),
                      fmt(cross.get("recall"), pct=True), fmt(cross.get("threshold"))])
@@ -164,7 +167,7 @@ def main() -> None:
         rows.append(["MFCC + DTW (no training)", "–", "–", "–", "–", fmt(dtw.get("mfcc_dtw.map")), "–",
                      fmt(dtw.get("mfcc_dtw.precision"), pct=True), fmt(dtw.get("mfcc_dtw.recall"), pct=True),
                      fmt(dtw.get("mfcc_dtw.threshold"))])
-    ceiling = oracle_map(corpus, test, groups)
+    ceiling = oracle_map(unique_items(corpus, "dspspeech20"), test, groups)  # one item per recording, as evaluated
     rows.append(["a code that is exactly its CTC target", "–", "–", "0", "–", fmt(ceiling), fmt(1.0),
                  "–", "–", "–"])
     sections = [

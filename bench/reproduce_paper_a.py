@@ -145,7 +145,8 @@ def main() -> None:
                      + "\n\n20 random DSPSpeech-20 utterances, PESQ P.862 narrow band (raw scale) at 8 kHz."))
     gap = [delta(evals[(e, f)].get("map"), PAPER_T2[(e, f)] / 100) for e, _ in MODELS for f, _ in FEATURES]
     intro = f"""
-Paper A (000) reproduced on **DSPSpeech-20** (24 speakers × 20 words × 8 repetitions, real recordings)
+Paper A (000) reproduced on **DSPSpeech-20** (24 speakers × 20 words × 8 repetitions, real recordings;
+one speaker's 8 repetitions of a word are 3 recordings, and one item per recording is kept: `data.duplicates`)
 with a **speaker-disjoint** split (16 train / 4 val / 4 test speakers, seed 12345), instead of the
 paper's THCHS-30 with speakers shared between training and test. Models trained with
 {"no CPO (quick profile)" if quick else "the paper's CPOs (`cpo=paper_a`)"}. Every retrieval figure

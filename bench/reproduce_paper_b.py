@@ -110,7 +110,8 @@ def main() -> None:
                      table(["model", "paper s", "ours s", "ours audio s", "ours × real time"], rows)))
     intro = f"""
 Paper B (001) reproduced on **DSPSpeech-20** (24 speakers × 20 words × 8 repetitions, real
-recordings; 20 categories instead of the paper's 10 THCHS-30 categories) with a **speaker-disjoint**
+recordings; one speaker's 8 repetitions of a word are 3 recordings, and one item per recording is kept:
+`data.duplicates`; 20 categories instead of the paper's 10 THCHS-30 categories) with a **speaker-disjoint**
 split (16/4/4 speakers, seed 12345). Models trained with {"no CPO (quick profile)" if quick else
 "the paper's CPOs (`cpo=paper_b`)"}. Every retrieval figure is measured on the 4 test speakers only
 (`evaluate.set=unseen`: DSPSpeech-20 minus every item the checkpoint trained or validated on);

@@ -69,6 +69,23 @@ def paper_model(exp: str) -> str:
     return exp.removesuffix("_cpu")
 
 
+def at_best(run_dir: Path, summary: dict, key: str = "val/per") -> float | None:
+    """``key`` at the epoch of the run's best checkpoint (``epoch_NNN.ckpt``), from its CSV log:
+    the value the checkpoint was chosen with, not the last epoch's (``summary["metrics"]``, the
+    fallback when the log or the epoch is missing)."""
+    import csv
+    import re
+
+    last = summary.get("metrics", {}).get(key)
+    m = re.search(r"epoch_(\d+)", Path(str(summary.get("best_checkpoint") or "")).name)
+    logs = sorted(Path(run_dir).glob("csv/**/metrics.csv")) or sorted(Path(run_dir).glob("**/metrics.csv"))
+    if not m or not logs:
+        return last
+    with open(logs[-1], newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(key) not in (None, "") and int(float(r["epoch"])) == int(m[1])]
+    return float(rows[-1][key]) if rows else last
+
+
 def epochs_to_per(run_dir: Path, target: float) -> int | None:
     """First epoch (1-based) whose ``val/per`` is <= ``target``, from the run's CSV log; None if never."""
     import csv
@@ -181,7 +198,7 @@ def main() -> None:
         took = float((d / "seconds.txt").read_text()) if (d / "seconds.txt").is_file() else None
         reached = first_per[exp]
         rows.append([NAMES[exp], f"`experiment={exp}`" + "".join(f" `{o}`" for o in recipe), str(summ["epochs"]), fmt(took, digits=0) + " s" if took else "–",
-                     fmt(summ["metrics"].get("val/per")), fmt(summ["metrics"].get("test/per")),
+                     fmt(at_best(d, summ)), fmt(summ["metrics"].get("test/per")),
                      str(reached) if reached is not None else f"not within {summ['epochs']}"])
     sections.append(("Training (speaker-disjoint, " + (f"`recipe={args.recipe}`)" if recipe else "clean speech)"),
                      table(["model", "config", "epochs", "wall time", "val PER (best ckpt)", "test PER",

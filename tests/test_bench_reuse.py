@@ -95,3 +95,16 @@ def test_reproduce_paper_c_recipe_reaches_the_ctc_models_only_and_the_report_say
             assert "recipe=speechret_ctc" in written["intro"] and "recipe=speechret_ctc" in written["cpos"]
             assert "Training (speaker-disjoint, `recipe=speechret_ctc`)" in written["sections"]
         assert not any(o.startswith("recipe=") for o in trained["lstm_hash_words"])
+
+
+def test_at_best_reads_the_metric_at_the_best_checkpoints_epoch_not_the_last(tmp_path):
+    from reproduce_paper_c import at_best
+
+    log = tmp_path / "csv" / "version_0"
+    log.mkdir(parents=True)
+    rows = ["epoch,step,train/loss,val/per", "0,10,1.0,", "0,10,,0.50", "1,20,,0.20", "2,30,,0.30"]
+    (log / "metrics.csv").write_text("\n".join(rows) + "\n")
+    summary = {"metrics": {"val/per": 0.30}, "best_checkpoint": str(tmp_path / "checkpoints" / "epoch_001.ckpt")}
+    assert at_best(tmp_path, summary) == 0.20
+    assert at_best(tmp_path, {**summary, "best_checkpoint": "last.ckpt"}) == 0.30  # no epoch: the summary's
+    assert at_best(tmp_path / "nowhere", summary) == 0.30

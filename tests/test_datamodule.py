@@ -190,11 +190,15 @@ def test_workers_give_the_same_batches(tiny_corpus):
 
 @pytest.mark.realdata
 def test_dspspeech20_through_datamodule_and_every_feature(dspspeech20_root):
+    from speechret.data.corpora import load_corpus
     from speechret.features import MFCC, LogMelImage, MFCCSequence
 
     dm = SpeechDataModule(corpus="dspspeech20", root=dspspeech20_root, batch_size=6, split="speaker")
     dm.setup()
-    assert len(dm.items) == 3840 and dm.num_classes == 20
+    # 3840 listed; speaker 15307130191's 160 items hold 60 recordings (3 per word), so 100 are copies
+    assert len(dm.items) == 3740 and dm.num_classes == 20
+    assert sum(it.speaker == "15307130191" for it in dm.items) == 60
+    assert len(load_corpus("dspspeech20", dspspeech20_root)) == 3840
     assert len({it.speaker for it in dm.items}) == 24
     assert speaker_overlap(dm) == set()
     batch = next(iter(dm.val_dataloader()))

@@ -240,7 +240,9 @@ def test_protocols_on_dspspeech20_subset(dspspeech20_root, tmp_path):
     k = evaluate([f"ckpt_path={ckpt}", "protocol=keyword", "protocol.n_utterances=20", "protocol.max_queries=8"] + sub,
                  tmp_path / "kw")
     assert k["n_queries"] == 8 and k["n_database"] == 20 and "(val)" in k["threshold_source"]
-    # unseen: only the 4 test speakers (speaker-disjoint 16/4/4 split) — 4 words × 8 repetitions each
-    assert k["eval_set"] == "unseen" and k["n_eval_speakers"] == 4 and k["n_eval_items"] == 4 * 4 * 8
+    # unseen: only the 4 test speakers (speaker-disjoint 16/4/4 split) — 4 words × 8 repetitions each, but one
+    # of them, 15307130191, recorded each word 3 times under 8 repetition numbers: its 5 copies a word are left out
+    assert k["eval_set"] == "unseen" and k["n_eval_speakers"] == 4 and "15307130191" in k["eval_set_description"]
+    assert k["n_eval_items"] == 4 * 4 * 8 - 4 * 5
     n = evaluate([f"ckpt_path={ckpt}", "protocol=noise", "protocol.snrs=[5]", "protocol.max_queries=5"] + sub, tmp_path / "noise")
-    assert n["n_queries"] == 5 * 4 and n["n_database"] == 4 * 4 * 8 and "ap.white.5" in n
+    assert n["n_queries"] == 5 * 4 and n["n_database"] == 4 * 4 * 8 - 4 * 5 and "ap.white.5" in n

@@ -46,6 +46,7 @@ from speechret.errors import ConfigError
 from speechret.fileio import atomic_path
 
 from .corpora import corpus_kind, load_corpus
+from .duplicates import check_policy, file_digest, resolve_duplicates
 from .dataset import CachedFeatureDataset, SpeechDataset, collate_speech, pronunciation_targets
 from .item import Item
 from .manifest import Manifest
@@ -93,6 +94,11 @@ class SpeechDataModule(L.LightningDataModule):
             ``manifest`` (the items' own split field) or ``none`` (everything is test: evaluation).
         target: ``class`` (content label), ``ctc`` (pronunciation sequence; items without one are
             dropped with a warning) or ``both``.
+        duplicates: what to do with items whose decoded samples are identical to an earlier item's
+            (one recording listed twice; :mod:`speechret.data.duplicates`): ``drop`` (default) keeps
+            the first of each group and warns, ``error`` stops naming them, ``keep`` uses them all.
+            Checked in :meth:`setup` on the selected items' file contents, before the split, so
+            copies never fall on both sides of it.
         max_seconds: crop longer waveforms (memory bound for long sentences); ``None`` keeps all.
         cache_waveforms: decode every selected file once in :meth:`setup` (shared by forked workers).
         cache_features: precompute features of every batch that is not augmented on the fly
@@ -127,6 +133,7 @@ class SpeechDataModule(L.LightningDataModule):
         val_repetitions: Sequence[int] = (7,),
         test_repetitions: Sequence[int] = (8,),
         target: str = "class",
+        duplicates: str = "drop",
         max_seconds: float | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
@@ -167,6 +174,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.test_speakers = None if test_speakers is None else [str(x) for x in test_speakers]
         self.val_repetitions, self.test_repetitions = list(val_repetitions), list(test_repetitions)
         self.target = target
+        self.duplicates = check_policy(duplicates)
         self.max_samples = None if max_seconds is None else int(round(max_seconds * sample_rate))
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -208,6 +216,10 @@ class SpeechDataModule(L.LightningDataModule):
             items = keep
         if not items:
             raise ValueError(f"no items left in {self.corpus} corpus at {self.root} after selection {self.select}")
+        if self.duplicates != "keep":
+            keep = resolve_duplicates(items, [file_digest(it.path) for it in items], self.duplicates,
+                                      source=f"{self.corpus} at {self.root}")
+            items = [items[i] for i in keep]
         self.label_names = {}
         for it in items:
             if it.label >= 0:

@@ -16,6 +16,9 @@ for the built-in synthetic corpus, missing voices are generated (:func:`new_synt
 ``evaluate.new_voices``).  ``evaluate.labels`` and ``evaluate.max_items`` then select within the
 set; unreadable files are reported and skipped.  A ``test`` / ``unseen`` set is checked disjoint
 from what the checkpoint trained or validated on (:func:`check_disjoint`).
+Every set is also cleared of copies (:func:`drop_copies`, :mod:`speechret.data.duplicates`):
+an item whose file has the same bytes as one the checkpoint trained or validated on, and all but
+the first of the items that share one file's bytes; the description says how many were left out.
 
 The *threshold data* (:func:`threshold_trial`): the protocol run on ``evaluate.threshold_split``
 of the checkpoint's training data (its validation split), or — when that cannot form one relevant
@@ -25,6 +28,7 @@ report; never the evaluation set (:func:`check_threshold_data`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -37,6 +41,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from speechret.audio import AudioError, load_audio
+from speechret.data.duplicates import file_digest, resolve_duplicates
 from speechret.errors import ConfigError
 from speechret.evaluate.protocols import EvalData, Trial
 
@@ -65,8 +70,12 @@ def as_container(cfg: Any) -> dict[str, Any]:
 def datamodule(data_cfg: Any, **overrides: Any) -> Any:
     """A set-up ``SpeechDataModule`` of a data config (no features, augmentation, CPO copies or
     caches) with ``overrides``; its ``split_indices`` are the training run's split when the
-    config is the one stored in the checkpoint (same corpus, selection, split kind and seed)."""
+    config is the one stored in the checkpoint (same corpus, selection, split kind and seed).
+    A config without ``duplicates`` was stored before ``data.duplicates`` existed: its run kept
+    every copy (``keep``), and so does its split here; :func:`drop_copies` then takes the copies out
+    of the evaluation set."""
     d = as_container(data_cfg)
+    d.setdefault("duplicates", "keep")
     d.update(_LOADER_OVERRIDES)
     d.update(overrides)
     dm = instantiate(d, _convert_="all")
@@ -158,6 +167,12 @@ class TrainedOn:
         return cls(keys, frozenset(str(it.speaker) for it in seen), len(seen), dm,
                    f"{d.get('corpus')}:{d.get('root')}")
 
+    @functools.cached_property
+    def digests(self) -> frozenset[str]:
+        """:func:`~speechret.data.duplicates.file_digest` of every file it trained or validated on."""
+        return frozenset(file_digest(self.dm.items[i].path)
+                         for s in ("train", "val") for i in self.dm.split_indices.get(s, []))
+
     def saw(self, item: Any, speakers: bool) -> bool:
         """Whether the checkpoint trained or validated on ``item`` (or, ``speakers``, on its voice)."""
         return any(k in self.keys for k in item_keys(item)) or (speakers and str(item.speaker) in self.speakers)
@@ -174,6 +189,29 @@ def check_disjoint(data: EvalData, trained: TrainedOn, speakers: bool) -> None:
             f"train + val splits): {len(items)} items it trained or validated on (e.g. {items[:5]})"
             + (f" and {len(voices)} of its speakers ({voices[:10]})" if voices else "")
             + "; evaluate.set=all evaluates such data on purpose (labelled as including training data)")
+
+
+def drop_copies(items: list[Any], trained: TrainedOn | None, source: str) -> tuple[list[Any], str]:
+    """``items`` without copies (:mod:`speechret.data.duplicates`: files with the same bytes): an
+    item whose file is a copy of one the checkpoint trained or validated on (``trained``; a
+    checkpoint stored before ``data.duplicates`` kept its corpus's copies, so one can fall on each
+    side of an item split), and every copy of another evaluation item but the first. Returns the
+    items and a note for the set's description ("" when nothing was left out)."""
+    digests = [file_digest(it.path) for it in items]
+    seen = trained.digests if trained is not None else frozenset()
+    leaked = [i for i, d in enumerate(digests) if d in seen]
+    rest = [i for i in range(len(items)) if digests[i] not in seen]
+    kept = [rest[j] for j in resolve_duplicates([items[i] for i in rest], [digests[i] for i in rest], "drop",
+                                                source=source, label="evaluation set")]
+    note = ""
+    if leaked:
+        log.warning("evaluation set: %d items are copies of files the checkpoint trained or validated on and were "
+                    "left out (e.g. %s)", len(leaked), [str(items[i].id) for i in leaked[:5]])
+        note += f", without {len(leaked)} items whose file is a copy of one the checkpoint trained or validated on"
+    if len(kept) < len(rest):
+        note += (f", without {len(rest) - len(kept)} copies of another item's file (one recording listed more than "
+                 "once: one item kept per recording)")
+    return [items[i] for i in kept], note
 
 
 def speakers_of(items: Sequence[Any]) -> list[str]:
@@ -268,7 +306,8 @@ def _all_items(req: SetRequest, trained_on: Callable[[], TrainedOn]) -> EvalData
         raise ConfigError("no evaluation data: give data=<config> (e.g. data=dspspeech20 data.root=...)")
     d = as_container(src_cfg)
     dm = datamodule(d, split="none", relabel=False)
-    items = seeded_subset([it for it in dm.items if req.keep_label(it)], req.max_items, req.seed)
+    items, note = drop_copies([it for it in dm.items if req.keep_label(it)], None, "the all set")
+    items = seeded_subset(items, req.max_items, req.seed)
     data = read_items(items, dm.sample_rate, f"{d.get('corpus')}:{d.get('root')} (all)")
     data.eval_set = "all"
     if not req.has_checkpoint:
@@ -285,6 +324,8 @@ def _all_items(req: SetRequest, trained_on: Callable[[], TrainedOn]) -> EvalData
                             + ("are by speakers the checkpoint trained or validated on" if req.speakers else
                                "were trained or validated on")
                             + " (evaluate.set=all); thresholds and metrics are optimistic")
+    if note:
+        data.description += f" ({note.removeprefix(', ')})"
     return data
 
 
@@ -317,6 +358,8 @@ def _unseen_items(req: SetRequest, trained: TrainedOn) -> EvalData:
         if before > len(items):
             what += (f", without the {before - len(items)} items by its {len(trained.speakers)} training and "
                      f"validation speakers ({req.pname} is a speaker protocol)")
+    items, note = drop_copies(items, trained, f"the {kind} set")
+    what += note
     have = speakers_of(items)
     if len(have) < need:
         k = int(req.new_voices or 0)
