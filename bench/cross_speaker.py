@@ -144,7 +144,8 @@ def main() -> None:
                    help="run only every N-th training of the plan, from the I-th (0-based): N processes with "
                         "OMP_NUM_THREADS=1 share the cores better than one; a last run with --reuse writes the report")
     p.add_argument("--report-only", action="store_true",
-                   help="train nothing: report the runs that finished (with --reuse), list the others as not run")
+                   help="train nothing: report the runs that finished (reused even when their command or config "
+                        "changed since, said so), list the others as not run")
     p.add_argument("--views", default="checkpoint",
                    help="evaluate.views of every evaluation: checkpoint (the run config's own test-time views), "
                         "none, or a conf/views name (e.g. speed5 on checkpoints trained before views existed); "
@@ -159,7 +160,8 @@ def main() -> None:
 
     started = time.time()
     out = Path(args.out or REPO / "logs" / "cross_speaker" / args.experiment)
-    runner = Runner(out, reuse=args.reuse, train_args=args.train_args, eval_args=args.eval_args)
+    runner = Runner(out, reuse=args.reuse, train_args=args.train_args, eval_args=args.eval_args,
+                    report_only=args.report_only)
     corpus = load_corpus("dspspeech20", args.dsp_root)
     speakers = sorted({it.speaker for it in corpus})
     word_of = {it.label: it.text for it in corpus}

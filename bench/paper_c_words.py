@@ -119,8 +119,8 @@ def main() -> None:
     shard = parse_shard(p, args.shard)
 
     started = time.time()
-    run = Runner(Path(args.out or REPO / "logs" / "paper_c_words"), reuse=args.reuse or args.report_only,
-                 train_args=args.train_args, eval_args=args.eval_args)
+    run = Runner(Path(args.out or REPO / "logs" / "paper_c_words"), reuse=args.reuse,
+                 train_args=args.train_args, eval_args=args.eval_args, report_only=args.report_only)
     corpus = load_corpus("dspspeech20", args.dsp_root)
     speakers = sorted({it.speaker for it in corpus})
     test, val = folds(speakers, args.folds, args.val_speakers, args.seed)[args.fold]

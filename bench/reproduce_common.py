@@ -55,18 +55,30 @@ class Runner:
     """Runs ``train.py`` / ``evaluate.py`` in subprocesses and remembers the commands."""
 
     def __init__(self, out: Path, reuse: bool = False, train_args: Sequence[str] = (),
-                 eval_args: Sequence[str] = ()) -> None:
+                 eval_args: Sequence[str] = (), report_only: bool = False) -> None:
         self.out = Path(out).resolve()
-        self.reuse = reuse
+        # report_only (a bench's --report-only): never train; a finished training is reused even when
+        # its command, composed config or checkpoint changed since (said so), a missing one is an error
+        self.reuse, self.report_only = reuse or report_only, report_only
         self.train_args, self.eval_args = list(train_args), list(eval_args)
         self.commands: list[tuple[str, str, float]] = []  # (what, command, seconds)
         self.evals: list[tuple[str, dict[str, Any]]] = []  # (name, metrics.json) of every evaluation
 
-    def _run(self, what: str, script: str, overrides: Sequence[str], run_dir: Path, result: str) -> Path:
+    def _run(self, what: str, script: str, overrides: Sequence[str], run_dir: Path, result: str,
+             never_run: bool = False) -> Path:
         cmd = [sys.executable, script, *overrides, f"hydra.run.dir={run_dir}"]
         shown = " ".join(shlex.quote(c) for c in ["python", script, *overrides])
         stamp = run_dir / "command.txt"
         stamped = f"{shown}\n# composed config and checkpoint: {run_digest(script, overrides)}\n"
+        if never_run:
+            if not (run_dir / result).is_file():
+                raise RuntimeError(f"{what}: --report-only trains nothing, and {run_dir / result} does not exist")
+            if not stamp.is_file() or stamp.read_text() != stamped:
+                print(f"[reproduce] report-only: reusing {what} although its command, composed config or checkpoint "
+                      f"changed since {run_dir}", flush=True)
+            took = run_dir / "seconds.txt"
+            self.commands.append((what, shown, float(took.read_text()) if took.is_file() else float("nan")))
+            return run_dir
         if self.reuse and (run_dir / result).is_file() and stamp.is_file():
             if stamp.read_text() == stamped:
                 print(f"[reproduce] reuse {what}: {run_dir}", flush=True)
@@ -92,7 +104,7 @@ class Runner:
 
     def train(self, name: str, overrides: Sequence[str]) -> dict[str, Any]:
         d = self._run(f"train {name}", "train.py", [*overrides, *self.train_args, "logger=csv"],
-                      self.out / "train" / name, "summary.json")
+                      self.out / "train" / name, "summary.json", never_run=self.report_only)
         summary = json.loads((d / "summary.json").read_text())
         if not summary.get("best_checkpoint"):
             raise RuntimeError(f"train {name}: no checkpoint in {d}")

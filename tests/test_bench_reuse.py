@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from reproduce_common import Runner, run_digest  # noqa: E402
@@ -54,6 +56,27 @@ def test_reuse_skips_only_a_run_with_the_same_command_config_and_checkpoint(tmp_
     assert len(calls) == 3  # the checkpoint changed under the same name
     Runner(tmp_path / "out", reuse=True).evaluate("x", [*args, "evaluate.views=none"])
     assert len(calls) == 4  # the command changed
+
+
+def test_report_only_never_trains_and_reuses_a_finished_run_whose_config_changed(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_call(cmd, cwd, stdout, stderr):  # writes what train.py would
+        calls.append(cmd)
+        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
+        (run_dir / "summary.json").write_text(json.dumps({"best_checkpoint": "/x/best.ckpt", "metrics": {}}))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    Runner(tmp_path / "out").train("m", ["experiment=cnn"])
+    assert len(calls) == 1
+    changed = ["experiment=cnn", "trainer.max_epochs=3"]
+    assert Runner(tmp_path / "out", report_only=True).train("m", changed)["best_checkpoint"] == "/x/best.ckpt"
+    assert len(calls) == 1 and "report-only: reusing train m" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="--report-only trains nothing"):
+        Runner(tmp_path / "out", report_only=True).train("never", ["experiment=cnn"])
+    Runner(tmp_path / "out", reuse=True).train("m", changed)  # --reuse alone: the changed run is trained again
+    assert len(calls) == 2
 
 
 def test_reproduce_paper_c_recipe_reaches_the_ctc_models_only_and_the_report_says_so(tmp_path, monkeypatch):

@@ -94,11 +94,11 @@ class SpeechDataModule(L.LightningDataModule):
             ``manifest`` (the items' own split field) or ``none`` (everything is test: evaluation).
         target: ``class`` (content label), ``ctc`` (pronunciation sequence; items without one are
             dropped with a warning) or ``both``.
-        duplicates: what to do with items whose decoded samples are identical to an earlier item's
+        duplicates: what to do with items whose file holds the same bytes as an earlier item's
             (one recording listed twice; :mod:`speechret.data.duplicates`): ``drop`` (default) keeps
             the first of each group and warns, ``error`` stops naming them, ``keep`` uses them all.
-            Checked in :meth:`setup` on the selected items' file contents, before the split, so
-            copies never fall on both sides of it.
+            Checked in :meth:`setup` on the selected items, before the split, so copies never fall
+            on both sides of it.
         max_seconds: crop longer waveforms (memory bound for long sentences); ``None`` keeps all.
         cache_waveforms: decode every selected file once in :meth:`setup` (shared by forked workers).
         cache_features: precompute features of every batch that is not augmented on the fly
