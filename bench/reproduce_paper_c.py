@@ -69,33 +69,32 @@ def paper_model(exp: str) -> str:
     return exp.removesuffix("_cpu")
 
 
+def logged_rows(run_dir: Path, key: str) -> list[dict[str, str]]:
+    """Rows of the run's CSV log (its newest ``metrics.csv``) that hold ``key``; [] without a log."""
+    import csv
+
+    logs = sorted(Path(run_dir).glob("csv/**/metrics.csv")) or sorted(Path(run_dir).glob("**/metrics.csv"))
+    if not logs:
+        return []
+    with open(logs[-1], newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get(key) not in (None, "")]
+
+
 def at_best(run_dir: Path, summary: dict, key: str = "val/per") -> float | None:
     """``key`` at the epoch of the run's best checkpoint (``epoch_NNN.ckpt``), from its CSV log:
     the value the checkpoint was chosen with, not the last epoch's (``summary["metrics"]``, the
     fallback when the log or the epoch is missing)."""
-    import csv
     import re
 
     last = summary.get("metrics", {}).get(key)
     m = re.search(r"epoch_(\d+)", Path(str(summary.get("best_checkpoint") or "")).name)
-    logs = sorted(Path(run_dir).glob("csv/**/metrics.csv")) or sorted(Path(run_dir).glob("**/metrics.csv"))
-    if not m or not logs:
-        return last
-    with open(logs[-1], newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get(key) not in (None, "") and int(float(r["epoch"])) == int(m[1])]
+    rows = [r for r in logged_rows(run_dir, key) if m and int(float(r["epoch"])) == int(m[1])]
     return float(rows[-1][key]) if rows else last
 
 
 def epochs_to_per(run_dir: Path, target: float) -> int | None:
     """First epoch (1-based) whose ``val/per`` is <= ``target``, from the run's CSV log; None if never."""
-    import csv
-
-    logs = sorted(Path(run_dir).glob("csv/**/metrics.csv")) or sorted(Path(run_dir).glob("**/metrics.csv"))
-    if not logs:
-        return None
-    with open(logs[-1], newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val/per") not in (None, "")]
-    hits = [int(float(r["epoch"])) + 1 for r in rows if float(r["val/per"]) <= target]
+    hits = [int(float(r["epoch"])) + 1 for r in logged_rows(run_dir, "val/per") if float(r["val/per"]) <= target]
     return min(hits) if hits else None
 
 

@@ -31,8 +31,10 @@ a re-encoded, resampled or trimmed copy, or the same samples under other metadat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -47,14 +49,22 @@ DUPLICATE_POLICIES = ("drop", "error", "keep")
 
 def file_digest(path: Any) -> str:
     """Digest of a file's bytes (BLAKE2b-128), read in 1 MiB blocks; a missing or unreadable file
-    raises :class:`~speechret.errors.ConfigError` naming it."""
-    h = hashlib.blake2b(digest_size=16)
+    raises :class:`~speechret.errors.ConfigError` naming it. Remembered per (path, size, mtime) for
+    the process: an evaluation sets up the checkpoint's data more than once (its split, the
+    threshold split, the evaluation set) and each reads the same files."""
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        st = os.stat(path)
+        return _digest(os.fspath(path), st.st_size, st.st_mtime_ns)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the file to check it for copies ({e.strerror or e})") from e
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _digest(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is read again
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
