@@ -102,12 +102,14 @@ class Runner:
         print(f"[reproduce]   done in {dt:.0f} s", flush=True)
         return run_dir
 
-    def train(self, name: str, overrides: Sequence[str]) -> dict[str, Any]:
+    def train(self, name: str, overrides: Sequence[str], checkpoint: str = "best") -> dict[str, Any]:
+        """``train.py`` with ``overrides``; its ``summary.json``, which must name a ``checkpoint``
+        (``best``: the validation-chosen one; ``last``: a run without validation, e.g. a refit)."""
         d = self._run(f"train {name}", "train.py", [*overrides, *self.train_args, "logger=csv"],
                       self.out / "train" / name, "summary.json", never_run=self.report_only)
         summary = json.loads((d / "summary.json").read_text())
-        if not summary.get("best_checkpoint"):
-            raise RuntimeError(f"train {name}: no checkpoint in {d}")
+        if not summary.get(f"{checkpoint}_checkpoint"):
+            raise RuntimeError(f"train {name}: no {checkpoint} checkpoint in {d}")
         return summary
 
     def evaluate(self, name: str, overrides: Sequence[str]) -> dict[str, Any]:

@@ -131,3 +131,44 @@ def test_at_best_reads_the_metric_at_the_best_checkpoints_epoch_not_the_last(tmp
     assert at_best(tmp_path, summary) == 0.20
     assert at_best(tmp_path, {**summary, "best_checkpoint": "last.ckpt"}) == 0.30  # no epoch: the summary's
     assert at_best(tmp_path / "nowhere", summary) == 0.30
+
+
+def test_refit_trains_on_every_non_test_speaker_and_keeps_the_validation_chosen_threshold(tmp_path, monkeypatch):
+    """bench/cross_speaker.py --refit: no validation split, the last checkpoint, and the standard run's
+    threshold given to evaluate.py (nothing chosen on the test speakers); a run without a best
+    checkpoint is refused where a best one is required."""
+    import cross_speaker
+
+    calls = []
+
+    def fake_call(cmd, cwd, stdout, stderr):
+        calls.append(cmd)
+        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
+        if cmd[1] == "train.py":
+            (run_dir / "summary.json").write_text(json.dumps(
+                {"best_checkpoint": "", "last_checkpoint": str(run_dir / "last.ckpt"), "wall_time_s": 60.0,
+                 "global_step": 2100, "metrics": {}}))
+            (run_dir / "last.ckpt").write_bytes(b"weights")
+        else:
+            views = next((c for c in cmd if c.startswith("evaluate.views=")), None)
+            (run_dir / "metrics.json").write_text(json.dumps(
+                {"map": 0.9 if views is None else 0.8, "precision": 0.7, "recall": 0.6, "f1": 0.65,
+                 "threshold": float(next(c for c in cmd if c.startswith("evaluate.threshold=")).split("=")[1]),
+                 "views": "speed5" if views is None else "one view per clip"}))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    runner = Runner(tmp_path / "out")
+    r = cross_speaker.refit(runner, "fold0_10w_128b_refit", [*TRAIN, "data.test_speakers=[a,b]"], 0.23, [])
+    train_cmd, eval_cmd = calls[0], calls[1]
+    assert "data.val_speakers=[]" in train_cmd and "data.test_speakers=[a,b]" in train_cmd
+    assert f"ckpt_path={tmp_path / 'out' / 'train' / 'fold0_10w_128b_refit' / 'last.ckpt'}" in eval_cmd
+    assert "evaluate.threshold=0.23" in eval_cmd
+    assert r["map"] == 0.9 and r["map_one_view"] == 0.8 and r["threshold"] == 0.23 and r["steps"] == 2100
+    with pytest.raises(RuntimeError, match="no best checkpoint"):
+        runner.train("fold0_10w_128b_refit", [*TRAIN, "data.test_speakers=[a,b]", "data.val_speakers=[]"])
+    results = {(f, "10 Mandarin words", 128): {"map": m, "refit": {**r, "map": m + 0.02}}
+               for f, m in ((0, 0.90), (1, 0.94))}
+    text = cross_speaker.refit_section(results)
+    assert "| mean ± sd (2 folds) | 10 Mandarin words | 0.9200 ± 0.0283 |  | 0.9400 ± 0.0283 |" in text
+    assert cross_speaker.refit_section({(0, "20 words", 128): {"map": 0.9}}) == ""

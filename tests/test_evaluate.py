@@ -246,3 +246,19 @@ def test_protocols_on_dspspeech20_subset(dspspeech20_root, tmp_path):
     assert k["n_eval_items"] == 4 * 4 * 8 - 4 * 5
     n = evaluate([f"ckpt_path={ckpt}", "protocol=noise", "protocol.snrs=[5]", "protocol.max_queries=5"] + sub, tmp_path / "noise")
     assert n["n_queries"] == 5 * 4 and n["n_database"] == 4 * 4 * 8 - 4 * 5 and "ap.white.5" in n
+
+
+def test_a_run_without_validation_speakers_is_evaluated_from_its_last_checkpoint(tiny_corpus, tmp_path):
+    """A refit (bench/cross_speaker.py --refit): data.val_speakers=[] trains on every speaker but the
+    test ones, keeps no best checkpoint (nothing to choose it by) and its last one evaluates on the
+    unseen test speakers with a threshold chosen elsewhere (evaluate.threshold)."""
+    cfg = compose_cfg("train", ["experiment=cnn", "debug=limit", "trainer.max_epochs=1", "logger=csv", "test=false",
+                                "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}", "data.batch_size=4",
+                                "data.test_fraction=0.5", "data.val_speakers=[]", f"paths.output_dir={tmp_path / 'train'}"])
+    summary = train(cfg)
+    assert summary["best_checkpoint"] == "" and Path(summary["last_checkpoint"]).is_file()
+    m = evaluate([f"ckpt_path={summary['last_checkpoint']}", "protocol=cross_speaker", "evaluate.threshold=0.25"],
+                 tmp_path / "eval")
+    assert m["eval_set"] == "test" and m["n_eval_speakers"] == 2 and m["n_database"] == 16
+    assert "none of them nor their speakers trained or validated on (checked)" in m["eval_set_description"]
+    assert m["threshold"] == 0.25 and m["threshold_source"].startswith("given")

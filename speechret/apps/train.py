@@ -190,7 +190,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _report(summary: dict[str, Any], out_dir: Path, metrics: dict[str, float], best: str) -> None:
     """Rank 0: ``summary.json`` and the closing lines (run directory, checkpoints with their size, metrics)."""
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    log.info("best checkpoint: %s", best or "(none: checkpointing disabled)")
+    log.info("best checkpoint: %s", best or "(none: no validation metric to choose one by, e.g. data.val_speakers=[], "
+             f"or checkpointing disabled; last checkpoint: {summary['last_checkpoint'] or 'none either'})")
     for name, mb in summary["checkpoint_mb"].items():
         log.info("checkpoint %s: %.1f MB", name, mb)
     print(f"[speechret] run directory: {out_dir}")
