@@ -148,18 +148,18 @@ def refit_section(results: dict[tuple[int, str, int], dict]) -> str:
         return ""
     rows = [[f"fold {k[0]}", k[1], fmt(r["map"]), fmt(r["refit"]["map_one_view"]), fmt(r["refit"]["map"]),
              fmt(r["refit"]["precision"]), fmt(r["refit"]["recall"]), fmt(r["refit"]["f1"]), fmt(r["refit"]["threshold"]),
-             f"{r['refit']['train_s'] / 60:.1f} min"] for k, r in runs]
+             str(r["refit"]["steps"]), f"{r['refit']['train_s'] / 60:.1f} min"] for k, r in runs]
     for v in dict.fromkeys(k[1] for k, _ in runs):
         pairs = [(r["map"], r["refit"]["map"]) for k, r in runs if k[1] == v
                  and r["map"] is not None and r["refit"]["map"] is not None]
         if len(pairs) > 1:
             std, ref = zip(*pairs)
             rows.append([f"mean ± sd ({len(pairs)} folds)", v, f"{statistics.mean(std):.4f} ± {statistics.stdev(std):.4f}",
-                         "", f"{statistics.mean(ref):.4f} ± {statistics.stdev(ref):.4f}", "", "", "", "", ""])
+                         "", f"{statistics.mean(ref):.4f} ± {statistics.stdev(ref):.4f}", "", "", "", "", "", ""])
     return (table(["fold", "vocabulary", "mAP (standard)", "refit mAP, one view", "refit mAP", "P", "R", "F1",
-                   "threshold (standard run's)", "training"], rows)
+                   "threshold (standard run's)", "steps", "training"], rows)
             + "\n\nEach fold trained again on its training and validation speakers together (`--refit`: "
-              "`data.val_speakers=[]`, the same step budget, no validation loop, the last checkpoint) and measured "
+              "`data.val_speakers=[]`, the same number of steps, no validation loop, the last checkpoint) and measured "
               "on the same test speakers, which it never trained on. The budget and every setting were chosen on "
               "the validation speakers before; the threshold is the standard run's (chosen on its validation "
               "speakers). The validation speakers are training speakers here, so this table cannot choose "
@@ -281,9 +281,13 @@ def main() -> None:
                 runner.out / "train" / f"{name}_refit" / "summary.json").is_file():
             not_run.append(f"fold {f}, {v}, refit on training + validation speakers")
         elif args.refit and bits == 128:
+            # the same number of optimiser steps as the standard run: the experiment's own step budget, or
+            # under --epochs (an epoch budget; the refit's epochs are longer) the steps the standard run took
+            budget = ([f"trainer.max_steps={summary['global_step']}", "trainer.max_epochs=-1"]
+                      if args.epochs else [])
             res["refit"] = refit(runner, f"{name}_refit", [f"experiment={args.experiment}", *data,
                                  f"data.labels=[{labels}]", f"data.test_speakers=[{','.join(test)}]",
-                                 f"model.hash_bits={bits}", *epochs], res["threshold"], views)
+                                 f"model.hash_bits={bits}", *budget], res["threshold"], views)
         results[(f, v, bits)] = res
         (out / "results.json").write_text(json.dumps({f"{k[0]}|{k[1]}|{k[2]}": r for k, r in results.items()},
                                                      indent=1, ensure_ascii=False))
