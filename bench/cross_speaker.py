@@ -117,6 +117,18 @@ def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: s
     return out
 
 
+def cross_speaker(runner: Runner, name: str, ckpt: str, extra: list[str], views: list[str]
+                  ) -> tuple[dict, dict | None]:
+    """``protocol=cross_speaker`` on ``ckpt`` with ``views``, and again with one view when the run
+    has test-time views (the views' share of the figure; ``None`` otherwise)."""
+    m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker", *extra, *views])
+    one = None
+    if m.get("views", ONE_VIEW) != ONE_VIEW:
+        one = runner.evaluate(f"{name}_cross_speaker_one_view",
+                              [f"ckpt_path={ckpt}", "protocol=cross_speaker", *extra, "evaluate.views=none"])
+    return m, one
+
+
 def refit(runner: Runner, name: str, train_args: list[str], threshold: float | None,
           views: list[str]) -> dict:
     """One fold trained again on its training + validation speakers (``data.val_speakers=[]``: the
@@ -131,11 +143,7 @@ def refit(runner: Runner, name: str, train_args: list[str], threshold: float | N
     summary = runner.train(name, [*train_args, "data.val_speakers=[]"], checkpoint="last")
     ckpt = summary["last_checkpoint"]
     given = [] if threshold is None else [f"evaluate.threshold={threshold}"]
-    m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker", *given, *views])
-    one = None
-    if m.get("views", ONE_VIEW) != ONE_VIEW:
-        one = runner.evaluate(f"{name}_cross_speaker_one_view",
-                              [f"ckpt_path={ckpt}", "protocol=cross_speaker", *given, "evaluate.views=none"])
+    m, one = cross_speaker(runner, name, ckpt, given, views)
     return {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
             "threshold": m.get("threshold"), "train_s": summary.get("wall_time_s"), "ckpt": ckpt,
             "steps": summary.get("global_step"), "map_one_view": None if one is None else one.get("map")}
@@ -249,11 +257,7 @@ def main() -> None:
                                       f"data.test_speakers=[{','.join(test)}]",
                                       f"data.val_speakers=[{','.join(val)}]", f"model.hash_bits={bits}", *epochs])
         ckpt = summary["best_checkpoint"]
-        m = runner.evaluate(f"{name}_cross_speaker", [f"ckpt_path={ckpt}", "protocol=cross_speaker", *views])
-        one = None
-        if m.get("views", ONE_VIEW) != ONE_VIEW:  # the views' share of the figure
-            one = runner.evaluate(f"{name}_cross_speaker_one_view",
-                                  [f"ckpt_path={ckpt}", "protocol=cross_speaker", "evaluate.views=none"])
+        m, one = cross_speaker(runner, name, ckpt, [], views)
         res = {"map": m.get("map"), "precision": m.get("precision"), "recall": m.get("recall"), "f1": m.get("f1"),
                "threshold": m.get("threshold"), "epochs": summary.get("epochs"),
                "val_map": summary.get("metrics", {}).get("best/val/map"),
