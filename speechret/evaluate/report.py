@@ -86,6 +86,10 @@ def report_header(protocol_name: str, metrics: Mapping[str, Any], rest: Mapping[
         head["thresholds"] = metrics["threshold_note"]
     if metrics.get("views"):
         head["views"] = f"{metrics['views']} (evaluate.views: the codes of each clip)"
+    if metrics.get("hash_options"):
+        opts = ", ".join(f"{k}={v}" for k, v in dict(metrics["hash_options"]).items())
+        head["hash options"] = (f"{opts} (evaluate.hash_options, laid over the checkpoint's model.hash_options: "
+                                "codes made otherwise than in training)")
     head["protocol"] = protocol_name
     head.update({k: v for k, v in rest.items() if k != "protocol"})
     return head

@@ -33,7 +33,7 @@ from __future__ import annotations
 import glob
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,8 +151,13 @@ class Context:
     def hasher(self, ckpt: str | Path):
         from speechret.hashing.hasher import Hasher
 
+        options = self.ev.get("hash_options")
+        if options is not None and not isinstance(options, Mapping):
+            raise ConfigError(f"evaluate.hash_options: a mapping of the hash method's options (e.g. "
+                              f"{{binarize: argmax}}), not {options!r}")
         return Hasher.from_checkpoint(ckpt, device=str(self.ev.get("device", "cpu")),
-                                      batch_size=int(self.ev.get("batch_size", 32)), views=self.views())
+                                      batch_size=int(self.ev.get("batch_size", 32)), views=self.views(),
+                                      hash_options=dict(options or {}))
 
     def views(self) -> Any:
         """``evaluate.views``: ``checkpoint`` (the run config's own), ``none`` (one view), or the
@@ -280,6 +285,8 @@ def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: Any, data: EvalD
                         None if ctx.ev.get("strict") is None else bool(ctx.ev.get("strict")), bound)
     res.metrics.update(set_metrics(data))
     res.metrics["views"] = ONE_VIEW if hasher.views is None else repr(hasher.views)
+    if ctx.ev.get("hash_options"):
+        res.metrics["hash_options"] = dict(ctx.ev.hash_options)
     if val is not None:
         res.metrics["threshold_data"] = val.info.get("source", "")
     if note:

@@ -76,7 +76,11 @@ class HashSystem:
 
     @functools.cached_property
     def hashing(self) -> HashMethod:
-        """The :class:`~speechret.hashing.HashMethod` of the hasher's codes."""
+        """The :class:`~speechret.hashing.HashMethod` of the hasher's codes: the hasher's own object
+        (the checkpoint's ``model.hash_options`` included), or one built from its method's name."""
+        own = getattr(self.hasher, "hashing", None)
+        if isinstance(own, HashMethod):
+            return own
         return get_hash_method(self.hasher.method, n_classes=getattr(self.hasher, "n_classes", 0))
 
     @property

@@ -10,7 +10,7 @@ then runs the steps training runs in :meth:`SpeechDataModule.prepare_batch` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from speechret.audio import load_audio, validate_wave
 from speechret.config import conf_dir
 from speechret.data.dataset import collate_speech
 from speechret.errors import ConfigError
-from speechret.hashing.method import HashMethod
+from speechret.hashing.method import HashMethod, hash_method_class
 
 AudioLike = str | Path | np.ndarray | torch.Tensor
 
@@ -93,11 +93,13 @@ class Hasher:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 32,
-                        views: Any = "checkpoint") -> "Hasher":
+                        views: Any = "checkpoint", hash_options: Mapping[str, Any] | None = None) -> "Hasher":
         """The hasher of a training checkpoint.  ``views`` (:func:`views_node`): ``"checkpoint"``
         (the run config's own ``views``), ``None`` / ``"none"`` (one view), the name of a
         ``conf/views`` option or a ``views`` config node (``_target_``) that replaces it -- to
-        measure views on a checkpoint without retraining (``evaluate.views``)."""
+        measure views on a checkpoint without retraining (``evaluate.views``).  ``hash_options``
+        (``evaluate.hash_options``): options laid over the run's ``model.hash_options`` (e.g. paper
+        C's ``binarize``), for the same purpose; the method refuses any it does not take."""
         views = views_node(views)
         path = Path(path)
         if not path.is_file():
@@ -108,6 +110,12 @@ class Hasher:
         cfg = OmegaConf.create(ckpt["speechret"])
         if not (isinstance(views, str) and views == "checkpoint"):
             cfg.views = views
+        if hash_options:
+            if cfg.model.get("hash_method"):
+                hash_method_class(cfg.model.hash_method).check_options(hash_options, "hash_options")
+            given = cfg.model.get("hash_options")
+            given = OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else {}
+            cfg.model.hash_options = {**given, **dict(hash_options)}
         return cls.from_config(cfg, ckpt["state_dict"], device=device, batch_size=batch_size)
 
     @classmethod

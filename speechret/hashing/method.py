@@ -67,6 +67,9 @@ class HashMethod(ABC):
     variable_length: ClassVar[bool] = False
     threshold_strict: ClassVar[bool] = True
     mode_matcher: ClassVar[Mapping[str, str]] = {}
+    #: the code-construction options the method takes (``model.hash_options``, read back from a
+    #: library manifest by :meth:`from_context`); a method without any takes none
+    options: ClassVar[tuple[str, ...]] = ()
     _registry: ClassVar[dict[str, type[HashMethod]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -84,6 +87,17 @@ class HashMethod(ABC):
     def from_context(cls, context: Mapping[str, Any]) -> HashMethod:
         """An instance from a manifest / module context (keys ``code_bits``, ...)."""
         return cls(code_bits=context.get("code_bits"))
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any] | None, param: str = "model.hash_options") -> dict[str, Any]:
+        """``options`` as a plain dict, or a :class:`ConfigError` naming ``param`` and any option
+        the method does not take (a misspelt or foreign option is never ignored)."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(cls.options))
+        if unknown:
+            takes = ", ".join(cls.options) if cls.options else "no options"
+            raise ConfigError(f"{param}: hash method {cls.name!r} takes {takes}, not {', '.join(unknown)}")
+        return options
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code_bits={self.code_bits})"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -35,7 +35,7 @@ from torch import nn
 
 from speechret.errors import ConfigError
 from speechret.metrics import cross_speaker_relevance, edit_distance, label_relevance, mean_average_precision
-from speechret.hashing import HashMethod, get_hash_method, take
+from speechret.hashing import HashMethod, get_hash_method, hash_method_class, take
 
 from .ctc import (  # noqa: F401  (re-exported: the decoders lived here before)
     CTC_DECODERS,
@@ -65,6 +65,9 @@ class HashingModule(L.LightningModule):
         compile: ``torch.compile`` the network in :meth:`setup` (in place; a net's own
             ``compile_parts()`` when it has one, as paper C's SVS models do).
         scheduler_interval: ``epoch`` or ``step`` (per-batch schedules such as one-cycle).
+        hash_options: the hash method's code-construction options (its
+            :attr:`~speechret.hashing.HashMethod.options`, e.g. paper C's ``binarize``); an option
+            the method does not take is a :class:`~speechret.errors.ConfigError`.
 
     A module whose loss weighs mixed items (``conf/augment`` ``mix``) sets :attr:`mixes_targets`;
     any other refuses a mixed batch, rather than train on superposed audio with one item's target.
@@ -81,6 +84,7 @@ class HashingModule(L.LightningModule):
         scheduler_monitor: str = "val/loss",
         compile: bool = False,
         scheduler_interval: str = "epoch",
+        hash_options: Mapping[str, Any] | None = None,
     ) -> None:
         if scheduler_interval not in {"epoch", "step"}:
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
@@ -93,6 +97,8 @@ class HashingModule(L.LightningModule):
                              f"(`hash_method` class attribute); {type(net).__name__} does not")
         self.hash_method = hash_method
         self.hparams.hash_method = hash_method
+        self.hash_options = hash_method_class(hash_method).check_options(hash_options)
+        self.hparams.hash_options = self.hash_options
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.run_config: dict[str, Any] | None = None
@@ -105,7 +111,7 @@ class HashingModule(L.LightningModule):
     @functools.cached_property
     def hashing(self) -> HashMethod:
         """The :class:`~speechret.hashing.HashMethod` that turns outputs into codes and compares them."""
-        return get_hash_method(self.hash_method, n_classes=self.n_classes)
+        return get_hash_method(self.hash_method, n_classes=self.n_classes, **self.hash_options)
 
     def codes(self, out) -> Any:
         """Codes of a batch's network output (the one path shared with indexing and search)."""
@@ -317,11 +323,12 @@ class ClassificationHashModule(HashingModule):
         hash_objective: nn.Module | None = None,
         ce_weight: float = 1.0,
         scheduler_interval: str = "epoch",
+        hash_options: Mapping[str, Any] | None = None,
     ) -> None:
         if loss not in {"ce", "bce"}:
             raise ValueError(f"loss must be 'ce' (paper B) or 'bce' (paper A), not {loss!r}")
         super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile,
-                         scheduler_interval=scheduler_interval)
+                         scheduler_interval=scheduler_interval, hash_options=hash_options)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective"], logger=False)
         self.hash_objective = hash_objective
 
@@ -426,6 +433,7 @@ class CTCHashModule(HashingModule):
         frame_check: str = "error",
         frame_warn_ratio: float = 1.5,
         label_smoothing: float = 0.0,
+        hash_options: Mapping[str, Any] | None = None,
     ) -> None:
         if label_smoothing:
             raise ValueError(f"CTCHashModule: label_smoothing={label_smoothing} does not apply to CTC (no "
@@ -450,7 +458,7 @@ class CTCHashModule(HashingModule):
         if int(beam_width) < 1:
             raise ValueError(f"beam_width must be >= 1, got {beam_width}")
         super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile,
-                         scheduler_interval=scheduler_interval)
+                         scheduler_interval=scheduler_interval, hash_options=hash_options)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.hparams.blank = int(blank)  # the resolved index (checkpoints record it)
         if blank_bias is not None or blank_prior is not None:

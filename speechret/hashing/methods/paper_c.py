@@ -9,6 +9,10 @@ output (``merge_across_other=False``, default): a run of dropped "other"/blank f
 segment, so the segments are exactly the labels CTC's collapsing map reads from the same frames
 ("ba ba" stays two segments), see :func:`segments_paper_c`.
 
+Step 4's binarisation is eq. (11) by default (``binarize="median"``). ``binarize="argmax"`` is
+speechret's opt-in alternative (not in the paper; :func:`binarize_argmax`): each segment's code is
+the one-hot of its pronunciation class, the class step 3 already merged it by.
+
 A pair matches at γ iff an alignment exists and its float64 decision distance is ``≤ γ`` (step 6
 fails only when ``d̄ > γ``): the one decision function :func:`speechret.hashing.sliding.sliding_decisions`
 serves evaluation and ``search.py`` alike.
@@ -147,22 +151,61 @@ def binarize_median(y: ArrayLike) -> Tensor:
     return y > med
 
 
+def binarize_argmax(y: ArrayLike) -> Tensor:
+    """speechret's alternative to eq. (11) (opt-in, ``binarize="argmax"``; not in paper C): per
+    row, the one-hot of the largest value -- for a merged segment, its pronunciation class (step
+    3's argmax; the first of tied maxima, as ``torch.argmax``).
+
+    Why: eq. (11) sets the 13 largest of the 27 scores, so 12 of a segment's 13 ones record the
+    order of classes the model finds unlikely, which differs from voice to voice and is the same
+    under any monotone calibration of the scores. With one-hot segments two codes differ by 2/27
+    per segment whose class differs, so the sliding distance counts the segments on which two
+    utterances disagree, the distance a CTC transcription compares (Graves et al., "Connectionist
+    temporal classification", ICML 2006 §3.1). Chosen on validation speakers: DSPSpeech-20's 8
+    Mandarin words with distinct CTC targets, fold 0's validation speakers, the 3D CNN-BiLSTM (CPU
+    configuration, ``recipe=speechret_ctc``, 60 epochs): cross-speaker mAP 0.690 with eq. (11),
+    0.839 with the one-hot; the top 2 / 3 / 5 / 8 classes gave 0.547 / 0.616 / 0.636 / 0.602.  Not
+    a default anywhere: on the built-in synthetic corpus (the same network with
+    ``recipe=speechret_ctc``, its validation voices, words and sentences) eq. (11) is better, 0.860
+    against 0.715 -- synthetic voices order the unlikely classes alike -- so choose it per corpus
+    on validation data (``bench/paper_c_words.py`` measures both)."""
+    import torch
+
+    y = as_tensor(y).float()
+    if y.shape[-1] == 0:
+        raise ValueError("cannot binarise empty rows")
+    return torch.nn.functional.one_hot(y.argmax(dim=-1), y.shape[-1]).bool()
+
+
+#: step 4's binarisations by name: eq. (11) (the paper's), or speechret's one-hot
+BINARIZERS = {"median": binarize_median, "argmax": binarize_argmax}
+
+
+def check_binarize(binarize: str, param: str = "binarize") -> str:
+    if binarize not in BINARIZERS:
+        raise ConfigError(f"{param} must be one of {sorted(BINARIZERS)} (median: paper C eq. 11), not {binarize!r}")
+    return binarize
+
+
 def hash_paper_c(
     scores: ArrayLike,
     other_index: int | None = OTHER_INDEX,
     merge: str = "eq10",
     merge_across_other: bool = False,
     drop_mask: ArrayLike | None = None,
+    binarize: str = "median",
 ) -> Tensor:
     """Paper C §4.4 steps 1-4 for one utterance: ``(T, 27)`` per-frame scores -> ``BoolTensor
     (S, 27)``, 27 bits per merged pronunciation segment (:func:`segments_paper_c` then
-    :func:`binarize_median`). S varies with the content and may be 0 (all frames "other")."""
+    :func:`binarize_median`, or with ``binarize="argmax"`` :func:`binarize_argmax`). S varies with
+    the content and may be 0 (all frames "other")."""
     import torch
 
+    to_bits = BINARIZERS[check_binarize(binarize)]
     seg = segments_paper_c(scores, other_index, merge, merge_across_other, drop_mask)
     if seg.scores.shape[0] == 0:
         return torch.zeros((0, seg.scores.shape[1]), dtype=torch.bool, device=seg.scores.device)
-    return binarize_median(seg.scores)
+    return to_bits(seg.scores)
 
 
 def hash_paper_c_batch(
@@ -202,6 +245,10 @@ class PaperC(HashMethod):
     ``"symmetric"`` (see :mod:`speechret.hashing.sliding`); keyword search always slides the
     query over the item. Distances stay float64 end to end: rounding them to float32 can move a
     pair across γ.
+
+    ``binarize`` (the one option, ``model.hash_options.binarize``; a library's manifest records
+    it): ``"median"`` (eq. 11, the default) or ``"argmax"`` (:func:`binarize_argmax`, opt-in).
+    Only the codes change: the 27-bit groups, FAISS index and sliding matching are the same.
     """
 
     name = "paper_c"
@@ -211,9 +258,20 @@ class PaperC(HashMethod):
     mode_matcher = {"keyword": "keyword", "full_speech": "keyword"}
     group_bits = PAPER_C_BITS
     packed_group_bits = PAPER_C_GROUP_BITS
+    options = ("binarize",)
 
-    def __init__(self, code_bits: int | None = PAPER_C_BITS) -> None:
+    def __init__(self, code_bits: int | None = PAPER_C_BITS, binarize: str = "median") -> None:
         super().__init__(PAPER_C_BITS if code_bits is None else code_bits)
+        self.binarize = check_binarize(binarize, "paper_c binarize")
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> PaperC:
+        """From a module's ``hash_options`` or a library manifest (one written before the option
+        existed holds eq. 11 codes: ``median``)."""
+        return cls(code_bits=context.get("code_bits"), binarize=context.get("binarize") or "median")
+
+    def __repr__(self) -> str:
+        return f"PaperC(binarize={self.binarize!r})"
 
     def codes(self, output: Any, other_index: int | None = OTHER_INDEX, merge: str = "eq10",
               merge_across_other: bool = False, drop_blank: bool = True, **options: Any) -> list[np.ndarray]:
@@ -228,7 +286,7 @@ class PaperC(HashMethod):
         if drop_blank and logits is not None and logits.shape[-1] == scores.shape[-1] + 1:
             drop = logits.argmax(dim=-1) == logits.shape[-1] - 1
         codes = hash_paper_c_batch(scores, lengths, drop_mask=drop, other_index=other_index,
-                                   merge=merge, merge_across_other=merge_across_other)
+                                   merge=merge, merge_across_other=merge_across_other, binarize=self.binarize)
         return [c.cpu().numpy() for c in codes]
 
     def concat(self, parts: Sequence[Any]) -> list[np.ndarray]:
@@ -237,8 +295,12 @@ class PaperC(HashMethod):
     def code_bits_of(self, codes: Any) -> int:
         return PAPER_C_BITS
 
+    def manifest_fields(self, probe_codes: Any) -> dict[str, Any]:
+        return {**super().manifest_fields(probe_codes), "binarize": self.binarize}
+
     def check_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
         manifest.setdefault("code_bits", PAPER_C_BITS)
+        check_binarize(manifest.setdefault("binarize", "median"), "manifest binarize")
         return super().check_manifest(manifest)
 
     def encode_rows(self, codes: Any, n: int) -> list[tuple[bytes, int | None, int | None]]:
@@ -291,8 +353,10 @@ class PaperC(HashMethod):
 
     def describe(self, direction: str | None = None) -> dict[str, Any]:
         d = check_direction(direction or DEFAULT_DIRECTION)
-        return {"decision": f"sliding decision distance <= gamma (float64), full-speech direction {d}"}
+        return {"decision": f"sliding decision distance <= gamma (float64), full-speech direction {d}",
+                "binarize": self.binarize}
 
 
-__all__ = ["OTHER_INDEX", "PAPER_C_BITS", "PAPER_C_GROUP_BITS", "PaperC", "PaperCSegments", "binarize_median",
-           "hash_paper_c", "hash_paper_c_batch", "pack_groups_27", "segments_paper_c"]
+__all__ = ["BINARIZERS", "OTHER_INDEX", "PAPER_C_BITS", "PAPER_C_GROUP_BITS", "PaperC", "PaperCSegments",
+           "binarize_argmax", "binarize_median", "check_binarize", "hash_paper_c", "hash_paper_c_batch",
+           "pack_groups_27", "segments_paper_c"]
