@@ -83,14 +83,15 @@ def test_modules_take_hash_options_and_refuse_foreign_ones():
         blank_index = 27
 
         def forward(self, x, lengths=None):
-            return ModelOutput(torch.zeros(x.shape[0], x.shape[1], 28), torch.zeros(x.shape[0], x.shape[1], 27), lengths)
+            b, t = x.shape[:2]
+            return ModelOutput(torch.zeros(b, t, 28), torch.zeros(b, t, 27), lengths)
 
     m = CTCHashModule(Frames(), hash_method="paper_c", hash_options={"binarize": "argmax"})
     assert m.hashing.binarize == "argmax" and m.hparams.hash_options == {"binarize": "argmax"}
     assert CTCHashModule(Frames(), hash_method="paper_c").hashing.binarize == "median"
     with pytest.raises(ConfigError, match=r"model.hash_options: hash method 'paper_c' takes binarize, not median"):
         CTCHashModule(Frames(), hash_method="paper_c", hash_options={"median": True})
-    with pytest.raises(ConfigError, match=r"model.hash_options: hash method 'speechret' takes no options, not binarize"):
+    with pytest.raises(ConfigError, match=r"hash_options: hash method 'speechret' takes no options, not binarize"):
         ClassificationHashModule(nn.Linear(2, 2), num_classes=2, hash_method="speechret",
                                  hash_options={"binarize": "argmax"})
     assert hash_method_class("paper_c").options == ("binarize",)

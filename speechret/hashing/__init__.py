@@ -58,8 +58,8 @@ def codes_from_output(method: str | HashMethod, model_output: Any, **kwargs: Any
 
 __all__ = [
     "HashMethod", "OTHER_INDEX", "PAPER_C_BITS", "PAPER_C_GROUP_BITS", "PaperBCodes", "PaperCSegments", "ber",
-    "ber_matrix", "binarize_argmax", "binarize_median", "category_of", "codes_from_output", "get_hash_method", "hamming",
-    "hash_method_class", "hash_method_names", "hash_paper_a", "hash_paper_b", "hash_paper_c",
+    "ber_matrix", "binarize_argmax", "binarize_median", "category_of", "codes_from_output", "get_hash_method",
+    "hamming", "hash_method_class", "hash_method_names", "hash_paper_a", "hash_paper_b", "hash_paper_c",
     "hash_paper_c_batch", "hash_sign", "median_lastdim", "pack_bits", "pack_groups", "pack_groups_27",
     "segments_paper_c", "split_paper_b", "take", "unpack_bits",
 ]

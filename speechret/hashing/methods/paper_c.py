@@ -182,6 +182,7 @@ BINARIZERS = {"median": binarize_median, "argmax": binarize_argmax}
 
 
 def check_binarize(binarize: str, param: str = "binarize") -> str:
+    """``binarize`` if it names one of :data:`BINARIZERS`, else a :class:`ConfigError` naming ``param``."""
     if binarize not in BINARIZERS:
         raise ConfigError(f"{param} must be one of {sorted(BINARIZERS)} (median: paper C eq. 11), not {binarize!r}")
     return binarize
