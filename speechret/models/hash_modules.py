@@ -13,7 +13,7 @@ too — and every validation epoch logs ``val/loss``, ``val/acc`` or ``val/per``
 retrieval mAP (paper B eq. 17–18) of the validation set against itself (each utterance queries
 all others; relevant = same content label).  Under DDP the codes of every rank are gathered
 first, so ``val/map`` (and ``test/map``) is the mAP of the whole set, the same for any number of
-processes (:meth:`HashingModule.epoch_eval_set`).
+processes (:func:`speechret.models.epoch_codes.gather_epoch_codes`).
 
 The resolved run config is stored in every checkpoint (``checkpoint["speechret"]``) so that
 :class:`speechret.hashing.hasher.Hasher` can rebuild exactly the features, network and hash method.
@@ -35,7 +35,8 @@ from torch import nn
 
 from speechret.errors import ConfigError
 from speechret.metrics import cross_speaker_relevance, edit_distance, label_relevance, mean_average_precision
-from speechret.hashing import HashMethod, get_hash_method, hash_method_class, take
+from speechret.hashing import HashMethod, get_hash_method, hash_method_class
+from speechret.models.epoch_codes import gather_epoch_codes
 
 from .ctc import (  # noqa: F401  (re-exported: the decoders lived here before)
     CTC_DECODERS,
@@ -167,45 +168,9 @@ class HashingModule(L.LightningModule):
 
     def epoch_eval_set(self, with_speakers: bool = False) -> tuple[Any, ...]:
         """The epoch's codes and labels over all DDP ranks, each dataset item once (and clears them);
-        with ``with_speakers`` also each item's speaker (``None`` when a batch carried none).
-
-        mAP is not an average of per-item values over a fixed set — every item is both a query
-        and a database entry — so per-rank mAPs of the shards cannot be averaged into the mAP of
-        the set.  Each rank's collected batches are therefore exchanged with
-        ``torch.distributed.all_gather_object`` (pickled; it carries paper C's variable-length
-        lists of per-segment codes as well as fixed-length bit codes, which a padded
-        ``self.all_gather`` of tensors could not without an extra length encoding) and every rank
-        holds the whole set.  Lightning's ``DistributedSampler`` pads the dataset by repeating
-        items until every rank has the same count; the batches' dataset ``index`` drops those
-        repeats (first occurrence kept) and orders the items by index, which is the order of a
-        single process' sequential loader, so any number of processes gives the single-process
-        value.  Batches without an ``index`` are kept as they come (a warning under DDP: repeated
-        items then count twice).  With one process nothing is exchanged.
-        """
+        with ``with_speakers`` also each item's speaker: :func:`~speechret.models.epoch_codes.gather_epoch_codes`."""
         entries, self._val = self._val, []
-        entries = [tuple(e) + (None,) * (4 - len(e)) for e in entries]  # (codes, labels, index, speakers)
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        world = torch.distributed.get_world_size() if distributed else 1
-        if world > 1:
-            parts: list[Any] = [None] * world
-            torch.distributed.all_gather_object(parts, entries)
-            entries = [e for part in parts for e in part]
-        if not entries:
-            empty = ([], np.zeros(0, dtype=np.int64))
-            return (*empty, None) if with_speakers else empty
-        labels = np.concatenate([e[1] for e in entries])
-        codes: Any = self.hashing.concat([e[0] for e in entries])
-        speakers = (np.concatenate([e[3] for e in entries])
-                    if all(e[3] is not None for e in entries) else None)
-        if all(e[2] is not None for e in entries):
-            _, first = np.unique(np.concatenate([e[2] for e in entries]), return_index=True)
-            labels = labels[first]
-            codes = take(codes, first)
-            speakers = None if speakers is None else speakers[first]
-        elif world > 1:
-            log.warning("batches carry no 'index': items the DistributedSampler repeated to even out "
-                        "%d ranks count more than once in the mAP", world)
-        return (codes, labels, speakers) if with_speakers else (codes, labels)
+        return gather_epoch_codes(entries, self.hashing, with_speakers)
 
     def _log_map(self, stage: str) -> None:
         """Log ``{stage}/map`` over the whole evaluation set (:meth:`epoch_eval_set`), and, when the
