@@ -146,3 +146,18 @@ def test_a_library_of_one_hot_codes_records_them_and_finds_its_items(trained_pap
     assert manifest["binarize"] == "argmax"
     with Library.open(tmp_path / "lib") as server:  # keyless, as a server opens it
         assert server.store.hashing.binarize == "argmax"
+
+
+def test_a_ctc_run_with_hash_options_tests_its_best_checkpoint(tiny_corpus, tmp_path, train_composed):
+    """Hydra gives ``model.hash_options`` as an OmegaConf node; the checkpoint must still hold plain
+    hyper-parameters, or Lightning's reload of the best checkpoint for ``test`` (``torch.load``
+    with ``weights_only=True``) refuses it after the whole training."""
+    summary = train_composed([
+        "experiment=bilstm_ctc_baseline", "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}",
+        "data.batch_size=4", "data.val_fraction=0.25", "data.test_fraction=0.25", "data.num_workers=0",
+        "model.net.hidden=16", "model.net.layers=1", "model.hash_options.binarize=argmax", "trainer.max_epochs=1",
+        "logger=none", "callbacks.rich_progress_bar=null", "callbacks.early_stopping=null", "test=true",
+        "model.frame_check=warn", f"paths.output_dir={tmp_path}"])
+    assert summary["best_checkpoint"] and "test/per" in summary["metrics"]
+    hp = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hp["hash_options"] == {"binarize": "argmax"} and type(hp["hash_options"]) is dict

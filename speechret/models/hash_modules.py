@@ -31,6 +31,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import Container, OmegaConf
 from torch import nn
 
 from speechret.errors import ConfigError
@@ -250,6 +251,13 @@ class HashingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["speechret"] = self.run_config
+        # plain containers only: Lightning reloads a checkpoint with torch.load(weights_only=True)
+        # (trainer.test(ckpt_path="best")), which refuses an OmegaConf node (a Hydra-given
+        # model.hash_options) among the hyper-parameters
+        hp = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
+        if isinstance(hp, dict):
+            checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = {
+                k: OmegaConf.to_container(v, resolve=True) if isinstance(v, Container) else v for k, v in hp.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.run_config = checkpoint.get("speechret", self.run_config)
