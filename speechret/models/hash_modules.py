@@ -100,7 +100,6 @@ class HashingModule(L.LightningModule):
         self.hash_method = hash_method
         self.hparams.hash_method = hash_method
         self.hash_options = hash_method_class(hash_method).check_options(hash_options)
-        self.hparams.hash_options = self.hash_options
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.run_config: dict[str, Any] | None = None
