@@ -239,13 +239,18 @@ def pr_curve(distances: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | 
 
 
 def choose_threshold(distances: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None = None,
-                     criterion: str = "f1", max_threshold: float | None = None) -> dict[str, float]:
+                     criterion: str = "f1", max_threshold: float | None = None,
+                     min_precision: float = 0.95) -> dict[str, float]:
     """Threshold that maximises pooled F1 (``criterion="f1"``) on the given (validation) pairs.
 
     Candidates are the midpoints between consecutive distinct distances (plus one above the
     largest), so the choice does not depend on whether retrieval is ``<`` or ``≤``; ties in F1
     go to the smallest threshold (fewest false accepts).  ``criterion="eer"`` instead balances
-    precision and recall.  ``max_threshold`` bounds the candidates (papers A and B: the BER
+    precision and recall.  ``criterion="precision"`` is an operating point with a precision floor:
+    the threshold of the highest recall whose pooled precision is at least ``min_precision`` (ties
+    to the smallest threshold), as a target such as "recall at precision ≥ 0.95" asks; when no
+    candidate reaches the floor, the one of the highest precision (then highest recall), and
+    ``met`` is 0.  ``max_threshold`` bounds the candidates (papers A and B: the BER
     threshold lies in (0, 0.5), paper A §5.3, paper B §IV-F; for paper B's two-stage distance it
     also keeps retrieval inside the query's category).  Never call this on the evaluation set
     (issue: thresholds come from the validation split of the training data).
@@ -260,11 +265,24 @@ def choose_threshold(distances: np.ndarray, relevant: np.ndarray, exclude: np.nd
         k = int(np.nanargmax(c["f1"]))
     elif criterion == "eer":
         k = int(np.nanargmin(np.abs(c["precision"] - c["recall"])))
+    elif criterion == "precision":
+        if not 0.0 < min_precision <= 1.0:
+            raise ValueError(f"min_precision must lie in (0, 1], got {min_precision}")
+        prec = np.nan_to_num(c["precision"], nan=-1.0)
+        rec = np.nan_to_num(c["recall"], nan=-1.0)
+        ok = prec >= min_precision
+        # np.lexsort's last key is the primary one: the order's last element is the best candidate
+        keys = (-c["threshold"], rec) if ok.any() else (-c["threshold"], rec, prec)
+        pool = np.flatnonzero(ok) if ok.any() else np.arange(len(prec))
+        k = int(pool[np.lexsort(tuple(key[pool] for key in keys))[-1]])
     else:
-        raise ValueError(f"criterion must be 'f1' or 'eer', not {criterion!r}")
-    return {"threshold": float(c["threshold"][k]), "precision": float(c["precision"][k]),
-            "recall": float(c["recall"][k]), "f1": float(c["f1"][k]), "n_pairs": int(len(_sorted_pairs(
-                distances, relevant, exclude)[0]))}
+        raise ValueError(f"criterion must be 'f1', 'eer' or 'precision', not {criterion!r}")
+    out = {"threshold": float(c["threshold"][k]), "precision": float(c["precision"][k]),
+           "recall": float(c["recall"][k]), "f1": float(c["f1"][k]), "n_pairs": int(len(_sorted_pairs(
+               distances, relevant, exclude)[0]))}
+    if criterion == "precision":
+        out["met"] = float(bool((np.nan_to_num(c["precision"], nan=-1.0) >= min_precision).any()))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -127,6 +127,26 @@ def test_cross_speaker_reports_same_speaker_separately(ckpts, tiny_corpus, tmp_p
         evaluate([f"ckpt_path={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_fallback=null"], tmp_path / "no")
 
 
+def test_precision_floor_threshold_through_evaluate(ckpts, tmp_path):
+    """evaluate.threshold_criterion=precision: γ of the highest validation recall whose validation
+    precision reaches evaluate.min_precision; the max-F1 point meets its own precision, so the floor
+    set there keeps at least its recall."""
+    f1 = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cross_speaker"], tmp_path / "f1")
+    assert f1["threshold_source"].startswith("max F1") and 0 < f1["val_precision"] <= 1
+    floor = f1["val_precision"] - 1e-9
+    p = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_criterion=precision",
+                  f"evaluate.min_precision={floor}"], tmp_path / "p")
+    assert p["threshold_source"].startswith("max recall at precision ≥")
+    assert p["val_precision"] >= floor and p["val_recall"] >= f1["val_recall"]
+    # a floor no threshold reaches: the most precise γ, and the report says so
+    if p["val_precision"] < 1.0:
+        q = evaluate([f"ckpt_path={ckpts[64]}", "protocol=cross_speaker", "evaluate.threshold_criterion=precision",
+                      "evaluate.min_precision=1.0"], tmp_path / "q")
+        src = q["threshold_source"]
+        assert (src.startswith("max recall at precision ≥ 1") and q["val_precision"] == 1.0) or \
+            src.startswith(f"max precision ({q['val_precision']:.4f}: no threshold reaches precision 1)")
+
+
 def test_keyword_protocol_with_dtw_baseline(ckpts, tiny_corpus, tmp_path):
     m = evaluate([f"ckpt_path={ckpts[64]}", "protocol=keyword", "protocol.n_utterances=12", "evaluate.baselines=[dtw]",
                   "evaluate.threshold=0.3", "evaluate.thresholds.mfcc_dtw=0.25"] + _data(tiny_corpus), tmp_path)

@@ -127,6 +127,11 @@ def test_bad_evaluate_values_raise_config_errors_naming_the_key(tmp_path):
         Context(_cfg(["evaluate.labels=[a,b]"]), tmp_path).eval_data(None, CPORetrieval())
     with pytest.raises(ConfigError, match="^evaluate.threshold_criterion must be one of"):
         evaluate_checkpoint(Context(_cfg(["evaluate.threshold_criterion=auc"]), tmp_path), CPORetrieval(), object())
+    with pytest.raises(ConfigError, match=r"^evaluate.min_precision must lie in \(0, 1\], got 1.5"):
+        evaluate_checkpoint(Context(_cfg(["evaluate.threshold_criterion=precision", "evaluate.min_precision=1.5"]),
+                                    tmp_path), CPORetrieval(), object())
+    with pytest.raises(ConfigError, match="^evaluate.min_precision must be a number or null"):
+        evaluate_checkpoint(Context(_cfg(["evaluate.min_precision=high"]), tmp_path), CPORetrieval(), object())
     with pytest.raises(ConfigError, match="^evaluate.direction: "):
         evaluate_checkpoint(Context(_cfg(["evaluate.direction=sideways"]), tmp_path), CPORetrieval(), object())
     # a retrieval protocol without a checkpoint

@@ -113,6 +113,35 @@ def test_pr_curve_and_threshold_choice_match_brute_force():
         M.choose_threshold(d, np.zeros_like(r))
 
 
+def test_precision_floor_threshold_is_the_best_recall_at_that_precision():
+    # brute force over a fine grid: the chosen threshold's recall is the best any threshold reaches
+    # with pooled precision >= the floor, and its own precision clears the floor
+    rng = np.random.default_rng(5)
+    r = rng.random((10, 40)) < 0.3
+    d = np.round(np.where(r, rng.uniform(0.0, 0.6, r.shape), rng.uniform(0.2, 1.0, r.shape)) * 40) / 40
+    grid = np.linspace(0, 1.05, 800)
+    pts = [M.precision_recall_f1(d, r, t) for t in grid]
+    for floor in (0.6, 0.8, 0.95):
+        c = M.choose_threshold(d, r, criterion="precision", min_precision=floor)
+        ok = [p["recall"] for p in pts if np.isfinite(p["precision"]) and p["precision"] >= floor]
+        assert c["met"] == 1.0 and c["precision"] >= floor
+        assert c["recall"] == pytest.approx(max(ok))
+        ref = M.precision_recall_f1(d, r, c["threshold"])
+        assert ref["precision"] == pytest.approx(c["precision"]) and ref["recall"] == pytest.approx(c["recall"])
+    # the max-F1 point has a lower precision here than the 0.95 floor's, and a higher recall
+    f1 = M.choose_threshold(d, r)
+    hi = M.choose_threshold(d, r, criterion="precision", min_precision=0.95)
+    assert f1["precision"] < 0.95 <= hi["precision"] and f1["recall"] > hi["recall"]
+    # no threshold reaches the floor: the most precise one, flagged
+    bad = np.ones_like(r)
+    bad[:, 0] = False
+    dd = np.tile(np.linspace(0, 1, 40), (10, 1))  # the only irrelevant item is the nearest
+    c = M.choose_threshold(dd, bad, criterion="precision", min_precision=0.99)
+    assert c["met"] == 0.0 and c["precision"] == pytest.approx(np.nanmax(M.pr_curve(dd, bad)["precision"]))
+    with pytest.raises(ValueError, match="min_precision"):
+        M.choose_threshold(d, r, criterion="precision", min_precision=0.0)
+
+
 def test_minimax_sliding_distance_is_the_paper_c_decision():
     rng = np.random.default_rng(3)
     qs = [rng.integers(0, 2, (int(rng.integers(1, 4)), 27)) for _ in range(12)]

@@ -113,9 +113,12 @@ def score(system: Any, trial: Trial) -> Scored:
 
 
 def pick_threshold(system: Any, protocol: Protocol, val: EvalData | Trial | None, given: float | None,
-                   criterion: str = "f1", max_threshold: float | None = None) -> dict[str, Any]:
+                   criterion: str = "f1", max_threshold: float | None = None,
+                   min_precision: float = 0.95) -> dict[str, Any]:
     """The system's threshold: ``given``, or the max-``criterion`` threshold of the protocol run
-    on the validation data (``val``: the data, or the trial already built from it)."""
+    on the validation data (``val``: the data, or the trial already built from it);
+    ``criterion="precision"``: the highest validation recall at precision ≥ ``min_precision``
+    (:func:`speechret.metrics.choose_threshold`)."""
     if given is not None:
         return {"threshold": float(given), "source": "given (evaluate.threshold)"}
     if val is None:
@@ -128,10 +131,14 @@ def pick_threshold(system: Any, protocol: Protocol, val: EvalData | Trial | None
                          "choose a threshold; set evaluate.threshold=<value> or evaluate.threshold_split=[val,train]")
     s = score(system, trial)
     bound = max_threshold if getattr(system, "is_hash", False) else None
-    c = M.choose_threshold(s.distances, trial.relevant, trial.exclude, criterion, bound)
+    c = M.choose_threshold(s.distances, trial.relevant, trial.exclude, criterion, bound, min_precision)
+    how = f"max {criterion.upper()}"
+    if criterion == "precision":
+        how = (f"max recall at precision ≥ {min_precision:g}" if c["met"] else
+               f"max precision ({c['precision']:.4f}: no threshold reaches precision {min_precision:g})")
     return {"threshold": c["threshold"], "val_f1": c["f1"], "val_precision": c["precision"],
             "val_recall": c["recall"],
-            "source": f"max {criterion.upper()} on {where}: {trial.n_queries} queries × {trial.n_database} items"}
+            "source": f"{how} on {where}: {trial.n_queries} queries × {trial.n_database} items"}
 
 
 def _paired_distance(system: Any, scored: Scored, trial: Trial) -> np.ndarray:
@@ -265,12 +272,14 @@ def _intra_ber(B: np.ndarray, idx: np.ndarray, trial: Trial) -> np.ndarray:
 
 def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, val: EvalData | Trial | None,
                   thresholds: Mapping[str, float | None], out_dir: Path, criterion: str = "f1",
-                  strict: bool | None = True, max_threshold: float | None = 0.5) -> Result:
+                  strict: bool | None = True, max_threshold: float | None = 0.5,
+                  min_precision: float = 0.95) -> Result:
     """Every system on the protocol's trial: thresholds, metrics, plots and report sections.
     ``val``: the threshold data (or the trial already built on it); ``strict``: retrieved iff
     ``d < T`` (True), ``d ≤ T`` (False) or, ``None``, each system's own rule (its
     ``threshold_strict``: ``<`` for papers A and B, ``≤`` for paper C; ``<`` when it has none);
-    ``max_threshold`` bounds the thresholds chosen for deep hashes (papers: 0 < T < 0.5)."""
+    ``max_threshold`` bounds the thresholds chosen for deep hashes (papers: 0 < T < 0.5);
+    ``min_precision``: the floor of ``criterion="precision"``."""
     from speechret.evaluate import plots
 
     trial = protocol.build(data)
@@ -289,12 +298,14 @@ def run_retrieval(protocol: Protocol, systems: Sequence[Any], data: EvalData, va
             else:
                 val_trial = protocol.build(val)  # built once, shared by every system
                 val_trial.info["source"] = val.source
-        th = pick_threshold(system, protocol, val_trial, thresholds.get(system.name), criterion, max_threshold)
+        th = pick_threshold(system, protocol, val_trial, thresholds.get(system.name), criterion, max_threshold,
+                            min_precision)
         s = score(system, trial)
         strict_s = bool(getattr(system, "threshold_strict", True)) if strict is None else bool(strict)
         m, curves = trial_metrics(s, trial, th["threshold"], strict_s, inter_class=protocol.inter_class)
         m["encode_s"], m["match_s"] = s.encode_s, s.match_s
         m["threshold_source"] = th["source"]
+        m.update({k: th[k] for k in ("val_precision", "val_recall", "val_f1") if k in th})  # at the chosen threshold
         for k, v in m.items():
             res.metrics[prefix + k] = v
         if trial.mode == "keyword":

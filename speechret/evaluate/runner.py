@@ -77,7 +77,7 @@ __all__ = [
     "pick_threshold", "run_retrieval", "score", "trial_metrics",
 ]
 
-THRESHOLD_CRITERIA = ("f1", "eer")
+THRESHOLD_CRITERIA = ("f1", "eer", "precision")
 #: ``metrics["views"]`` of an evaluation whose codes are made from one view of each clip
 ONE_VIEW = "one per clip"
 
@@ -266,6 +266,9 @@ def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: Any, data: EvalD
     if criterion not in THRESHOLD_CRITERIA:
         raise ConfigError(f"evaluate.threshold_criterion must be one of {THRESHOLD_CRITERIA}, not {criterion!r}")
     bound = _number("evaluate.max_threshold", ctx.ev.get("max_threshold", 0.5))
+    floor = _number("evaluate.min_precision", ctx.ev.get("min_precision", 0.95))
+    if floor is None or not 0.0 < floor <= 1.0:
+        raise ConfigError(f"evaluate.min_precision must lie in (0, 1], got {floor}")
     try:
         direction = check_direction(ctx.ev.get("direction") or DEFAULT_DIRECTION)
     except ValueError as e:
@@ -282,7 +285,7 @@ def evaluate_checkpoint(ctx: Context, protocol: Protocol, ckpt: Any, data: EvalD
             val, vdata, note = got
             check_threshold_data(vdata, data)  # never choose a threshold on the evaluation set
     res = run_retrieval(protocol, systems, data, val, thresholds, ctx.out_dir, criterion,
-                        None if ctx.ev.get("strict") is None else bool(ctx.ev.get("strict")), bound)
+                        None if ctx.ev.get("strict") is None else bool(ctx.ev.get("strict")), bound, floor)
     res.metrics.update(set_metrics(data))
     res.metrics["views"] = ONE_VIEW if hasher.views is None else repr(hasher.views)
     if ctx.ev.get("hash_options"):
