@@ -56,6 +56,20 @@ def test_test_set_is_the_datamodules_own_test_split(tiny_corpus, tmp_path):
     assert not seen & set(data.speakers)
 
 
+def test_threshold_data_keeps_the_training_split_and_only_the_evaluated_labels(tiny_corpus, tmp_path):
+    """evaluate.labels narrows the threshold data to that vocabulary *after* the training run's split:
+    the same validation items as without it, less the other words, whatever the run's relabelling."""
+    cfg = _manifest_cfg(tiny_corpus, labels=[1, 2, 3])  # trained on corpus words 1-3, relabelled 0-2
+    full = _ctx(tmp_path).val_data(_Ckpt(cfg))
+    sub = _ctx(tmp_path, ["evaluate.labels=[2,3]"]).val_data(_Ckpt(cfg))
+    dm = SpeechDataModule(**{k: v for k, v in cfg.items() if k != "_target_"})
+    dm.setup()
+    corpus_label = {new: old for old, new in dm.label_map.items()}
+    want = sorted(it.id for it in full.items if corpus_label[it.label] in {2, 3})
+    assert len(want) < len(full.items) and sorted(it.id for it in sub.items) == want
+    assert sorted(it.id for it in full.items) == sorted(dm.items[i].id for i in dm.split_indices["val"])
+
+
 def test_disjointness_is_checked_by_item_and_by_speaker(tiny_corpus):
     trained = TrainedOn.from_config(_manifest_cfg(tiny_corpus))
     dm = trained.dm

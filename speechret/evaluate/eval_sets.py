@@ -108,13 +108,17 @@ def seeded_subset(items: list[Any], max_items: int | None, seed: int) -> list[An
 
 
 def load_eval_data(data_cfg: Any, split: str = "none", labels: Sequence[int] | None = None,
-                   max_items: int | None = None, seed: int = 0) -> EvalData:
+                   max_items: int | None = None, seed: int = 0,
+                   within_labels: Sequence[int] | None = None) -> EvalData:
     """Items of ``split`` of a data config (a ``SpeechDataModule`` config, e.g. ``cfg.data`` or the
     ``data`` section stored in a checkpoint) with their waveforms.
 
     ``split="none"`` takes the whole corpus with its original content labels (``evaluate.set=all``
     and the corpus ``unseen`` filters); ``"val"``/``"train"``/``"test"`` reproduce the training
     run's split (same seed).  Files that fail to decode are skipped with a warning naming them.
+    ``labels`` selects the corpus labels *before* the split (the DataModule's own selection);
+    ``within_labels`` keeps the items of those corpus labels *after* it, so the split is the
+    training run's whatever the selection (the threshold data of ``evaluate.labels``).
     """
     d = as_container(data_cfg)
     overrides: dict[str, Any] = {}
@@ -127,7 +131,15 @@ def load_eval_data(data_cfg: Any, split: str = "none", labels: Sequence[int] | N
     idx = list(range(len(dm.items))) if split == "none" else list(dm.split_indices.get(split, []))
     if not idx:
         raise ValueError(f"data {d.get('corpus')} at {d.get('root')}: split {split!r} is empty")
-    items = seeded_subset([dm.items[i] for i in idx], max_items, seed)
+    items = [dm.items[i] for i in idx]
+    if within_labels is not None:
+        corpus_label = {new: old for old, new in dm.label_map.items()}
+        keep = {int(x) for x in within_labels}
+        items = [it for it in items if corpus_label.get(it.label, it.label) in keep]
+        if not items:
+            raise ValueError(f"data {d.get('corpus')} at {d.get('root')}: split {split!r} holds none of "
+                             f"the labels {sorted(keep)} (evaluate.labels)")
+    items = seeded_subset(items, max_items, seed)
     return read_items(items, dm.sample_rate, f"{d.get('corpus')}:{d.get('root')} ({split})")
 
 

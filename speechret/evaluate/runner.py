@@ -212,7 +212,8 @@ class Context:
     # ------------------------------------------------------------------ threshold data
     def val_data(self, hasher: Any, splits: Sequence[str] | None = None) -> EvalData | None:
         """Splits of the checkpoint's training data (default ``evaluate.threshold_split``) for the
-        thresholds."""
+        thresholds: the training run's split, then only the items of ``evaluate.labels`` when it is
+        set, so a threshold is chosen on the vocabulary it is used on."""
         if splits is None:
             splits = threshold_splits(self.ev.get("threshold_split", "val"), "evaluate.threshold_split")
         splits = list(splits)
@@ -222,9 +223,10 @@ class Context:
         if not data_cfg:
             raise ConfigError("the checkpoint holds no data config to take a validation split from; "
                               "set evaluate.threshold=<value>")
-        key = ("val", json.dumps(data_cfg, sort_keys=True, default=str), tuple(splits))
+        labels = _ints("evaluate.labels", self.ev.get("labels"))
+        key = ("val", json.dumps(data_cfg, sort_keys=True, default=str), tuple(splits), json.dumps(labels))
         if key not in self.cache:
-            parts = [load_eval_data(data_cfg, s, None, None) for s in splits]
+            parts = [load_eval_data(data_cfg, s, None, None, within_labels=labels) for s in splits]
             self.cache[key] = EvalData([it for p in parts for it in p.items], [w for p in parts for w in p.waves],
                                        parts[0].sample_rate, " + ".join(p.source for p in parts))
         return self.cache[key]
