@@ -10,7 +10,9 @@ Mandarin words (ids 0-11, tone-numbered pinyin -> paper C's 27 pronunciation cla
 ``recipe=speechret_ctc`` (silence trimming, augmentation, warm-up + cosine; paper C trains on
 sentences, where CTC has frames to spare: isolated two-syllable words are mostly silence) unless
 ``--recipe none``. Checkpoints (best ``val/map``) and thresholds (``evaluate.threshold_split=val``)
-come from the validation speakers only; every figure is measured on the fold's test speakers:
+come from the validation speakers only, the thresholds on the vocabulary they are used on (the 8-word
+rows' on those 8 words: ``evaluate.labels`` narrows the validation data too); every figure is measured
+on the fold's test speakers:
 
 * test PER (greedy CTC decoding against the 27-class targets) and the first epoch whose validation
   PER is at or below ``--per-target`` (paper C's "fewer iterations");
@@ -215,7 +217,8 @@ def main() -> None:
            f"codes that carry what the targets do not. The issue's 0.90 is therefore a figure for the "
            f"{len(distinct)} words with distinct targets (ids {distinct_labels}: the first word of each pair).\n\n"
            "Targets (issue 13): test PER ≤ 0.15 and cross-speaker mAP ≥ 0.90 for the best paper-C model. "
-           "Ap / recall at γ chosen for maximum F1 on the validation speakers. mAP ranks every other-speaker "
+           "Ap / recall (12 words) at γ chosen for maximum F1 on the validation speakers' 12 words. mAP ranks "
+           "every other-speaker "
            "item by its sliding-matching distance.\n\n"
            "**Codes** (`evaluate.hash_options`): each checkpoint is coded twice. *eq. 11 (median)* is paper "
            "C's step 4: the 13 largest of a segment's 27 scores are ones, so 12 of its 13 ones record the "
@@ -233,7 +236,8 @@ def main() -> None:
            f"concatenations (a false positive by word); with the {len(distinct)} words with distinct targets the "
            "queries and the concatenations hold only words the codes can tell apart. "
            "Target (issue 13): recall ≥ 0.75 at precision ≥ 0.95 for the best paper-C model. γ is chosen on "
-           "the validation speakers' own keyword trial, either for the maximum F1 or as the target's operating "
+           "the validation speakers' own keyword trial over the same words as the row, either for the maximum F1 "
+           "or as the target's operating "
            f"point (`evaluate.threshold_criterion=precision evaluate.min_precision={args.min_precision:g}`: the "
            "highest validation recall whose precision reaches the floor; where none does, the most precise γ, "
            "and the report's threshold line says so); precision and recall are then the test speakers'."),
