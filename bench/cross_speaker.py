@@ -206,7 +206,8 @@ def main() -> None:
                         "OMP_NUM_THREADS=1 share the cores better than one; a last run with --reuse writes the report")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: report the runs that finished (reused even when their command or config "
-                        "changed since, said so), list the others as not run")
+                        "changed since, said so), list the others as not run; finished evaluations are reused the "
+                        "same way, missing ones run")
     p.add_argument("--views", default="checkpoint",
                    help="evaluate.views of every evaluation: checkpoint (the run config's own test-time views), "
                         "none, or a conf/views name (e.g. speed5 on checkpoints trained before views existed); "

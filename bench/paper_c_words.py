@@ -128,7 +128,9 @@ def main() -> None:
                    help="keyword rows also at the γ of the highest validation recall at this precision (0: none)")
     p.add_argument("--reuse", action="store_true")
     p.add_argument("--shard", default=None, metavar="I/N", help="train only models I, I+N, ... (no report)")
-    p.add_argument("--report-only", action="store_true", help="report what exists; train nothing new")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing new; reuse finished evaluations (even when their config changed since, "
+                        "said so) and run the missing ones")
     p.add_argument("--out", default=None, help="run folder (default logs/paper_c_words)")
     p.add_argument("--report", default="reports/paper_c_words.md")
     p.add_argument("--train-args", nargs="*", default=[])
