@@ -79,6 +79,30 @@ def test_report_only_never_trains_and_reuses_a_finished_run_whose_config_changed
     assert len(calls) == 2
 
 
+def test_report_only_reuses_a_finished_evaluation_whose_config_changed_and_runs_a_missing_one(
+        tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_call(cmd, cwd, stdout, stderr):  # writes what evaluate.py would
+        calls.append(cmd)
+        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
+        (run_dir / "metrics.json").write_text(json.dumps({"map": 0.5}))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    ckpt = tmp_path / "best.ckpt"
+    ckpt.write_bytes(b"one")
+    args = [f"ckpt_path={ckpt}", "protocol=cross_speaker"]
+    Runner(tmp_path / "out").evaluate("x", args)
+    changed = [*args, "evaluate.max_threshold=0.4"]
+    assert Runner(tmp_path / "out", report_only=True).evaluate("x", changed)["map"] == 0.5
+    assert len(calls) == 1 and "report-only: reusing evaluate x" in capsys.readouterr().out
+    Runner(tmp_path / "out", report_only=True).evaluate("y", args)  # never evaluated: it runs
+    assert len(calls) == 2
+    Runner(tmp_path / "out", reuse=True).evaluate("x", changed)  # --reuse alone: evaluated again
+    assert len(calls) == 3
+
+
 def test_reproduce_paper_c_recipe_reaches_the_ctc_models_only_and_the_report_says_so(tmp_path, monkeypatch):
     """``bench/reproduce_paper_c.py --recipe``: the CTC trainings get ``recipe=...``, the fixed-length
     hash of Table 5 does not, and the report's intro and training-CPO line name the recipe instead
