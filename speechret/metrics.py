@@ -271,17 +271,15 @@ def choose_threshold(distances: np.ndarray, relevant: np.ndarray, exclude: np.nd
         prec = np.nan_to_num(c["precision"], nan=-1.0)
         rec = np.nan_to_num(c["recall"], nan=-1.0)
         ok = prec >= min_precision
-        # np.lexsort's last key is the primary one: the order's last element is the best candidate
-        keys = (-c["threshold"], rec) if ok.any() else (-c["threshold"], rec, prec)
-        pool = np.flatnonzero(ok) if ok.any() else np.arange(len(prec))
-        k = int(pool[np.lexsort(tuple(key[pool] for key in keys))[-1]])
+        pool = np.flatnonzero(ok) if ok.any() else np.flatnonzero(prec == prec.max())
+        k = int(pool[np.argmax(rec[pool])])  # candidates ascend: argmax's first is the smallest threshold
     else:
         raise ValueError(f"criterion must be 'f1', 'eer' or 'precision', not {criterion!r}")
     out = {"threshold": float(c["threshold"][k]), "precision": float(c["precision"][k]),
            "recall": float(c["recall"][k]), "f1": float(c["f1"][k]), "n_pairs": int(len(_sorted_pairs(
                distances, relevant, exclude)[0]))}
     if criterion == "precision":
-        out["met"] = float(bool((np.nan_to_num(c["precision"], nan=-1.0) >= min_precision).any()))
+        out["met"] = float(ok.any())
     return out
 
 

@@ -18,6 +18,21 @@ from reproduce_common import Runner, run_digest  # noqa: E402
 TRAIN = ["experiment=speechret_hash", "data=dspspeech20", "data.root=/nowhere"]
 
 
+def _fake_runs(monkeypatch, result: str, content: dict) -> list:
+    """Stands in for the runner's subprocess: each call writes ``result`` (``content`` as JSON) into
+    its ``hydra.run.dir``, as the script would; returns the list the calls are recorded in."""
+    calls: list = []
+
+    def fake_call(cmd, cwd, stdout, stderr):
+        calls.append(cmd)
+        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
+        (run_dir / result).write_text(json.dumps(content))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    return calls
+
+
 def test_the_digest_follows_the_composed_config_not_the_run_folder():
     a = run_digest("train.py", [*TRAIN, "hydra.run.dir=/tmp/a"])
     assert a == run_digest("train.py", [*TRAIN, "hydra.run.dir=/tmp/b"])
@@ -34,15 +49,7 @@ def test_the_digest_follows_the_checkpoint_bytes(tmp_path):
 
 
 def test_reuse_skips_only_a_run_with_the_same_command_config_and_checkpoint(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_call(cmd, cwd, stdout, stderr):  # writes what evaluate.py would
-        calls.append(cmd)
-        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
-        (run_dir / "metrics.json").write_text(json.dumps({"map": 0.5}))
-        return 0
-
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    calls = _fake_runs(monkeypatch, "metrics.json", {"map": 0.5})  # what evaluate.py writes
     ckpt = tmp_path / "best.ckpt"
     ckpt.write_bytes(b"one")
     args = [f"ckpt_path={ckpt}", "protocol=cross_speaker"]
@@ -59,15 +66,7 @@ def test_reuse_skips_only_a_run_with_the_same_command_config_and_checkpoint(tmp_
 
 
 def test_report_only_never_trains_and_reuses_a_finished_run_whose_config_changed(tmp_path, monkeypatch, capsys):
-    calls = []
-
-    def fake_call(cmd, cwd, stdout, stderr):  # writes what train.py would
-        calls.append(cmd)
-        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
-        (run_dir / "summary.json").write_text(json.dumps({"best_checkpoint": "/x/best.ckpt", "metrics": {}}))
-        return 0
-
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    calls = _fake_runs(monkeypatch, "summary.json", {"best_checkpoint": "/x/best.ckpt", "metrics": {}})  # train.py
     Runner(tmp_path / "out").train("m", ["experiment=cnn"])
     assert len(calls) == 1
     changed = ["experiment=cnn", "trainer.max_epochs=3"]
@@ -81,15 +80,7 @@ def test_report_only_never_trains_and_reuses_a_finished_run_whose_config_changed
 
 def test_report_only_reuses_a_finished_evaluation_whose_config_changed_and_runs_a_missing_one(
         tmp_path, monkeypatch, capsys):
-    calls = []
-
-    def fake_call(cmd, cwd, stdout, stderr):  # writes what evaluate.py would
-        calls.append(cmd)
-        run_dir = Path(next(c for c in cmd if c.startswith("hydra.run.dir=")).split("=", 1)[1])
-        (run_dir / "metrics.json").write_text(json.dumps({"map": 0.5}))
-        return 0
-
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    calls = _fake_runs(monkeypatch, "metrics.json", {"map": 0.5})  # what evaluate.py writes
     ckpt = tmp_path / "best.ckpt"
     ckpt.write_bytes(b"one")
     args = [f"ckpt_path={ckpt}", "protocol=cross_speaker"]
