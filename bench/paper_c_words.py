@@ -249,8 +249,9 @@ def main() -> None:
              f"speakers {', '.join(val)}; the other {len(speakers) - len(test) - len(val)} train. "
              f"{'`recipe=' + args.recipe + '`' if recipe else 'The papers recipe'} for every model; the SVS models "
              "in their CPU-feasible configuration (1-channel magnitude SVS at 38 x 77, fewer channels: a "
-             "documented deviation, `conf/experiment/*_cpu.yaml`). No figure below includes a speaker the "
-             "checkpoint trained or validated on.")
+             "documented deviation, `conf/experiment/*_cpu.yaml`)"
+             + (f"; every training run also takes `{' '.join(args.train_args)}`" if args.train_args else "")
+             + ". No figure below includes a speaker the checkpoint trained or validated on.")
     write_report(Path(args.report), "Paper C's models on DSPSpeech-20 Mandarin words", intro, sections, run,
                  "words", started, training_cpos=f"as `recipe={args.recipe}` configures (augmentation)" if recipe
                  else "none")

@@ -4,7 +4,7 @@ Layers, lowest first (a module may import its own layer and those below, never o
 
 0. ``speechret``, ``errors``, ``fileio``, ``metrics`` (retrieval metrics, pure numpy), ``torchaudio_api`` — foundations;
 1. ``audio``, ``crypto`` — waveforms and ciphers;
-2. ``cpo``, ``augment``, ``frontend``, ``features`` — signal operations on waveforms;
+2. ``cpo``, ``augment`` (with ``spec_augment``, ``concat``), ``frontend``, ``features`` — signal operations on waveforms;
 3. ``data`` — corpora, manifests, the DataModule;
 4. ``hashing`` — hash methods (codes, widths, distances, matchers they need), bits, sliding
    matching, ranking metrics, the checkpoint hasher;
@@ -30,7 +30,8 @@ PKG = Path(__file__).resolve().parents[1] / "speechret"
 LAYERS: list[tuple[str, ...]] = [
     ("speechret", "speechret.errors", "speechret.fileio", "speechret.metrics", "speechret.torchaudio_api"),
     ("speechret.audio", "speechret.crypto"),
-    ("speechret.cpo", "speechret.augment", "speechret.frontend", "speechret.features"),
+    ("speechret.cpo", "speechret.augment", "speechret.spec_augment", "speechret.concat", "speechret.frontend",
+     "speechret.features"),
     ("speechret.data",),
     ("speechret.hashing",),
     ("speechret.models",),

@@ -468,6 +468,27 @@ def test_ctc_recipe_runs_with_debug(experiment, tiny_sentences, tmp_path):
     assert np.isfinite(summary["metrics"]["train/loss"])
 
 
+def test_multi_word_rows_train_a_ctc_model_and_a_classification_model_refuses_them(tiny_sentences, tiny_corpus, tmp_path):
+    """``augment=words`` after the CTC recipe re-packs training batches into multi-word rows
+    (:class:`speechret.concat.ConcatWords`) and the model trains on them; a classification model has
+    no CTC targets to join, and the run stops with a message naming augment.concat."""
+    from speechret.apps.train import build_datamodule, train
+    from speechret.concat import ConcatWords
+
+    overrides = ["experiment=bilstm_ctc_baseline", "recipe=speechret_ctc", "augment=words", "debug=default",
+                 "data=manifest", f"data.root={tiny_sentences / 'manifest.csv'}", "data.batch_size=4",
+                 "data.target=ctc", "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={tmp_path}"]
+    cfg = compose_cfg(overrides)
+    dm = build_datamodule(cfg)
+    assert isinstance(dm.concat_augment, ConcatWords) and dm.augments_train
+    summary = train(cfg)
+    assert np.isfinite(summary["metrics"]["train/loss"])
+    cls = compose_cfg(["experiment=lstm_hash", "augment=words", "debug=default", f"data.root={tiny_corpus}",
+                       f"paths.output_dir={tmp_path / 'cls'}"])
+    with pytest.raises(InstantiationException, match="augment.concat.*data.target=class"):
+        train(cls)  # the DataModule refuses it before any training (Hydra wraps its ConfigError)
+
+
 def test_svs_features_cached_by_default_without_augmentation(tiny_sentences, tmp_path):
     from speechret.apps.train import build_datamodule
     from speechret.data.dataset import CachedFeatureDataset

@@ -6,7 +6,7 @@ Data path (DESIGN.md "The flow of data")::
             ─► load + validate audio (worker processes) ─► [CPO copies, deterministic]
             ─► variable-length collate (B, T) + lengths
             ─► on the device: [CPO augmentation, train only] ─► [front end]
-            ─► [waveform augmentation, train only] ─► features ─► batch dict
+            ─► [multi-word rows, waveform augmentation, train only] ─► features ─► batch dict
 
 CPO augmentation and feature extraction run in :meth:`SpeechDataModule.on_after_batch_transfer`,
 i.e. batched on the accelerator the Trainer uses (GPU when ``trainer=gpu``), never as a per-sample
@@ -83,6 +83,9 @@ class SpeechDataModule(L.LightningDataModule):
             ``(wave, lengths)`` (speed perturbation changes lengths).
         feature_augment: train-time augmentation of the features
             (:class:`speechret.spec_augment.SpecAugment`, ``conf/augment`` ``spec``).
+        concat_augment: train-time re-packing of a batch of words into multi-word rows with their
+            CTC targets joined, after the front end and before ``wave_augment``
+            (:class:`speechret.concat.ConcatWords`, ``conf/augment`` ``concat``; CTC models only).
         mix_augment: train-time mixing of items after ``wave_augment``
             (:class:`speechret.augment.Mixup`, ``conf/augment`` ``mix``); it adds
             ``batch["mix_index"]`` and ``batch["mix_weight"]``, which the model's loss weighs.
@@ -118,6 +121,7 @@ class SpeechDataModule(L.LightningDataModule):
         wave_augment: nn.Module | None = None,
         feature_augment: nn.Module | None = None,
         mix_augment: nn.Module | None = None,
+        concat_augment: nn.Module | None = None,
         copies: Sequence[str | Callable] | None = None,
         include_original: bool = True,
         sample_rate: int = 16000,
@@ -149,6 +153,10 @@ class SpeechDataModule(L.LightningDataModule):
             raise ConfigError(f"data.split: unknown split {split!r}: speaker, repetition, random, manifest or none")
         if target not in _TARGETS:
             raise ConfigError(f"data.target: unknown target {target!r}: class, ctc or both")
+        if concat_augment is not None and target == "class":
+            raise ConfigError("augment.concat joins the CTC targets of several words into one training row, but "
+                              "data.target=class has none (a row of words has no single class): use it with a CTC "
+                              "model (data.target=ctc) or remove augment.concat")
         self.corpus, self.root = corpus_kind(corpus, key="data.corpus"), Path(root)
         self.corpus_kwargs = dict(corpus_kwargs or {})
         self.features = features
@@ -157,6 +165,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.wave_augment = wave_augment
         self.feature_augment = feature_augment
         self.mix_augment = mix_augment
+        self.concat_augment = concat_augment
         bind = getattr(feature_augment, "bind", None)
         if callable(bind) and features is not None:  # masks follow the extractor's time / freq axes
             bind(features)
@@ -261,7 +270,8 @@ class SpeechDataModule(L.LightningDataModule):
     def augments_train(self) -> bool:
         """Whether training batches are augmented on the fly (then their features are not cached)."""
         return any(m is not None
-                   for m in (self.augment, self.wave_augment, self.feature_augment, self.mix_augment))
+                   for m in (self.augment, self.wave_augment, self.feature_augment, self.mix_augment,
+                             self.concat_augment))
 
     def _load_item(self, i: int) -> np.ndarray:
         return load_audio(self.items[i].path, self.sample_rate)
@@ -321,8 +331,9 @@ class SpeechDataModule(L.LightningDataModule):
         """A collated batch already on its device → CPOs (when asked) → front end → augmentation
         (when asked) → features.
 
-        Order: ``augment`` (CPOs), ``frontend`` (every split), ``wave_augment`` and
-        ``mix_augment`` on the waveform, features, then ``feature_augment`` on the features.
+        Order: ``augment`` (CPOs), ``frontend`` (every split), ``concat_augment`` (multi-word
+        rows: the batch may come back with fewer rows), ``wave_augment`` and ``mix_augment`` on the
+        waveform, features, then ``feature_augment`` on the features.
         The CPOs come before the front end because they model what happens to a recording before
         speechret sees it, which is where the robustness protocols (``protocol=cpo_retrieval``) and
         the deterministic ``copies`` apply them: with a silence trimmer, a re-quantized or noisy
@@ -338,6 +349,10 @@ class SpeechDataModule(L.LightningDataModule):
             self.augment.to(wave.device)
             wave = self.augment(wave, lengths)
         wave, lengths = self._front(wave, lengths)
+        if augment and self.concat_augment is not None:
+            batch["wave"], batch["wave_lengths"] = wave, lengths
+            batch = self.concat_augment.to(wave.device)(batch)
+            wave, lengths = batch["wave"], batch["wave_lengths"]
         if augment and self.wave_augment is not None:
             self.wave_augment.to(wave.device)
             wave, lengths = self.wave_augment(wave, lengths)
