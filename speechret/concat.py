@@ -18,7 +18,7 @@ Choices (not in the paper; configurable or documented here):
   once per epoch and the speech frames per step stay the same; a batch of ``B`` items gives about
   ``B / mean(words)`` rows.  The step still costs more: the pauses add frames, and the batch is
   padded to its longest row, which a recurrent model runs through step by step.  Measured with
-  ``experiment=biconvlstm_ctc_cpu`` on DSPSpeech-20 (2 threads, batch 16): 75 s per epoch against
+  ``experiment=biconvlstm_ctc_cpu`` on DSPSpeech-20 (2 threads, batch 16): 73 s per epoch against
   38 s without (``max_seconds`` bounds the longest row);
 * words are joined by silences of ``pause_s`` = ``[lo, hi]`` seconds (uniform per joint), none
   before the first or after the last word (the front end has already trimmed each word's own
