@@ -31,7 +31,8 @@ Choices (not in the paper; configurable or documented here):
 * other per-item batch entries follow the row's first word (``index``, ``item_index``, ``cpo``,
   speakers), ids are joined with ``+``, and ``label`` is ``-1`` (unknown) for a row of several words:
   a concatenation has no single content class, so only CTC targets are trained from it
-  (``data.target=ctc`` or ``both``; a batch without ``targets`` is a :class:`ConfigError`).
+  (``data.target=ctc``: the DataModule refuses any other target, and a batch without ``targets``
+  is a :class:`ConfigError`).
 
 Runs in :meth:`speechret.data.datamodule.SpeechDataModule.prepare_batch` after the front end and
 before the waveform chain, on the batch's device, on training batches only; the identity in
@@ -119,7 +120,7 @@ class ConcatWords(nn.Module):
             return batch
         if "targets" not in batch or "target_lengths" not in batch:
             raise ConfigError("augment.concat (ConcatWords) joins CTC targets, but the batch has none: it is for "
-                              "CTC models (data.target=ctc or both); remove augment.concat for this model")
+                              "CTC models (data.target=ctc); remove augment.concat for this model")
         wave, lens = batch["wave"], batch["wave_lengths"]
         b = wave.shape[0]
         lengths = lens.detach().long().cpu().tolist()

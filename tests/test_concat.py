@@ -115,3 +115,11 @@ def test_datamodule_repacks_training_batches_before_the_waveform_chain(tiny_corp
     assert int(out["target_lengths"].sum()) == int(tl.sum())
     val = next(iter(dm.val_dataloader()))
     assert dm.prepare_batch(dict(val), augment=False)["wave"].shape[0] == val["wave"].shape[0]
+
+
+@pytest.mark.parametrize("target", ["class", "both"])
+def test_datamodule_refuses_multi_word_rows_for_content_classes(tiny_corpus, target):
+    from speechret.data.datamodule import SpeechDataModule
+
+    with pytest.raises(ConfigError, match=f"augment.concat.*data.target={target}"):
+        SpeechDataModule(corpus="synthetic", root=tiny_corpus, target=target, concat_augment=ConcatWords())

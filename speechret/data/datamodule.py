@@ -153,10 +153,10 @@ class SpeechDataModule(L.LightningDataModule):
             raise ConfigError(f"data.split: unknown split {split!r}: speaker, repetition, random, manifest or none")
         if target not in _TARGETS:
             raise ConfigError(f"data.target: unknown target {target!r}: class, ctc or both")
-        if concat_augment is not None and target == "class":
-            raise ConfigError("augment.concat joins the CTC targets of several words into one training row, but "
-                              "data.target=class has none (a row of words has no single class): use it with a CTC "
-                              "model (data.target=ctc) or remove augment.concat")
+        if concat_augment is not None and target != "ctc":
+            raise ConfigError(f"augment.concat joins the CTC targets of several words into one training row, but "
+                              f"data.target={target} also trains content classes, and a row of words has no single "
+                              f"class: use it with a CTC model (data.target=ctc) or remove augment.concat")
         self.corpus, self.root = corpus_kind(corpus, key="data.corpus"), Path(root)
         self.corpus_kwargs = dict(corpus_kwargs or {})
         self.features = features
