@@ -127,9 +127,10 @@ class ConcatWords(nn.Module):
         tlens = batch["target_lengths"].detach().long().cpu().tolist()
         rows = self.groups(lengths)
         row_len = [sum(lengths[j] for j in items) + sum(pauses) for items, pauses in rows]
+        row_tlen = [sum(tlens[j] for j in items) for items, _ in rows]
         out = wave.new_zeros((len(rows), max(row_len)))
         targets = batch["targets"]
-        tout = targets.new_full((len(rows), max(sum(tlens[j] for j in items) for items, _ in rows)), -1)
+        tout = targets.new_full((len(rows), max(row_tlen)), -1)
         for r, (items, pauses) in enumerate(rows):
             pos = tpos = 0
             for k, j in enumerate(items):
@@ -138,7 +139,6 @@ class ConcatWords(nn.Module):
                 pos += lengths[j] + (pauses[k] if k < len(pauses) else 0)
                 tpos += tlens[j]
         first = torch.tensor([items[0] for items, _ in rows], dtype=torch.long)
-        single = torch.tensor([len(items) == 1 for items, _ in rows])
         new: dict[str, Any] = {}
         for key, value in batch.items():
             if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == b:
@@ -151,9 +151,9 @@ class ConcatWords(nn.Module):
         new["wave"] = out
         new["wave_lengths"] = torch.tensor(row_len, dtype=lens.dtype, device=lens.device)
         new["targets"] = tout
-        new["target_lengths"] = torch.tensor([sum(tlens[j] for j in items) for items, _ in rows],
-                                             dtype=batch["target_lengths"].dtype,
+        new["target_lengths"] = torch.tensor(row_tlen, dtype=batch["target_lengths"].dtype,
                                              device=batch["target_lengths"].device)
         if "label" in new:
-            new["label"] = torch.where(single.to(new["label"].device), new["label"], -1)
+            single = torch.tensor([len(items) == 1 for items, _ in rows], device=new["label"].device)
+            new["label"] = torch.where(single, new["label"], -1)
         return new
