@@ -87,6 +87,49 @@ def test_identity_in_eval_at_p0_and_for_one_word_rows_and_a_clear_error_without_
         ConcatWords(words=(0, 2))
     with pytest.raises(ConfigError, match="augment.concat.pause_s"):
         ConcatWords(pause_s=(0.5, 0.1))
+    with pytest.raises(ConfigError, match="augment.concat.pack"):
+        ConcatWords(pack="sentence")
+
+
+def test_pack_batch_gives_every_row_of_a_batch_one_word_count_drawn_in_proportion_to_it():
+    """pack=batch: one count k per batch (the last row holds the remainder), P(k) ~ k, so that the
+    share of rows with k words is uniform and the share of words in rows of k grows with k, as in
+    pack=row; and every word of the batch is in exactly one row."""
+    n, draws = 24, 4000
+    cat = ConcatWords(words=(1, 4), pause_s=(0.0, 0.0), max_seconds=None, seed=3, pack="batch")
+    ks = []
+    for _ in range(draws):
+        rows = cat.groups([100] * n)
+        sizes = [len(items) for items, _ in rows]
+        k = sizes[0]
+        assert all(s == k for s in sizes[:-1]) and 1 <= sizes[-1] <= k  # one count, the remainder last
+        assert sorted(i for items, _ in rows for i in items) == list(range(n))
+        ks.append(k)
+    share = torch.bincount(torch.tensor(ks), minlength=5)[1:].double() / draws
+    assert torch.allclose(share, torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64), atol=0.03)
+    row_words = torch.zeros(4, dtype=torch.float64)  # rows of each count, per 24 words: 24/k batches of k
+    for k in ks:
+        row_words[k - 1] += n / k
+    assert (row_words / row_words.sum() - 0.25).abs().max() < 0.03
+    row = ConcatWords(words=(1, 4), max_seconds=None, seed=3, pack="row")
+    assert any(len({len(items) for items, _ in row.groups([100] * n)[:-1]}) > 1 for _ in range(20))
+
+
+def test_pack_batch_pads_a_batch_less_than_pack_row():
+    """The point of pack=batch: rows of one word count have about equal length, so the padded
+    batch (rows x longest row) holds less silence than pack=row's mix of 1- and 4-word rows."""
+    gen = torch.Generator().manual_seed(0)
+    padded = {}
+    for pack in ("row", "batch"):
+        cat = ConcatWords(words=(1, 4), pause_s=(0.05, 0.5), sample_rate=1000, max_seconds=None, seed=1, pack=pack)
+        total = 0
+        for _ in range(300):
+            lengths = torch.randint(400, 900, (16,), generator=gen).tolist()
+            rows = cat.groups(lengths)
+            longest = max(sum(lengths[i] for i in items) + sum(pauses) for items, pauses in rows)
+            total += len(rows) * longest
+        padded[pack] = total
+    assert padded["batch"] < 0.8 * padded["row"]
 
 
 def test_draws_are_seeded():
