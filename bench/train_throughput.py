@@ -60,6 +60,9 @@ def measure(experiment: str, device: str, precision: str, batch_size: int, steps
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
     def step(b):
+        # clips and seconds of the batch as loaded: augment.concat re-packs clips into fewer, longer
+        # rows and speed perturbation changes lengths, neither of which is more data per step
+        clips, seconds = b["wave"].shape[0], float(b["wave_lengths"].sum()) / dm.sample_rate
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in b.items()}
         b = dm.prepare_batch(b)
         with autocast:
@@ -67,7 +70,7 @@ def measure(experiment: str, device: str, precision: str, batch_size: int, steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return b["wave"].shape[0], float(b["wave_lengths"].sum()) / dm.sample_rate
+        return clips, seconds
 
     step(batches[0])  # warm-up
     if device.startswith("cuda"):
