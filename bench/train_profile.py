@@ -175,7 +175,7 @@ def profile_experiment(experiment: str, device: str, precision: str, batch_size:
                 if precision == "bf16" else nullcontext())
 
     def features():
-        return dm.prepare_batch(dict(raw))
+        return dm.prepare_batch(dict(raw), augment=True)  # a training batch, augmentation included
 
     t_feat = _best_time(features, device, 2)
     batch = features()

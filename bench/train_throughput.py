@@ -1,7 +1,10 @@
 """Training throughput per experiment: samples per second of forward + backward + optimizer step.
 
-Features are computed inside the timed step (``prepare_batch`` on the device, as training does)
-unless the experiment caches them (below).  Prints a table; on a GPU use ``--device cuda
+Features are computed inside the timed step (``prepare_batch`` on the device, as training does,
+with the configured CPOs and augmentation: ``augment.concat`` re-packs the batch too; a step is
+counted in the clips and seconds it was loaded with) unless the experiment caches them (below).
+Until 2026-12-06 the step left the augmentation out, so earlier figures of augmented experiments
+(``speechret_hash``, ``recipe=...``) time the model and features alone.  Prints a table; on a GPU use ``--device cuda
 --precision bf16`` for bf16 autocast.
 
     .venv/bin/python bench/train_throughput.py                         # every experiment, CPU
@@ -64,7 +67,7 @@ def measure(experiment: str, device: str, precision: str, batch_size: int, steps
         # rows and speed perturbation changes lengths, neither of which is more data per step
         clips, seconds = b["wave"].shape[0], float(b["wave_lengths"].sum()) / dm.sample_rate
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in b.items()}
-        b = dm.prepare_batch(b)
+        b = dm.prepare_batch(b, augment=True)  # a training batch: CPOs and augmentation as configured
         with autocast:
             loss = model.compute_loss(model(b["features"], b.get("feature_lengths")), b)
         opt.zero_grad(set_to_none=True)
