@@ -6,7 +6,7 @@ Keyword query-by-example (paper C §4.4, Fig. 10) finds a word inside a longer u
 the model gives that utterance one merged segment per syllable. For each ``k`` this builds ``--n``
 utterances of ``k`` distinct words by one speaker of the checkpoint's ``--split`` (default: its
 *validation* speakers, from the run config stored in the checkpoint; ``test`` only for a report),
-joined by 0.1-0.3 s pauses as ``protocol=keyword`` builds its database, codes them through the
+joined by 0.1-0.3 s pauses by ``protocol=keyword``'s own builder (``join_words``), codes them through the
 checkpoint's own audio → code path (front end, features, network, §4.4 steps 1-3) and prints
 
 * the mean number of segments against the mean target length (labels of the k words' CTC targets);
@@ -33,6 +33,7 @@ from speechret.audio import load_audio  # noqa: E402
 from speechret.data.corpora import load_corpus  # noqa: E402
 from speechret.data.dataset import pronunciation_targets  # noqa: E402
 from speechret.evaluate.eval_sets import datamodule  # noqa: E402
+from speechret.evaluate.protocols import join_words  # noqa: E402
 from speechret.hashing.hasher import Hasher  # noqa: E402
 
 
@@ -56,36 +57,24 @@ def main() -> None:
              if it.speaker in speakers and it.label in set(args.labels)]
     if not items:
         raise SystemExit(f"no items of words {args.labels} by the {args.split} speakers {sorted(speakers)}")
-    sr, rng, cache = hasher.sample_rate, np.random.default_rng(args.seed), {}
-    by_speaker = {s: [it for it in items if it.speaker == s] for s in sorted(speakers)}
-
-    def wave(it):
-        if it.id not in cache:
-            cache[it.id] = load_audio(it.path, sr)
-        return cache[it.id]
-
-    def pause():
-        return np.zeros(int(rng.uniform(*args.pause) * sr), dtype=np.float32)
+    sr, rng = hasher.sample_rate, np.random.default_rng(args.seed)
+    waves = [load_audio(it.path, sr) for it in items]
+    labels, spk = np.array([it.label for it in items]), np.array([it.speaker for it in items])
+    pools = [np.flatnonzero(spk == s) for s in sorted(speakers)]
 
     print(f"{args.ckpt}: {args.split} speakers {sorted(speakers)}, words {args.labels}")
     print("| words | utterances | mean segments | mean target labels | segment classes = targets |")
     print("|---|---|---|---|---|")
     for k in args.words:
-        waves, targets = [], []
+        utterances, targets = [], []
         for _ in range(args.n):
-            pool = by_speaker[sorted(by_speaker)[int(rng.integers(len(by_speaker)))]]
-            words = rng.choice(sorted({it.label for it in pool}), size=k, replace=False)
-            parts, target = [pause()], []
-            for w in words:
-                cand = [it for it in pool if it.label == w]
-                it = cand[int(rng.integers(len(cand)))]
-                parts += [wave(it), pause()]
-                target += list(pronunciation_targets(it))
-            waves.append(np.concatenate(parts))
-            targets.append(target)
-        codes = hasher.codes_of_waves(waves)
+            pool = pools[int(rng.integers(len(pools)))]
+            wave, _, picked = join_words(rng, waves, labels, pool, k, args.pause, sr)
+            utterances.append(wave)
+            targets.append([t for i in picked for t in pronunciation_targets(items[i])])
+        codes = hasher.codes_of_waves(utterances)
         decoded = [np.asarray(c).argmax(1).tolist() if len(c) else [] for c in codes]
-        print(f"| {k} | {len(waves)} | {np.mean([len(c) for c in codes]):.2f} | "
+        print(f"| {k} | {len(utterances)} | {np.mean([len(c) for c in codes]):.2f} | "
               f"{np.mean([len(t) for t in targets]):.2f} | "
               f"{np.mean([d == t for d, t in zip(decoded, targets)]):.1%} |", flush=True)
 

@@ -291,6 +291,26 @@ class CrossSpeaker(Protocol):
                      breakdowns={"query_speaker": np.asarray(spk[src], dtype=str)})
 
 
+def join_words(rng: np.random.Generator, waves: Sequence[Any], labels: np.ndarray, pool: np.ndarray, k: int,
+               pause: Sequence[float], sample_rate: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """One utterance of :class:`Keyword`'s database: ``k`` distinct words (fewer when ``pool`` has
+    fewer), each a random item of ``pool`` (indices into ``waves`` / ``labels``, usually one
+    speaker's), joined by silences of ``pause`` = ``[lo, hi]`` seconds before, between and after
+    them.  Returns ``(wave, word labels, item indices)``; ``bench/paper_c_segments.py`` builds its
+    utterances with it too."""
+    avail = np.unique(labels[pool])
+    chosen = rng.choice(avail, size=min(int(k), len(avail)), replace=False)
+    parts = [np.zeros(int(rng.uniform(*pause) * sample_rate), dtype=np.float32)]
+    picked = []
+    for lab in chosen:
+        cand = pool[labels[pool] == lab]
+        i = int(cand[int(rng.integers(len(cand)))])
+        picked.append(i)
+        parts += [np.asarray(waves[i], dtype=np.float32),
+                  np.zeros(int(rng.uniform(*pause) * sample_rate), dtype=np.float32)]
+    return np.concatenate(parts), chosen, picked
+
+
 class Keyword(Protocol):
     """Paper C keyword QBE: single-word queries by ``query_speakers`` speaker(s); a database of
     multi-word utterances, each made of ``words_per_utterance`` distinct words of one *other*
@@ -350,18 +370,9 @@ class Keyword(Protocol):
         for _ in range(self.n_utterances):
             s = spk_names[int(rng.integers(len(spk_names)))]
             pool = by_spk[s]
-            avail = np.unique(labels[pool])
             k = int(rng.integers(self.words[0], self.words[1] + 1))
-            chosen = rng.choice(avail, size=min(k, len(avail)), replace=False)
-            parts = [np.zeros(int(rng.uniform(*self.pause) * sr), dtype=np.float32)]
-            picked = []
-            for lab in chosen:
-                cand = pool[labels[pool] == lab]
-                i = int(cand[int(rng.integers(len(cand)))])
-                picked.append(i)
-                parts += [np.asarray(data.waves[i], dtype=np.float32),
-                          np.zeros(int(rng.uniform(*self.pause) * sr), dtype=np.float32)]
-            db_waves.append(np.concatenate(parts))
+            wave, chosen, picked = join_words(rng, data.waves, labels, pool, k, self.pause, sr)
+            db_waves.append(wave)
             db_sets.append({int(x) for x in chosen})
             db_meta.append({"speaker": s, "labels": [int(x) for x in chosen], "items": [data.items[i].id for i in picked]})
         q_labels = labels[q_idx]
