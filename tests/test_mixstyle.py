@@ -1,0 +1,127 @@
+"""MixStyle (models.components.mixstyle): mixed statistics, content kept, padding ignored, eval identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechret.models.components.mixstyle import MixStyle
+from speechret.models.components.resnet_hash import ResNetHashNet
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([40, 25, 33, 12, 40])
+    # per-item, per-channel scale and offset: every item its own "style"
+    x = torch.randn(5, 3, 8, 40, generator=g) * torch.rand(5, 3, 1, 1, generator=g).mul(3).add(0.5) \
+        + torch.randn(5, 3, 1, 1, generator=g) * 2
+    valid = (torch.arange(40)[None, :] < lengths[:, None])[:, None, None, :]
+    return x * valid, lengths, valid
+
+
+@pytest.mark.parametrize("dims", ["channel", "freq"])
+def test_each_item_gets_a_convex_mixture_of_its_and_one_partners_statistics(dims):
+    """Eq. (5): the output's statistics (over valid frames) are λ·own + (1 − λ)·partner's, one λ
+    and one partner for every channel (and row) of an item, for the mean and the σ alike; the
+    normalised content is the input's; nothing leaks into the padding."""
+    x, lengths, valid = _batch()
+    ms = MixStyle(p=1.0, alpha=0.3, dims=dims).train()
+    torch.manual_seed(3)
+    y = ms(x, lengths)
+    assert not torch.equal(y, x)
+    assert bool((y[~valid.expand_as(y)] == 0).all())
+    mu, sig, _ = ms.statistics(x, lengths)
+    mu_y, sig_y, _ = ms.statistics(y, lengths)
+    torch.testing.assert_close(((y - mu_y) / sig_y) * valid, ((x - mu) / sig) * valid, atol=1e-4, rtol=1e-4)
+    for i in range(len(x)):
+        found = False
+        for j in range(len(x)):
+            if j == i:
+                lam = torch.ones(())
+            else:
+                lam = ((mu_y[i] - mu[j]) / (mu[i] - mu[j])).flatten()[0]
+            if torch.allclose(mu_y[i], lam * mu[i] + (1 - lam) * mu[j], atol=1e-4) and \
+                    torch.allclose(sig_y[i], lam * sig[i] + (1 - lam) * sig[j], atol=1e-4):
+                assert -1e-5 <= float(lam) <= 1 + 1e-5
+                found = True
+                break
+        assert found, f"item {i}: its statistics are no convex mixture of its own and one other item's"
+
+
+def test_statistics_ignore_the_padding():
+    x, lengths, valid = _batch()
+    junk = x + (~valid) * 7.0
+    ms = MixStyle(p=1.0).train()
+    torch.manual_seed(1)
+    a = ms(x, lengths)
+    torch.manual_seed(1)
+    b = ms(junk, lengths)
+    torch.testing.assert_close(a, b)
+
+
+def test_identity_in_eval_for_single_items_and_at_p_0():
+    x, lengths, _ = _batch()
+    assert torch.equal(MixStyle(p=1.0).eval()(x, lengths), x)
+    assert torch.equal(MixStyle(p=1.0).train()(x[:1], lengths[:1]), x[:1])
+    assert torch.equal(MixStyle(p=0.0).train()(x, lengths), x)
+
+
+def test_p_is_the_share_of_mixed_batches():
+    x, lengths, _ = _batch()
+    ms = MixStyle(p=0.3).train()
+    torch.manual_seed(0)
+    mixed = np.mean([not torch.equal(ms(x, lengths), x) for _ in range(1000)])
+    assert abs(mixed - 0.3) < 0.05
+
+
+def test_in_the_backbone_training_mixes_and_eval_is_unchanged():
+    """ResNetHashNet with a MixStyle: the same parameters as without; eval codes identical to the
+    plain network's with the same weights; training outputs differ (the style is mixed)."""
+    torch.manual_seed(0)
+    kw = dict(n_mels=32, n_classes=5, hash_bits=16, channels=(8, 16, 32), dropout=0.0, masked_norm=True)
+    net = ResNetHashNet(**kw, mixstyle=MixStyle(p=1.0, alpha=0.5), mixstyle_after=(0, 1))
+    plain = ResNetHashNet(**kw)
+    plain.load_state_dict(net.state_dict())
+    x, lengths = torch.randn(6, 50, 32), torch.tensor([50, 44, 30, 50, 21, 37])
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, lengths).hash_features, plain(x, lengths).hash_features)
+    net.train(), plain.train()
+    torch.manual_seed(5)
+    mixed = net(x, lengths).hash_features
+    assert not torch.allclose(mixed, plain(x, lengths).hash_features, atol=1e-4)
+    mixed.sum().backward()
+    assert net.stem.weight.grad is not None and bool(net.stem.weight.grad.abs().sum() > 0)
+
+
+def test_bad_parameters_name_themselves():
+    with pytest.raises(ValueError, match="alpha"):
+        MixStyle(alpha=0.0)
+    with pytest.raises(ValueError, match="dims"):
+        MixStyle(dims="time")
+    with pytest.raises(ValueError, match="mixstyle_after"):
+        ResNetHashNet(n_mels=32, channels=(8, 16), mixstyle=MixStyle(), mixstyle_after=(2,))
+
+
+def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
+    """The override documented in conf/model/speechret_hash.yaml instantiates a MixStyle in the
+    backbone; without it there is none."""
+    from hydra import compose, initialize_config_dir
+
+    from speechret.apps.train import build_datamodule, build_model
+
+    def model(*extra):
+        with initialize_config_dir(version_base="1.3", config_dir=str(Path(__file__).resolve().parents[1] / "conf")):
+            cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
+                                              f"data.root={tiny_corpus / 'manifest.csv'}", f"paths.output_dir={tmp_path}",
+                                              *extra])
+        dm = build_datamodule(cfg)
+        dm.setup()
+        return build_model(cfg, dm)
+
+    on = model("model.net.mixstyle={_target_:speechret.models.components.mixstyle.MixStyle,p:0.5,alpha:0.1}")
+    assert isinstance(on.net.mixstyle, MixStyle) and on.net.mixstyle.p == 0.5 and on.net._mix_at == {0, 1}
+    assert model().net.mixstyle is None
