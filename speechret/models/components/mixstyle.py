@@ -20,10 +20,12 @@ defaults here.
 ``dims`` chooses whose statistics are mixed:
 
 * ``channel`` (the paper's): per channel, over frequency and time;
-* ``freq``: per channel *and* frequency row, over time - the frequency-wise statistics of
-  Freq-MixStyle (Schmid, Masoudian, Koutini & Widmer, "CP-JKU Submission to DCASE22", 2022; Kim et
-  al., "Domain Generalization with Relaxed Instance Frequency-wise Normalization", Interspeech 2023),
-  which keeps more of a voice's spectral shape apart per band.
+* ``freq``: per channel *and* frequency row, over time - frequency-wise statistics, which keep a
+  voice's spectral shape apart per band.  Our choice, after Freq-MixStyle (Schmid, Masoudian,
+  Koutini & Widmer, "CP-JKU Submission to DCASE22", 2022) and the instance frequency-wise
+  normalisation of Kim et al. ("Domain Generalization with Relaxed Instance Frequency-wise
+  Normalization", Interspeech 2023), which take each frequency's statistics over the channels and
+  time together (Freq-MixStyle on the input spectrogram); here each channel keeps its own.
 
 Choices where the papers are silent (the sequences are padded): the statistics are taken over each
 item's valid frames only, the output is zero beyond them (as the input was), and an item with a
