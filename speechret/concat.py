@@ -102,8 +102,8 @@ class ConcatWords(nn.Module):
         if pack not in ("row", "batch"):
             raise ConfigError(f"augment.concat.pack must be 'row' or 'batch', got {pack!r}")
         self.words, self.pause_s, self.pack = (lo, hi), (plo, phi), pack
-        counts = np.arange(lo, hi + 1, dtype=np.float64)
-        self.batch_probs = counts / counts.sum()
+        self.counts = np.arange(lo, hi + 1)
+        self.batch_probs = self.counts / self.counts.sum()
         self.p = check_prob(p, "ConcatWords")
         self.sample_rate = int(sample_rate)
         self.max_samples = None if max_seconds is None else int(round(float(max_seconds) * self.sample_rate))
@@ -118,7 +118,7 @@ class ConcatWords(nn.Module):
         items in order and the pause (samples) after each item but the last."""
         order = self.rng.permutation(len(lengths)).tolist()
         rows: list[tuple[list[int], list[int]]] = []
-        per_batch = (int(self.rng.choice(np.arange(self.words[0], self.words[1] + 1), p=self.batch_probs))
+        per_batch = (int(self.rng.choice(self.counts, p=self.batch_probs))
                      if self.pack == "batch" else None)
         i = 0
         while i < len(order):

@@ -37,6 +37,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from speechret.models.components.common import length_mask
+from speechret.spec_augment import check_prob
+
 __all__ = ["MixStyle"]
 
 
@@ -52,13 +55,11 @@ class MixStyle(nn.Module):
 
     def __init__(self, p: float = 0.5, alpha: float = 0.1, dims: str = "channel", eps: float = 1e-6) -> None:
         super().__init__()
-        if not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"MixStyle: p must be in [0, 1], got {p}")
         if float(alpha) <= 0.0:
             raise ValueError(f"MixStyle: alpha must be > 0, got {alpha}")
         if dims not in ("channel", "freq"):
             raise ValueError(f"MixStyle: dims must be 'channel' or 'freq', got {dims!r}")
-        self.p, self.alpha, self.dims, self.eps = float(p), float(alpha), dims, float(eps)
+        self.p, self.alpha, self.dims, self.eps = check_prob(p, "MixStyle"), float(alpha), dims, float(eps)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, alpha={self.alpha}, dims={self.dims!r}"
@@ -67,7 +68,7 @@ class MixStyle(nn.Module):
         """Mean, standard deviation and frame mask of ``x`` (B, C, F, T) over each item's
         ``lengths`` valid frames (and its frequency rows with ``dims="channel"``); the
         statistics broadcast against ``x``."""
-        valid = (torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None])[:, None, None, :]
+        valid = length_mask(lengths, x.shape[-1])[:, None, None, :]
         m = valid.to(x.dtype)
         axes = (2, 3) if self.dims == "channel" else (3,)
         n = m.sum(axes, keepdim=True) * (x.shape[2] if self.dims == "channel" else 1)
