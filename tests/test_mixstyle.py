@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from speechret.models.components.instance_norm import InstanceNorm
 from speechret.models.components.mixstyle import MixStyle
 from speechret.models.components.resnet_hash import ResNetHashNet
 
@@ -82,7 +83,7 @@ def test_in_the_backbone_training_mixes_and_eval_is_unchanged():
     plain network's with the same weights; training outputs differ (the style is mixed)."""
     torch.manual_seed(0)
     kw = dict(n_mels=32, n_classes=5, hash_bits=16, channels=(8, 16, 32), dropout=0.0, masked_norm=True)
-    net = ResNetHashNet(**kw, mixstyle=MixStyle(p=1.0, alpha=0.5), mixstyle_after=(0, 1))
+    net = ResNetHashNet(**kw, style=MixStyle(p=1.0, alpha=0.5), style_after=(0, 1))
     plain = ResNetHashNet(**kw)
     plain.load_state_dict(net.state_dict())
     x, lengths = torch.randn(6, 50, 32), torch.tensor([50, 44, 30, 50, 21, 37])
@@ -102,8 +103,8 @@ def test_bad_parameters_name_themselves():
         MixStyle(alpha=0.0)
     with pytest.raises(ValueError, match="dims"):
         MixStyle(dims="time")
-    with pytest.raises(ValueError, match="mixstyle_after"):
-        ResNetHashNet(n_mels=32, channels=(8, 16), mixstyle=MixStyle(), mixstyle_after=(2,))
+    with pytest.raises(ValueError, match="style_after"):
+        ResNetHashNet(n_mels=32, channels=(8, 16), style=MixStyle(), style_after=(2,))
 
 
 def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
@@ -122,6 +123,8 @@ def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
         dm.setup()
         return build_model(cfg, dm)
 
-    on = model("model.net.mixstyle={_target_:speechret.models.components.mixstyle.MixStyle,p:0.5,alpha:0.1}")
-    assert isinstance(on.net.mixstyle, MixStyle) and on.net.mixstyle.p == 0.5 and on.net._mix_at == {0, 1}
-    assert model().net.mixstyle is None
+    on = model("model.net.style={_target_:speechret.models.components.mixstyle.MixStyle,p:0.5,alpha:0.1}")
+    assert isinstance(on.net.style, MixStyle) and on.net.style.p == 0.5 and on.net._style_at == {0, 1}
+    assert model().net.style is None
+    ibn = model("model.net.style={_target_:speechret.models.components.instance_norm.InstanceNorm}", "model.net.style_after=[0]")
+    assert isinstance(ibn.net.style, InstanceNorm) and ibn.net._style_at == {0}

@@ -8,6 +8,8 @@
   padding, or which other items, share its batch).
 * :class:`MaskedBatchNorm` - batch normalisation whose training statistics are taken over the
   valid (un-padded) frames only.
+* :func:`instance_statistics` - each item's mean and standard deviation of a ``(B, C, F, T)`` map
+  over its valid frames (the instance statistics of MixStyle and instance normalisation).
 """
 
 from __future__ import annotations
@@ -100,6 +102,23 @@ def check_lengths(lengths: Tensor | None, batch: int, max_len: int, device: torc
 def length_mask(lengths: Tensor, max_len: int) -> Tensor:
     """``BoolTensor[B, max_len]``: True at valid frames ``t < lengths[b]``."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def instance_statistics(x: Tensor, lengths: Tensor, axes: tuple[int, ...] = (2, 3),
+                        eps: float = 1e-6) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, standard deviation and frame mask of ``x`` (B, C, F, T) per item over ``axes`` (a
+    subset of 1, 2, 3 that holds the time axis 3), counting each item's ``lengths`` valid frames
+    only.  The statistics keep their axes (they broadcast against ``x``); the mask is
+    ``(B, 1, 1, T)`` bool.  ``eps`` is added to the variance before the square root."""
+    if 3 not in axes or not set(axes) <= {1, 2, 3}:
+        raise ValueError(f"instance_statistics: axes must be a subset of (1, 2, 3) with the time axis 3, got {axes}")
+    valid = length_mask(lengths, x.shape[-1])[:, None, None, :]
+    m = valid.to(x.dtype)
+    cells = math.prod(x.shape[a] for a in axes if a != 3)
+    n = (m.sum(3, keepdim=True) * cells).clamp_min(1.0)
+    mu = (x * m).sum(axes, keepdim=True) / n
+    var = ((x - mu).pow(2) * m).sum(axes, keepdim=True) / n
+    return mu, torch.sqrt(var + eps), valid
 
 
 def mask_time(x: Tensor, lengths: Tensor, time_dim: int = 1) -> Tensor:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from speechret.models.components.common import length_mask
+from speechret.models.components.common import instance_statistics
 from speechret.spec_augment import check_prob
 
 __all__ = ["MixStyle"]
@@ -68,13 +68,7 @@ class MixStyle(nn.Module):
         """Mean, standard deviation and frame mask of ``x`` (B, C, F, T) over each item's
         ``lengths`` valid frames (and its frequency rows with ``dims="channel"``); the
         statistics broadcast against ``x``."""
-        valid = length_mask(lengths, x.shape[-1])[:, None, None, :]
-        m = valid.to(x.dtype)
-        axes = (2, 3) if self.dims == "channel" else (3,)
-        n = m.sum(axes, keepdim=True) * (x.shape[2] if self.dims == "channel" else 1)
-        mu = (x * m).sum(axes, keepdim=True) / n.clamp_min(1.0)
-        var = ((x - mu).pow(2) * m).sum(axes, keepdim=True) / n.clamp_min(1.0)
-        return mu, torch.sqrt(var + self.eps), valid
+        return instance_statistics(x, lengths, (2, 3) if self.dims == "channel" else (3,), self.eps)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         b = x.shape[0]

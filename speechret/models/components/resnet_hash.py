@@ -125,16 +125,19 @@ class ResNetHashNet(nn.Module):
             a pattern lies in -- the order of its sounds, which one global pool loses.  Part ``s``
             covers frames ``[floor(s n / S), floor((s + 1) n / S))`` of the ``n`` valid frames,
             at least one frame each (parts overlap when ``n < S``).
-        mixstyle: a :class:`~speechret.models.components.mixstyle.MixStyle` (or any module called
-            as ``m(h, lengths)``) applied in training after the stages of ``mixstyle_after``
-            (0-based; the paper's ``res1``, ``res2`` are ``(0, 1)``); ``None`` (default): none.
+        style: a module called as ``m(h, lengths)`` on the output of the stages of ``style_after``
+            (0-based; MixStyle's ``res1``, ``res2`` and IBN-b's first stages are ``(0, 1)``):
+            :class:`~speechret.models.components.mixstyle.MixStyle` (mixes the instance statistics
+            between items in training, the identity in eval) or
+            :class:`~speechret.models.components.instance_norm.InstanceNorm` (removes them, in
+            training and eval alike); ``None`` (default): none.
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
                  pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1,
-                 mixstyle: nn.Module | None = None, mixstyle_after: Sequence[int] = (0, 1)) -> None:
+                 style: nn.Module | None = None, style_after: Sequence[int] = (0, 1)) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -157,12 +160,12 @@ class ResNetHashNet(nn.Module):
                                             masked_norm=masked_norm))
                 c_prev = c
         self.stages = nn.ModuleList(layers)
-        bad = [i for i in mixstyle_after if not 0 <= int(i) < len(channels)]
-        if mixstyle is not None and bad:
-            raise ValueError(f"ResNetHashNet: mixstyle_after names stages {bad}; there are {len(channels)} (0-based)")
-        self.mixstyle = mixstyle
-        # the blocks after which the style is mixed: the last block of each named stage
-        self._mix_at = ({(int(i) + 1) * blocks - 1 for i in mixstyle_after} if mixstyle is not None else set())
+        bad = [i for i in style_after if not 0 <= int(i) < len(channels)]
+        if style is not None and bad:
+            raise ValueError(f"ResNetHashNet: style_after names stages {bad}; there are {len(channels)} (0-based)")
+        self.style = style
+        # the blocks after which ``style`` runs: the last block of each named stage
+        self._style_at = ({(int(i) + 1) * blocks - 1 for i in style_after} if style is not None else set())
         self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
         self.pool_freq = bool(pool_freq)
         f_out = self.n_mels
@@ -201,8 +204,8 @@ class ResNetHashNet(nn.Module):
         n = _strided(lengths, self.time_stride)
         for k, block in enumerate(self.stages):
             h, n = block(h, n)
-            if k in self._mix_at:
-                h = self.mixstyle(h, n)
+            if k in self._style_at:
+                h = self.style(h, n)
         n = n.clamp(1, h.shape[-1])
         h = self.post[1](self.post[0](h, n))
         frames = torch.arange(h.shape[-1], device=x.device)[None, :]
