@@ -6,13 +6,14 @@ and at indexing and search time alike: a voice's or a recording chain's "style" 
 ICCV 2017) cannot reach the code from the layers it normalises.  Built on:
 
 * IBN-Net (Pan, Luo, Shi & Tang, "Two at Once: Enhancing Learning and Generalization Capacities
-  via IBN-Net", ECCV 2018, §3.2, Fig. 3c "IBN-b"): instance normalisation of the output of the
-  first residual stages (after the addition, before the next block's batch norm and ReLU), which
-  generalises across appearance domains without target data.  ``per="channel"``,
+  via IBN-Net", ECCV 2018, the "IBN-b" variant): instance normalisation of the output of the
+  stem and of the last block of the first two residual stages (after the addition), which
+  generalises across appearance domains without target data; here after the last block of the
+  stages named by ``ResNetHashNet(style_after=...)``, before the next block's batch norm and ReLU.  ``per="channel"``,
   ``residual=0``: the statistics of each channel over frequency and time.
 * Residual normalisation (Kim, Yang, Kim & Chang, "Domain Generalization on Efficient Acoustic
-  Scene Classification using Residual Normalization", Interspeech 2021, §2, eq. 2):
-  ``ResNorm(x) = λ x + IFN(x)``, where the instance *frequency-wise* normalisation IFN takes the
+  Scene Classification using Residual Normalization", Interspeech 2021; the first-placed system
+  of DCASE 2021 task 1A): ``ResNorm(x) = λ x + IFN(x)``, where the instance *frequency-wise* normalisation IFN takes the
   statistics of each frequency row over the channels and time, so each band's level and spread
   per recording (a device's or a voice's spectral colour) is removed while ``λ x`` keeps some of
   what full normalisation would lose.  ``per="frequency"``, ``residual=λ``.
