@@ -16,6 +16,8 @@
   ``--help``: ``conf/hydra/default.yaml``, ``hydra.help.template``).
 * :func:`refuse_renamed_keys` -- a clear error for a parameter that was renamed (``ckpt=`` is
   ``ckpt_path=`` in every command since issue 15).
+* :func:`upgrade_run_config` -- the run config stored in an older checkpoint, its renamed keys moved
+  to their new names (:data:`RENAMED_RUN_KEYS`), so the checkpoint still loads.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from speechret.errors import ConfigError
 
@@ -36,6 +38,10 @@ ROOT_ENV_VARS = ("SPEECHRET_ROOT", "PROJECT_ROOT")
 #: parameters that were renamed: old key -> new key (the old key stays in the configs as ``null``
 #: so that passing it reaches :func:`refuse_renamed_keys` instead of a generic Hydra error)
 RENAMED_KEYS = {"ckpt": "ckpt_path"}
+#: keys of the run config (stored in every checkpoint) that were renamed: old dotted key -> new one.
+#: ``model.net.mixstyle(_after)``: ResNetHashNet's stage hook, named for MixStyle alone in the
+#: checkpoints of 2026-12-06 before it took InstanceNorm too (``style`` / ``style_after``).
+RENAMED_RUN_KEYS = {"model.net.mixstyle": "model.net.style", "model.net.mixstyle_after": "model.net.style_after"}
 
 
 def conf_dir() -> Path:
@@ -123,3 +129,22 @@ def refuse_renamed_keys(cfg: Any) -> None:
         if cfg.get(old) is not None:
             raise ConfigError(f"{old}= was renamed {new}= (the same name in train, index, search and evaluate): "
                               f"pass {new}={cfg.get(old)}")
+
+
+def upgrade_run_config(cfg: Any) -> Any:
+    """Move the keys of :data:`RENAMED_RUN_KEYS` in a checkpoint's stored run config (an OmegaConf
+    ``DictConfig``) to their new names, in place, and return it.  A config that holds both an old
+    key and its new one is refused (:class:`ConfigError`): which one the run used is unknown."""
+    for old, new in RENAMED_RUN_KEYS.items():
+        parent, _, leaf = old.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if node is None or leaf not in node:
+            continue
+        new_leaf = new.rpartition(".")[2]
+        if new_leaf in node:
+            raise ConfigError(f"run config holds both {old} and {new} (renamed): cannot tell which the run used")
+        value = node[leaf]
+        with open_dict(node):
+            node[new_leaf] = value
+            del node[leaf]
+    return cfg

@@ -108,8 +108,9 @@ def test_bad_parameters_name_themselves():
 
 
 def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
-    """The override documented in conf/model/speechret_hash.yaml instantiates a MixStyle in the
-    backbone; without it there is none."""
+    """The config group conf/model/style/ puts the module it names in the backbone: channel MixStyle
+    after stage 0 by default, InstanceNorm with ``model/style=instance_norm``, none with
+    ``model/style=none`` (or ``~model/style``); their keys can be overridden."""
     from hydra import compose, initialize_config_dir
 
     from speechret.apps.train import build_datamodule, build_model
@@ -123,8 +124,45 @@ def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
         dm.setup()
         return build_model(cfg, dm)
 
-    on = model("model.net.style={_target_:speechret.models.components.mixstyle.MixStyle,p:0.5,alpha:0.1}")
-    assert isinstance(on.net.style, MixStyle) and on.net.style.p == 0.5 and on.net._style_at == {0, 1}
-    assert model().net.style is None
-    ibn = model("model.net.style={_target_:speechret.models.components.instance_norm.InstanceNorm}", "model.net.style_after=[0]")
-    assert isinstance(ibn.net.style, InstanceNorm) and ibn.net._style_at == {0}
+    on = model("model.net.style.p=0.3", "model.net.style_after=[0,1]")
+    assert isinstance(on.net.style, MixStyle) and on.net.style.p == 0.3 and on.net._style_at == {0, 1}
+    default = model().net
+    assert isinstance(default.style, MixStyle) and default.style.dims == "channel" and default._style_at == {0}
+    assert default.style.p == 0.5 and default.style.alpha == 0.1
+    for off in ("model/style=none", "~model/style"):
+        assert model(off).net.style is None
+    ibn = model("model/style=instance_norm", "model.net.style.per=frequency", "model.net.style.residual=0.1")
+    assert isinstance(ibn.net.style, InstanceNorm) and ibn.net.style.per == "frequency" and ibn.net.style.residual == 0.1
+
+
+def test_a_checkpoint_written_before_the_hook_was_renamed_still_loads(tiny_corpus, tmp_path):
+    """Run configs stored before ``model.net.mixstyle(_after)`` became ``style(_after)`` are
+    upgraded on load (speechret.config.upgrade_run_config): the same module, the same codes."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from speechret.apps.train import build_datamodule, build_model
+    from speechret.config import upgrade_run_config
+    from speechret.errors import ConfigError
+    from speechret.hashing.hasher import Hasher
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(Path(__file__).resolve().parents[1] / "conf")):
+        cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
+                                          f"data.root={tiny_corpus / 'manifest.csv'}", f"paths.output_dir={tmp_path}",
+                                          "model.net.style.p=0.3", "model.net.style_after=[1]"])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    model = build_model(cfg, dm).eval()
+    old = OmegaConf.to_container(cfg, resolve=True)
+    old["model"]["net"]["mixstyle"] = old["model"]["net"].pop("style")
+    old["model"]["net"]["mixstyle_after"] = old["model"]["net"].pop("style_after")
+    torch.save({"speechret": old, "state_dict": model.state_dict()}, tmp_path / "old.ckpt")
+    hasher = Hasher.from_checkpoint(tmp_path / "old.ckpt")
+    net = hasher.module.net
+    assert isinstance(net.style, MixStyle) and net.style.p == 0.3 and net._style_at == {1}
+    wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    np.testing.assert_array_equal(np.asarray(hasher.codes([wave])),
+                                  np.asarray(Hasher.from_config(cfg, model.state_dict()).codes([wave])))
+    both = OmegaConf.create({"model": {"net": {"mixstyle": None, "style": None}}})
+    with pytest.raises(ConfigError, match="model.net.mixstyle"):
+        upgrade_run_config(both)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from speechret.audio import load_audio, validate_wave
-from speechret.config import conf_dir
+from speechret.config import conf_dir, upgrade_run_config
 from speechret.data.dataset import collate_speech
 from speechret.errors import ConfigError
 from speechret.hashing.method import HashMethod, hash_method_class
@@ -107,7 +107,7 @@ class Hasher:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         if "speechret" not in ckpt:
             raise ValueError(f"{path}: not a speechret checkpoint (no run config stored in it)")
-        cfg = OmegaConf.create(ckpt["speechret"])
+        cfg = upgrade_run_config(OmegaConf.create(ckpt["speechret"]))
         if not (isinstance(views, str) and views == "checkpoint"):
             cfg.views = views
         if hash_options:
