@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from feature_maps import styled_maps
 
 from speechret.models.components.common import instance_statistics
 from speechret.models.components.instance_norm import InstanceNorm
@@ -11,12 +12,7 @@ from speechret.models.components.resnet_hash import ResNetHashNet
 
 
 def _batch(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor([40, 25, 33, 12, 40])
-    x = torch.randn(5, 3, 8, 40, generator=g) * torch.rand(5, 3, 8, 1, generator=g).mul(3).add(0.5) \
-        + torch.randn(5, 3, 8, 1, generator=g) * 2
-    valid = (torch.arange(40)[None, :] < lengths[:, None])[:, None, None, :]
-    return x * valid, lengths, valid
+    return styled_maps(seed, per_row=True)
 
 
 @pytest.mark.parametrize("per,axes", [("channel", (2, 3)), ("frequency", (1, 3))])

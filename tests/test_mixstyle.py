@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from feature_maps import styled_maps
 
 from speechret.models.components.instance_norm import InstanceNorm
 from speechret.models.components.mixstyle import MixStyle
@@ -14,13 +15,7 @@ from speechret.models.components.resnet_hash import ResNetHashNet
 
 
 def _batch(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor([40, 25, 33, 12, 40])
-    # per-item, per-channel scale and offset: every item its own "style"
-    x = torch.randn(5, 3, 8, 40, generator=g) * torch.rand(5, 3, 1, 1, generator=g).mul(3).add(0.5) \
-        + torch.randn(5, 3, 1, 1, generator=g) * 2
-    valid = (torch.arange(40)[None, :] < lengths[:, None])[:, None, None, :]
-    return x * valid, lengths, valid
+    return styled_maps(seed, per_row=False)
 
 
 @pytest.mark.parametrize("dims", ["channel", "freq"])
