@@ -103,9 +103,10 @@ def test_bad_parameters_name_themselves():
 
 
 def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
-    """The config group conf/model/style/ puts the module it names in the backbone: channel MixStyle
-    after stage 0 by default, InstanceNorm with ``model/style=instance_norm``, none with
-    ``model/style=none`` (or ``~model/style``); their keys can be overridden."""
+    """The config group conf/model/style/ puts the module it names in the backbone: none by default
+    (or ``model/style=none``, or ``~model/style``), channel MixStyle after stage 0 with
+    ``model/style=mixstyle``, InstanceNorm with ``model/style=instance_norm``; their keys can be
+    overridden."""
     from hydra import compose, initialize_config_dir
 
     from speechret.apps.train import build_datamodule, build_model
@@ -119,13 +120,13 @@ def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
         dm.setup()
         return build_model(cfg, dm)
 
-    on = model("model.net.style.p=0.3", "model.net.style_after=[0,1]")
+    on = model("model/style=mixstyle", "model.net.style.p=0.3", "model.net.style_after=[0,1]")
     assert isinstance(on.net.style, MixStyle) and on.net.style.p == 0.3 and on.net._style_at == {0, 1}
-    default = model().net
-    assert isinstance(default.style, MixStyle) and default.style.dims == "channel" and default._style_at == {0}
-    assert default.style.p == 0.5 and default.style.alpha == 0.1
-    for off in ("model/style=none", "~model/style"):
-        assert model(off).net.style is None
+    ms = model("model/style=mixstyle").net
+    assert isinstance(ms.style, MixStyle) and ms.style.dims == "channel" and ms._style_at == {0}
+    assert ms.style.p == 0.5 and ms.style.alpha == 0.1
+    for off in ((), ("model/style=none",), ("model/style=mixstyle", "~model/style")):
+        assert model(*off).net.style is None
     ibn = model("model/style=instance_norm", "model.net.style.per=frequency", "model.net.style.residual=0.1")
     assert isinstance(ibn.net.style, InstanceNorm) and ibn.net.style.per == "frequency" and ibn.net.style.residual == 0.1
 
@@ -144,7 +145,8 @@ def test_a_checkpoint_written_before_the_hook_was_renamed_still_loads(tiny_corpu
     with initialize_config_dir(version_base="1.3", config_dir=str(Path(__file__).resolve().parents[1] / "conf")):
         cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
                                           f"data.root={tiny_corpus / 'manifest.csv'}", f"paths.output_dir={tmp_path}",
-                                          "model.net.style.p=0.3", "model.net.style_after=[1]"])
+                                          "model/style=mixstyle", "model.net.style.p=0.3",
+                                          "model.net.style_after=[1]"])
     dm = build_datamodule(cfg)
     dm.setup()
     model = build_model(cfg, dm).eval()
