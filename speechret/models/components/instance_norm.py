@@ -9,14 +9,14 @@ ICCV 2017) cannot reach the code from the layers it normalises.  Built on:
   via IBN-Net", ECCV 2018, the "IBN-b" variant): instance normalisation of the output of the
   stem and of the last block of the first two residual stages (after the addition), which
   generalises across appearance domains without target data; here after the last block of the
-  stages named by ``ResNetHashNet(style_after=...)``, before the next block's batch norm and ReLU.  ``per="channel"``,
-  ``residual=0``: the statistics of each channel over frequency and time.
+  stages named by ``ResNetHashNet(style_after=...)``, before the next block's batch norm and
+  ReLU.  ``per="channel"``, ``residual=0``: the statistics of each channel over frequency and time.
 * Residual normalisation (Kim, Yang, Kim & Chang, "Domain Generalization on Efficient Acoustic
   Scene Classification using Residual Normalization", Interspeech 2021; the first-placed system
-  of DCASE 2021 task 1A): ``ResNorm(x) = λ x + IFN(x)``, where the instance *frequency-wise* normalisation IFN takes the
-  statistics of each frequency row over the channels and time, so each band's level and spread
-  per recording (a device's or a voice's spectral colour) is removed while ``λ x`` keeps some of
-  what full normalisation would lose.  ``per="frequency"``, ``residual=λ``.
+  of DCASE 2021 task 1A): ``ResNorm(x) = λ x + IFN(x)``, where the instance *frequency-wise*
+  normalisation IFN takes the statistics of each frequency row over the channels and time, so
+  each band's level and spread per recording (a device's or a voice's spectral colour) is removed
+  while ``λ x`` keeps some of what full normalisation would lose.  ``per="frequency"``, ``residual=λ``.
 
 So ``y = IN(x) + residual · x`` with ``IN`` taken ``per`` channel or frequency row.  IBN-b's IN
 has a learned per-channel scale and shift; this one has none (ResNorm has none either): in

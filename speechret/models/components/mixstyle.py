@@ -25,7 +25,8 @@ defaults here.
   Koutini & Widmer, "CP-JKU Submission to DCASE22", 2022) and the instance frequency-wise
   normalisation of Kim et al. ("Domain Generalization with Relaxed Instance Frequency-wise
   Normalization for Multi-device Acoustic Scene Classification", Interspeech 2022), which take
-  each frequency's statistics over the channels and time together (Freq-MixStyle on the input spectrogram); here each channel keeps its own.
+  each frequency's statistics over the channels and time together (Freq-MixStyle on the input
+  spectrogram); here each channel keeps its own.
 
 Choices where the papers are silent (the sequences are padded): the statistics are taken over each
 item's valid frames only, the output is zero beyond them (as the input was), and an item with a

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from speechret.models.components.common import MaskedBatchNorm, ModelOutput, check_lengths
+from speechret.models.components.common import MaskedBatchNorm, ModelOutput, check_lengths, instance_statistics
 
 __all__ = ["ResNetHashNet", "ResidualBlock"]
 
@@ -177,13 +177,6 @@ class ResNetHashNet(nn.Module):
         self.hash = nn.Linear(embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
 
-    def _normalise(self, x: Tensor, mask: Tensor) -> Tensor:
-        m = mask[..., None].to(x.dtype)
-        n = m.sum(1, keepdim=True).clamp_min(1.0)
-        mean = (x * m).sum(1, keepdim=True) / n
-        var = ((x - mean).pow(2) * m).sum(1, keepdim=True) / n
-        return (x - mean) / torch.sqrt(var + 1e-5) * m
-
     def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
         """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over
         frequency too with ``pool_freq``), flattened."""
@@ -198,9 +191,13 @@ class ResNetHashNet(nn.Module):
             raise ValueError(f"ResNetHashNet expects (B, T, {self.n_mels}) log-mel, got {tuple(x.shape)}")
         b, t, _ = x.shape
         lengths = check_lengths(lengths, b, t, x.device)
-        mask = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
-        x = self._normalise(x, mask) if self.cmvn else x * mask[..., None]
-        h = self.stem(x.transpose(1, 2)[:, None])  # (B, C, F', T'): the input is already masked
+        h = x.transpose(1, 2)[:, None]  # (B, 1, F, T)
+        if self.cmvn:  # each band per utterance over its valid frames
+            mu, sig, valid = instance_statistics(h, lengths, (3,), eps=1e-5)
+            h = (h - mu) / sig * valid
+        else:
+            h = _mask(h, lengths)
+        h = self.stem(h)  # (B, C, F', T'): the input is already masked
         n = _strided(lengths, self.time_stride)
         for k, block in enumerate(self.stages):
             h, n = block(h, n)
