@@ -322,18 +322,21 @@ class ClassificationHashModule(HashingModule):
         """Classification loss (+ the hash objective) of the batch's labels.  A batch mixed by
         :class:`speechret.augment.Mixup` (``batch["mix_index"]`` π, ``batch["mix_weight"]`` λ) gets
         ``λ ℓ(y) + (1 − λ) ℓ(y_π)`` (Zhang et al., ICLR 2018, §2), every term of the objective
-        with the partner's labels (and speakers) in the second; the logged ``train/hash_*`` terms
+        with the partner's labels (speakers, pronunciation targets) in the second; the logged ``train/hash_*`` terms
         are those of the items' own labels."""
         target, speakers = batch["label"], batch.get("speakers")
+        pron = {k: batch.get(k) for k in ("targets", "target_lengths")}  # for terms that take them
         index = batch.get("mix_index")
         if index is None:
-            return self._loss(out, target, speakers)
+            return self._loss(out, target, speakers, **pron)
         lam = batch["mix_weight"].float()
         partners = None if speakers is None else [speakers[i] for i in index.tolist()]
-        return lam * self._loss(out, target, speakers) + (1.0 - lam) * self._loss(out, target[index], partners,
-                                                                                   log_parts=False)
+        partner_pron = {k: None if v is None else v[index] for k, v in pron.items()}
+        return lam * self._loss(out, target, speakers, **pron) + (1.0 - lam) * self._loss(
+            out, target[index], partners, log_parts=False, **partner_pron)
 
-    def _loss(self, out, target: torch.Tensor, speakers: Any, log_parts: bool = True) -> torch.Tensor:
+    def _loss(self, out, target: torch.Tensor, speakers: Any, log_parts: bool = True,
+              **inputs: Any) -> torch.Tensor:
         logits = out.logits.float()
         if self.hparams.loss == "ce":
             loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
@@ -344,7 +347,7 @@ class ClassificationHashModule(HashingModule):
             loss = F.binary_cross_entropy(prob, onehot * (1 - ls) + ls / logits.shape[-1])
         if self.hash_objective is None:
             return loss
-        extra, parts = self.hash_objective(out.hash_features, target, speakers)
+        extra, parts = self.hash_objective(out.hash_features, target, speakers, output=out, **inputs)
         if log_parts and self.training and self._trainer is not None:  # logged only inside a Trainer
             for name, value in parts.items():
                 self.log(f"train/hash_{name}", value, batch_size=len(target))

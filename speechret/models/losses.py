@@ -1,6 +1,8 @@
 """Hash-learning objectives beyond the papers, on the relaxed codes ``u ∈ (-1, 1)^K`` (tanh).
 
-Each is an ``nn.Module`` ``loss(u (B, K), labels (B,)) -> scalar``; :class:`HashObjective` sums
+Each is an ``nn.Module`` ``loss(u (B, K), labels (B,), **inputs) -> scalar`` (a term names the
+further inputs it needs in its ``inputs`` attribute: the batch's ``speakers``, the model
+``output``, the pronunciation ``targets`` / ``target_lengths``); :class:`HashObjective` sums
 weighted terms and is what a model config selects (``model.hash_objective``), beside the
 classification cross-entropy of :class:`speechret.models.hash_modules.ClassificationHashModule`.
 
@@ -24,6 +26,11 @@ classification cross-entropy of :class:`speechret.models.hash_modules.Classifica
   speakers by Meng et al., "Speaker-Invariant Training via Adversarial Learning", ICASSP 2018,
   eq. 5-7). The classifier learns the training speakers; the encoder receives the reversed
   gradient, ``-scale ×`` the classifier's, and so removes what tells the voices apart.
+* :class:`FrameCTCLoss` — an auxiliary CTC target on a per-frame head of the net (multi-task
+  CTC: Kim, Hori & Watanabe, "Joint CTC-Attention Based End-to-End Speech Recognition Using
+  Multi-Task Learning", ICASSP 2017, eq. 12, a weighted sum of the main loss and CTC; CTC itself:
+  Graves et al., "Connectionist Temporal Classification", ICML 2006, eq. 14), on the batch's
+  pronunciation targets (paper C's 27 initial classes, :mod:`speechret.data.pronunciation`).
 * :class:`BitBalanceLoss` — each bit is +1 on half of the items (the balance constraint of
   spectral hashing: Weiss, Torralba & Fergus, "Spectral Hashing", NIPS 2008, eq. 3), relaxed to
   ``mean_k (mean_i u_ik)²``.
@@ -39,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["hash_centers", "CenterLoss", "PairwiseLikelihoodLoss", "TripletLoss", "BitBalanceLoss",
-           "SpeakerAdversaryLoss", "GradientReversal", "HashObjective"]
+           "SpeakerAdversaryLoss", "GradientReversal", "FrameCTCLoss", "HashObjective"]
 
 
 def _hadamard(n: int) -> Tensor:
@@ -176,6 +183,7 @@ class SpeakerAdversaryLoss(nn.Module):
     """
 
     uses_speakers = True
+    inputs = ("speakers",)
 
     def __init__(self, n_bits: int, max_speakers: int = 256, hidden: int = 256, scale: float = 1.0) -> None:
         super().__init__()
@@ -223,12 +231,54 @@ class SpeakerAdversaryLoss(nn.Module):
         self._frozen = bool(state.get("frozen", False))
 
 
+class FrameCTCLoss(nn.Module):
+    """Auxiliary CTC on the net's per-frame head: ``ModelOutput.frame_logits`` ``(B, T', C + 1)``
+    (the last column the blank) against the batch's ``targets`` ``(B, L)`` (padded with -1) and
+    ``target_lengths``, over ``frame_lengths`` frames (Graves et al. 2006, eq. 14), averaged over
+    the items that have targets, each item's loss divided by its target length (PyTorch's
+    ``reduction="mean"``).
+
+    Why, for retrieval by an unheard voice: the word label alone lets a net separate the training
+    vocabulary by any cue that happens to work for the training voices (a tone contour, a
+    duration); a target on the sounds in order, shared between words (北京 / 背景 / 识别 share ``b``,
+    上海 / 商行 / 数字 / 识别 ``sh``), asks the frames for the segments themselves.  Choices the
+    papers leave open: the targets are paper C's 27 pronunciation classes (the initial of each
+    syllable, already in every batch for the CTC models), not full phones; an item without targets
+    (a word with no pinyin, e.g. DSPSpeech-20's English words) is left out; alignments the frames
+    cannot hold (fewer frames than the targets need) give 0 (``zero_infinity``), not ``inf``.
+    With no frame head in the output (``eval()`` mode, or a net built without ``frame_classes``)
+    the term is 0.
+    """
+
+    inputs = ("output", "targets", "target_lengths")
+
+    def forward(self, u: Tensor, labels: Tensor, output=None, targets: Tensor | None = None,
+                target_lengths: Tensor | None = None) -> Tensor:
+        frame_logits = getattr(output, "frame_logits", None)
+        if frame_logits is None or targets is None or target_lengths is None:
+            return u.sum() * 0
+        keep = target_lengths > 0
+        if not bool(keep.any()):
+            return u.sum() * 0
+        n_out = frame_logits.shape[-1]
+        tg = targets[keep]
+        if bool((tg >= n_out - 1).any()):
+            raise ValueError(f"FrameCTCLoss: targets reach class {int(tg.max())} but the frame head has "
+                             f"{n_out - 1} classes and the blank (set model.net.frame_classes to the number "
+                             "of pronunciation classes)")
+        logp = frame_logits[keep].float().log_softmax(-1).transpose(0, 1)  # (T', B, C + 1)
+        return F.ctc_loss(logp, tg.clamp_min(0), output.frame_lengths[keep], target_lengths[keep],
+                          blank=n_out - 1, reduction="mean", zero_infinity=True)
+
+
 class HashObjective(nn.Module):
     """Weighted sum of hash losses: ``terms`` maps a name to a loss module, ``weights`` to its weight.
 
-    ``forward(u, labels, speakers=None) -> (total, {name: value})`` so each term is logged; a
-    term with ``uses_speakers = True`` (:class:`SpeakerAdversaryLoss`) also receives the batch's
-    speakers, and :meth:`set_speakers` hands it the training speakers.
+    ``forward(u, labels, speakers=None, **inputs) -> (total, {name: value})`` so each term is
+    logged.  A term receives, as keywords, the further inputs its ``inputs`` attribute names
+    (``speakers`` for :class:`SpeakerAdversaryLoss`; ``output``, ``targets``, ``target_lengths``
+    for :class:`FrameCTCLoss`), ``None`` where the caller has none; a term with
+    ``uses_speakers = True`` also gets the training speakers from :meth:`set_speakers`.
     """
 
     def __init__(self, terms: Mapping[str, nn.Module], weights: Mapping[str, float] | None = None) -> None:
@@ -247,8 +297,9 @@ class HashObjective(nn.Module):
             if getattr(term, "uses_speakers", False):
                 term.set_speakers(speakers)
 
-    def forward(self, u: Tensor, labels: Tensor, speakers=None) -> tuple[Tensor, dict[str, Tensor]]:
-        parts = {name: (term(u, labels, speakers) if getattr(term, "uses_speakers", False) else term(u, labels))
+    def forward(self, u: Tensor, labels: Tensor, speakers=None, **inputs) -> tuple[Tensor, dict[str, Tensor]]:
+        inputs["speakers"] = speakers
+        parts = {name: term(u, labels, **{k: inputs.get(k) for k in getattr(term, "inputs", ())})
                  for name, term in self.terms.items()}
         total = sum(self.weights[name] * value for name, value in parts.items())
         return total, parts

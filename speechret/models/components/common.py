@@ -43,11 +43,19 @@ class ModelOutput(NamedTuple):
         Sequence models: ``LongTensor[B]`` valid frames per item of ``logits`` / ``hash_features``
         (the input lengths; paper C's front end preserves the frame axis). ``None`` for
         classification models.
+    frame_logits, frame_lengths:
+        An auxiliary per-frame head of a classification model, in training only (``None``
+        otherwise): ``(B, T', n_frame_classes + 1)`` un-normalised scores whose last column is
+        the CTC blank, and ``LongTensor[B]`` valid frames per item
+        (:class:`~speechret.models.components.resnet_hash.ResNetHashNet`'s ``frame_classes``,
+        trained by :class:`~speechret.models.losses.FrameCTCLoss`).
     """
 
     logits: Tensor
     hash_features: Tensor
     lengths: Tensor | None = None
+    frame_logits: Tensor | None = None
+    frame_lengths: Tensor | None = None
 
 
 class ReLU20(nn.Module):

@@ -131,13 +131,21 @@ class ResNetHashNet(nn.Module):
             between items in training, the identity in eval) or
             :class:`~speechret.models.components.instance_norm.InstanceNorm` (removes them, in
             training and eval alike); ``None`` (default): none.
+        frame_classes: ``C > 0`` adds an auxiliary per-frame head on the last stage's map: a linear
+            layer from each frame's ``channels[-1] · F'`` features to ``C + 1`` scores (the last one
+            the CTC blank), returned in training only as ``ModelOutput.frame_logits`` /
+            ``frame_lengths`` for a CTC term of the objective
+            (:class:`~speechret.models.losses.FrameCTCLoss`, e.g. on paper C's 27 pronunciation
+            classes: ``C = 27``).  It is a training signal only: in ``eval()`` mode it is not run,
+            so codes, exports and search are those of the net without it.  ``0`` (default): none.
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
                  pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1,
-                 style: nn.Module | None = None, style_after: Sequence[int] = (0, 1)) -> None:
+                 style: nn.Module | None = None, style_after: Sequence[int] = (0, 1),
+                 frame_classes: int = 0) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -145,6 +153,8 @@ class ResNetHashNet(nn.Module):
         if len(pair) != 2 or any(s not in (1, 2) for s in pair):
             raise ValueError("ResNetHashNet: stem_stride must be 1, 2 or a (frequency, time) pair of "
                              f"1s and 2s, got {stem_stride}")
+        if int(frame_classes) < 0:
+            raise ValueError(f"ResNetHashNet: frame_classes must be >= 0 (0: no frame head), got {frame_classes}")
         if int(time_segments) < 1:
             raise ValueError(f"ResNetHashNet: time_segments must be >= 1, got {time_segments}")
         self.time_segments = int(time_segments)
@@ -176,6 +186,7 @@ class ResNetHashNet(nn.Module):
                                    nn.Dropout(dropout))
         self.hash = nn.Linear(embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
+        self.frame_head = nn.Linear(c_prev * f_out, int(frame_classes) + 1) if frame_classes else None
 
     def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
         """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over
@@ -213,4 +224,7 @@ class ResNetHashNet(nn.Module):
             valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
             pooled += self._pool(h, valid, (end - start).to(h.dtype))
         u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
-        return ModelOutput(logits=self.classifier(u), hash_features=u)
+        if self.frame_head is None or not self.training:
+            return ModelOutput(logits=self.classifier(u), hash_features=u)
+        frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
+        return ModelOutput(logits=self.classifier(u), hash_features=u, frame_logits=frame_logits, frame_lengths=n)
