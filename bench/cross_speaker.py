@@ -66,6 +66,7 @@ from speechret.evaluate.runner import ONE_VIEW  # noqa: E402
 from speechret.hashing.hasher import Hasher  # noqa: E402
 from speechret.audio import load_audio  # noqa: E402
 from speechret.hashing import ber_matrix  # noqa: E402
+from speechret.metrics import nearest_shares  # noqa: E402
 
 MANDARIN_10 = list(range(10))
 #: the papers' classification hash experiments the recipe applies to (paper C's CTC models: issue 13)
@@ -95,7 +96,9 @@ def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: s
                         views: str = "checkpoint") -> dict[str, float]:
     """Per near-homophone pair (both words in ``words``): the share of its words' test utterances
     whose nearest item from another test speaker (Hamming / BER on the checkpoint's codes, with
-    ``views`` as ``evaluate.views``) is the partner word; ``nan`` when a pair is not in the vocabulary."""
+    ``views`` as ``evaluate.views``) is the partner word, items tied at the nearest distance
+    sharing the count (:func:`speechret.metrics.nearest_shares`); ``nan`` when a pair is not in the
+    vocabulary."""
     hasher = Hasher.from_checkpoint(ckpt, views=views)
     items = unique_items([it for it in load_corpus("dspspeech20", root) if it.speaker in set(test_speakers)
                           and it.text in {w for p in HOMOPHONES for w in p} and it.text in words],
@@ -105,15 +108,20 @@ def homophone_confusion(ckpt: str, root: str, test_speakers: list[str], words: s
     codes = hasher.codes_of_waves([load_audio(it.path, hasher.sample_rate) for it in items])
     d = hasher.hashing.distances(codes, codes)
     spk = np.array([it.speaker for it in items])
-    d = np.where(spk[:, None] == spk[None, :], np.inf, d)  # other speakers only
-    nearest = np.array([items[j].text for j in d.argmin(axis=1)])
-    text = np.array([it.text for it in items])
+    return homophone_shares(np.asarray(d), np.array([it.text for it in items]), spk)
+
+
+def homophone_shares(distances: np.ndarray, text: np.ndarray, speakers: np.ndarray) -> dict[str, float]:
+    """:func:`homophone_confusion` on a distance matrix: for each pair of :data:`HOMOPHONES` present,
+    the mean over its words' items of the share of their nearest other-speaker items (ties shared)
+    that are the partner word."""
+    shares = nearest_shares(distances, exclude=speakers[:, None] == speakers[None, :])
     out = {}
     for a, b in HOMOPHONES:
         sel = (text == a) | (text == b)
         if sel.any():
             partner = np.where(text[sel] == a, b, a)
-            out[f"{a}/{b}"] = float((nearest[sel] == partner).mean())
+            out[f"{a}/{b}"] = float((shares[sel] * (text[None, :] == partner[:, None])).sum(1).mean())
     return out
 
 

@@ -119,6 +119,23 @@ def cross_speaker_relevance(query_labels: np.ndarray, db_labels: np.ndarray, que
     return same_lab & ~same_spk, same_spk, same_lab
 
 
+def nearest_shares(distances: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """``(Q, n)`` weights of each query's nearest items: ``1/m`` for each of the ``m`` items at the
+    query's smallest distance, 0 elsewhere -- the expected count of a random tie-break, so that a
+    confusion read off the nearest neighbour does not depend on database order (the same concern as
+    ``ties="mean"`` above: codes trained toward hash centres often sit *exactly* on them, and then
+    a first-index ``argmin`` names whichever tied item comes first).  ``exclude`` ``(Q, n)`` marks
+    pairs never counted; a query with every pair excluded gets a zero row."""
+    d = np.asarray(distances, dtype=np.float64)
+    if exclude is not None:
+        if np.shape(exclude) != d.shape:
+            raise ValueError(f"exclude {np.shape(exclude)} and distances {d.shape} differ")
+        d = np.where(np.asarray(exclude, dtype=bool), np.inf, d)
+    with np.errstate(invalid="ignore"):
+        at_min = (d == d.min(axis=1, keepdims=True)) & np.isfinite(d)
+    return at_min / np.maximum(at_min.sum(axis=1, keepdims=True), 1)
+
+
 def edit_distance(a, b) -> int:
     """Levenshtein distance between two label sequences (for the pronunciation error rate)."""
     a, b = list(a), list(b)

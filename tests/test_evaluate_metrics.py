@@ -43,6 +43,26 @@ def test_tie_aware_ap_is_the_mean_over_orderings():
         assert M.average_precision(d, r, ties="mean") == pytest.approx(np.mean(aps))
 
 
+def test_nearest_shares_split_ties_evenly_and_match_random_tie_breaks():
+    """Each of the items tied at a query's smallest distance gets 1/m (the mean over every order of
+    the tied items of a first-index argmin); excluded pairs never count."""
+    d = np.array([[0.0, 0.0, 0.5, 0.0],
+                  [0.2, 0.1, 0.1, 0.3],
+                  [0.4, 0.4, 0.4, 0.4]])
+    exclude = np.array([[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]], bool)
+    w = M.nearest_shares(d, exclude)
+    np.testing.assert_allclose(w, [[0, 0.5, 0, 0.5], [0, 0.5, 0.5, 0], [0, 0, 0, 0]])
+    rng = np.random.default_rng(0)
+    d = rng.integers(0, 3, (5, 7)).astype(float)  # many ties
+    mean_argmin = np.zeros_like(d)
+    for perm in itertools.permutations(range(7)):
+        p = np.array(perm)
+        mean_argmin[np.arange(5), p[d[:, p].argmin(1)]] += 1
+    np.testing.assert_allclose(M.nearest_shares(d), mean_argmin / math.factorial(7))
+    with pytest.raises(ValueError, match="exclude"):
+        M.nearest_shares(d, exclude[:, :2])
+
+
 def test_precision_recall_f1_of_a_known_confusion():
     # query 0: retrieves 3 relevant + 1 irrelevant, misses 1; query 1: retrieves nothing, misses 1
     d = np.array([[0.1, 0.1, 0.1, 0.1, 0.9, 0.9], [0.9, 0.9, 0.9, 0.9, 0.9, 0.9]])
