@@ -41,6 +41,26 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def build_speechret_hash(tiny_corpus, tmp_path):
+    """``build(*overrides) -> (model, datamodule)``: ``experiment=speechret_hash`` composed on the
+    tiny corpus with the given overrides, its DataModule set up, the model built as train.py does."""
+    from hydra import compose, initialize_config_dir
+
+    from speechret.apps.train import build_datamodule, build_model
+
+    def build(*overrides: str):
+        with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+            cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
+                                              f"data.root={tiny_corpus / 'manifest.csv'}",
+                                              f"paths.output_dir={tmp_path}", *overrides])
+        dm = build_datamodule(cfg)
+        dm.setup()
+        return build_model(cfg, dm), dm
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def tiny_sentences(tmp_path_factory) -> Path:
     """A tiny synthetic sentence corpus for CTC: 3 speakers × 4 sentences × 2 repetitions."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -98,26 +96,13 @@ def test_bad_settings_name_themselves():
         FrameCTCLoss()(out.hash_features, labels, output=out, targets=targets, target_lengths=target_lengths)
 
 
-def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
+def test_the_model_config_switch_builds_it(build_speechret_hash):
     """``model/auxiliary=initials_ctc`` gives speechret_hash's net a 27-class (+ blank) frame head and
-    its objective the CTC term; the default (none) neither.  One training step runs with it and logs
-    the term."""
-    from hydra import compose, initialize_config_dir
-
-    from speechret.apps.train import build_datamodule, build_model
-
-    def build(*extra):
-        with initialize_config_dir(version_base="1.3", config_dir=str(Path(__file__).resolve().parents[1] / "conf")):
-            cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
-                                              f"data.root={tiny_corpus / 'manifest.csv'}", f"paths.output_dir={tmp_path}",
-                                              *extra])
-        dm = build_datamodule(cfg)
-        dm.setup()
-        return build_model(cfg, dm), dm
-
-    plain, _ = build()
+    its objective the CTC term; the default (none) neither.  A training batch of the tiny corpus
+    gets a finite loss whose gradient reaches the head."""
+    plain, _ = build_speechret_hash()
     assert plain.net.frame_head is None and "ctc" not in plain.hash_objective.terms
-    model, dm = build("model/auxiliary=initials_ctc")
+    model, dm = build_speechret_hash("model/auxiliary=initials_ctc")
     assert model.net.frame_head.out_features == 28 and isinstance(model.hash_objective.terms["ctc"], FrameCTCLoss)
     assert model.hash_objective.weights["ctc"] == 0.2
     batch = dm.prepare_batch(next(iter(dm.train_dataloader())), augment=True)

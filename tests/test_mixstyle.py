@@ -102,23 +102,14 @@ def test_bad_parameters_name_themselves():
         ResNetHashNet(n_mels=32, channels=(8, 16), style=MixStyle(), style_after=(2,))
 
 
-def test_the_model_config_switch_builds_it(tiny_corpus, tmp_path):
+def test_the_model_config_switch_builds_it(build_speechret_hash):
     """The config group conf/model/style/ puts the module it names in the backbone: none by default
     (or ``model/style=none``, or ``~model/style``), channel MixStyle after stage 0 with
     ``model/style=mixstyle``, InstanceNorm with ``model/style=instance_norm``; their keys can be
     overridden."""
-    from hydra import compose, initialize_config_dir
-
-    from speechret.apps.train import build_datamodule, build_model
 
     def model(*extra):
-        with initialize_config_dir(version_base="1.3", config_dir=str(Path(__file__).resolve().parents[1] / "conf")):
-            cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
-                                              f"data.root={tiny_corpus / 'manifest.csv'}", f"paths.output_dir={tmp_path}",
-                                              *extra])
-        dm = build_datamodule(cfg)
-        dm.setup()
-        return build_model(cfg, dm)
+        return build_speechret_hash(*extra)[0]
 
     on = model("model/style=mixstyle", "model.net.style.p=0.3", "model.net.style_after=[0,1]")
     assert isinstance(on.net.style, MixStyle) and on.net.style.p == 0.3 and on.net._style_at == {0, 1}

@@ -322,8 +322,8 @@ class ClassificationHashModule(HashingModule):
         """Classification loss (+ the hash objective) of the batch's labels.  A batch mixed by
         :class:`speechret.augment.Mixup` (``batch["mix_index"]`` π, ``batch["mix_weight"]`` λ) gets
         ``λ ℓ(y) + (1 − λ) ℓ(y_π)`` (Zhang et al., ICLR 2018, §2), every term of the objective
-        with the partner's labels (speakers, pronunciation targets) in the second; the logged ``train/hash_*`` terms
-        are those of the items' own labels."""
+        with the partner's labels (speakers, pronunciation targets) in the second; the logged
+        ``train/hash_*`` terms are those of the items' own labels."""
         target, speakers = batch["label"], batch.get("speakers")
         pron = {k: batch.get(k) for k in ("targets", "target_lengths")}  # for terms that take them
         index = batch.get("mix_index")
