@@ -43,8 +43,8 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def build_speechret_hash(tiny_corpus, tmp_path):
-    """``build(*overrides) -> (model, datamodule)``: ``experiment=speechret_hash`` composed on the
-    tiny corpus with the given overrides, its DataModule set up, the model built as train.py does."""
+    """``build(*overrides) -> (model, datamodule, cfg)``: ``experiment=speechret_hash`` composed on
+    the tiny corpus with the given overrides, its DataModule set up, the model built as train.py does."""
     from hydra import compose, initialize_config_dir
 
     from speechret.apps.train import build_datamodule, build_model
@@ -56,7 +56,7 @@ def build_speechret_hash(tiny_corpus, tmp_path):
                                               f"paths.output_dir={tmp_path}", *overrides])
         dm = build_datamodule(cfg)
         dm.setup()
-        return build_model(cfg, dm), dm
+        return build_model(cfg, dm), dm, cfg
 
     return build
 

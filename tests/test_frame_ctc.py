@@ -100,9 +100,9 @@ def test_the_model_config_switch_builds_it(build_speechret_hash):
     """``model/auxiliary=initials_ctc`` gives speechret_hash's net a 27-class (+ blank) frame head and
     its objective the CTC term; the default (none) neither.  A training batch of the tiny corpus
     gets a finite loss whose gradient reaches the head."""
-    plain, _ = build_speechret_hash()
+    plain = build_speechret_hash()[0]
     assert plain.net.frame_head is None and "ctc" not in plain.hash_objective.terms
-    model, dm = build_speechret_hash("model/auxiliary=initials_ctc")
+    model, dm, _ = build_speechret_hash("model/auxiliary=initials_ctc")
     assert model.net.frame_head.out_features == 28 and isinstance(model.hash_objective.terms["ctc"], FrameCTCLoss)
     assert model.hash_objective.weights["ctc"] == 0.2
     batch = dm.prepare_batch(next(iter(dm.train_dataloader())), augment=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -122,25 +120,17 @@ def test_the_model_config_switch_builds_it(build_speechret_hash):
     assert isinstance(ibn.net.style, InstanceNorm) and ibn.net.style.per == "frequency" and ibn.net.style.residual == 0.1
 
 
-def test_a_checkpoint_written_before_the_hook_was_renamed_still_loads(tiny_corpus, tmp_path):
+def test_a_checkpoint_written_before_the_hook_was_renamed_still_loads(build_speechret_hash, tmp_path):
     """Run configs stored before ``model.net.mixstyle(_after)`` became ``style(_after)`` are
     upgraded on load (speechret.config.upgrade_run_config): the same module, the same codes."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from speechret.apps.train import build_datamodule, build_model
     from speechret.config import upgrade_run_config
     from speechret.errors import ConfigError
     from speechret.hashing.hasher import Hasher
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(Path(__file__).resolve().parents[1] / "conf")):
-        cfg = compose("train", overrides=["experiment=speechret_hash", "data=manifest",
-                                          f"data.root={tiny_corpus / 'manifest.csv'}", f"paths.output_dir={tmp_path}",
-                                          "model/style=mixstyle", "model.net.style.p=0.3",
-                                          "model.net.style_after=[1]"])
-    dm = build_datamodule(cfg)
-    dm.setup()
-    model = build_model(cfg, dm).eval()
+    model, _, cfg = build_speechret_hash("model/style=mixstyle", "model.net.style.p=0.3", "model.net.style_after=[1]")
+    model.eval()
     old = OmegaConf.to_container(cfg, resolve=True)
     old["model"]["net"]["mixstyle"] = old["model"]["net"].pop("style")
     old["model"]["net"]["mixstyle_after"] = old["model"]["net"].pop("style_after")

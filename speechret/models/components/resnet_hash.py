@@ -34,7 +34,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from speechret.models.components.common import MaskedBatchNorm, ModelOutput, check_lengths, instance_statistics
+from speechret.models.components.common import (MaskedBatchNorm, ModelOutput, check_lengths, instance_statistics,
+                                                mask_time)
 
 __all__ = ["ResNetHashNet", "ResidualBlock"]
 
@@ -73,17 +74,12 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (B, C, F, T) with ``lengths`` valid frames → output and its valid frames."""
-        h = _mask(self.act(self.bn1(x, lengths)), lengths)
+        h = mask_time(self.act(self.bn1(x, lengths)), lengths, 3)
         skip = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(h)
         h = self.conv1(h)
         out_len = _strided(lengths, self.conv1.stride[1])
-        h = self.conv2(_mask(self.act(self.bn2(h, out_len)), out_len))
-        return _mask(h + skip, out_len), out_len
-
-
-def _mask(x: Tensor, lengths: Tensor) -> Tensor:
-    """Zero the frames of (B, C, F, T) at or beyond each item's length."""
-    return x * (torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None])[:, None, None, :]
+        h = self.conv2(mask_time(self.act(self.bn2(h, out_len)), out_len, 3))
+        return mask_time(h + skip, out_len, 3), out_len
 
 
 def _strided(lengths: Tensor, stride: int) -> Tensor:
@@ -207,7 +203,7 @@ class ResNetHashNet(nn.Module):
             mu, sig, valid = instance_statistics(h, lengths, (3,), eps=1e-5)
             h = (h - mu) / sig * valid
         else:
-            h = _mask(h, lengths)
+            h = mask_time(h, lengths, 3)
         h = self.stem(h)  # (B, C, F', T'): the input is already masked
         n = _strided(lengths, self.time_stride)
         for k, block in enumerate(self.stages):
