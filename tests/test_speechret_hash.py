@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -23,9 +24,11 @@ def _cfg(root, out, *extra):
             "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={out}", *extra])
 
 
-def test_speechret_hash_overfits_a_tiny_batch_to_map_1(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("net", ["resnet", "bc_resnet"])
+def test_speechret_hash_overfits_a_tiny_batch_to_map_1(tiny_corpus, tmp_path, net):
+    """Each backbone of conf/model/net/ fits a tiny batch: its codes rank every item's own word first."""
     torch.manual_seed(0)
-    cfg = _cfg(tiny_corpus, tmp_path, "data.batch_size=16", "model.net.dropout=0.0")
+    cfg = _cfg(tiny_corpus, tmp_path, "data.batch_size=16", "model.net.dropout=0.0", f"model/net={net}")
     dm = build_datamodule(cfg)
     dm.setup()
     model = build_model(cfg, dm)

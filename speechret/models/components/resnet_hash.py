@@ -34,8 +34,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from speechret.models.components.common import (MaskedBatchNorm, ModelOutput, check_lengths, instance_statistics,
-                                                mask_time)
+from speechret.models.components.common import MaskedBatchNorm, ModelOutput, mask_time
+from speechret.models.components.log_mel_hash import LogMelHashNet
 
 __all__ = ["ResNetHashNet", "ResidualBlock"]
 
@@ -87,7 +87,7 @@ def _strided(lengths: Tensor, stride: int) -> Tensor:
     return -(-lengths // stride)
 
 
-class ResNetHashNet(nn.Module):
+class ResNetHashNet(LogMelHashNet):
     """Residual CNN hash network (see the module docstring).
 
     Args:
@@ -149,13 +149,7 @@ class ResNetHashNet(nn.Module):
         if len(pair) != 2 or any(s not in (1, 2) for s in pair):
             raise ValueError("ResNetHashNet: stem_stride must be 1, 2 or a (frequency, time) pair of "
                              f"1s and 2s, got {stem_stride}")
-        if int(frame_classes) < 0:
-            raise ValueError(f"ResNetHashNet: frame_classes must be >= 0 (0: no frame head), got {frame_classes}")
-        if int(time_segments) < 1:
-            raise ValueError(f"ResNetHashNet: time_segments must be >= 1, got {time_segments}")
-        self.time_segments = int(time_segments)
         self.freq_stride, self.time_stride = int(pair[0]), int(pair[1])
-        self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
         self.stem = nn.Conv2d(1, channels[0], 3, stride=(self.freq_stride, self.time_stride), padding=1,
                               bias=False)
         layers: list[nn.Module] = []
@@ -173,37 +167,14 @@ class ResNetHashNet(nn.Module):
         # the blocks after which ``style`` runs: the last block of each named stage
         self._style_at = ({(int(i) + 1) * blocks - 1 for i in style_after} if style is not None else set())
         self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
-        self.pool_freq = bool(pool_freq)
-        f_out = self.n_mels
+        f_out = int(n_mels)
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
-        pooled = 2 * c_prev * (1 if self.pool_freq else f_out) * self.time_segments
-        self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
-                                   nn.Dropout(dropout))
-        self.hash = nn.Linear(embed_dim, hash_bits)
-        self.classifier = nn.Linear(hash_bits, n_classes)
-        self.frame_head = nn.Linear(c_prev * f_out, int(frame_classes) + 1) if frame_classes else None
-
-    def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
-        """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over
-        frequency too with ``pool_freq``), flattened."""
-        if self.pool_freq:
-            mean = (h * valid).sum((2, 3)) / (count * h.shape[2])[:, None]
-            return [mean, h.masked_fill(~valid, float("-inf")).amax((2, 3))]
-        mean = (h * valid).sum(3) / count[:, None, None]
-        return [mean.flatten(1), h.masked_fill(~valid, float("-inf")).amax(3).flatten(1)]
+        self._init_head(n_mels, n_classes, hash_bits, c_prev, f_out, embed_dim, dropout, cmvn, pool_freq,
+                        time_segments, frame_classes)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
-        if x.ndim != 3 or x.shape[-1] != self.n_mels:
-            raise ValueError(f"ResNetHashNet expects (B, T, {self.n_mels}) log-mel, got {tuple(x.shape)}")
-        b, t, _ = x.shape
-        lengths = check_lengths(lengths, b, t, x.device)
-        h = x.transpose(1, 2)[:, None]  # (B, 1, F, T)
-        if self.cmvn:  # each band per utterance over its valid frames
-            mu, sig, valid = instance_statistics(h, lengths, (3,), eps=1e-5)
-            h = (h - mu) / sig * valid
-        else:
-            h = mask_time(h, lengths, 3)
+        h, lengths = self.image(x, lengths)
         h = self.stem(h)  # (B, C, F', T'): the input is already masked
         n = _strided(lengths, self.time_stride)
         for k, block in enumerate(self.stages):
@@ -211,16 +182,4 @@ class ResNetHashNet(nn.Module):
             if k in self._style_at:
                 h = self.style(h, n)
         n = n.clamp(1, h.shape[-1])
-        h = self.post[1](self.post[0](h, n))
-        frames = torch.arange(h.shape[-1], device=x.device)[None, :]
-        pooled: list[Tensor] = []
-        for s in range(self.time_segments):
-            start = torch.minimum(n * s // self.time_segments, n - 1)
-            end = torch.maximum(n * (s + 1) // self.time_segments, start + 1)
-            valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
-            pooled += self._pool(h, valid, (end - start).to(h.dtype))
-        u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
-        if self.frame_head is None or not self.training:
-            return ModelOutput(logits=self.classifier(u), hash_features=u)
-        frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
-        return ModelOutput(logits=self.classifier(u), hash_features=u, frame_logits=frame_logits, frame_lengths=n)
+        return self.head(self.post[1](self.post[0](h, n)), n)

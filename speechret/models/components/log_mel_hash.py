@@ -1,0 +1,96 @@
+"""What speechret's log-mel hash backbones share: the input, the pooling and the hash head.
+
+A backbone (:class:`~speechret.models.components.resnet_hash.ResNetHashNet`,
+:class:`~speechret.models.components.bc_resnet.BCResNetHashNet`) turns a variable-length log-mel
+``(B, T, F)`` into a ``(B, C, F', T')`` map with ``T'`` valid frames per item; this base class
+holds the steps before and after it, so that every backbone makes codes the same way:
+
+* :meth:`LogMelHashNet.image`: the log-mel as a one-channel image ``(B, 1, F, T)``, each mel band
+  normalised per utterance over its valid frames (CMVN, which removes the channel's and, in part,
+  the speaker's spectral tilt) and zero beyond them, as a lone item's padding would be;
+* :meth:`LogMelHashNet.head`: mean and max over each item's valid frames only (and over
+  frequency too with ``pool_freq``; ``time_segments`` parts apart: a one-level temporal pyramid,
+  He et al., "Spatial Pyramid Pooling in Deep Convolutional Networks for Visual Recognition",
+  ECCV 2014, §2.3, along time only), an embedding, the tanh hash layer ``u = tanh(W e)`` of
+  ``hash_bits`` units (the relaxation of sign(·) used by DPSH and CSQ), whose sign is the code,
+  a linear classifier on ``u`` for cross-entropy, and in training an optional per-frame head on
+  the map for an auxiliary CTC term (:class:`~speechret.models.losses.FrameCTCLoss`).
+
+Pooling only over valid frames makes an item's code in ``eval()`` mode independent of the batch
+it is in.  The submodules keep the names ``embed`` / ``hash`` / ``classifier`` / ``frame_head``
+of the first backbone, so its checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from speechret.models.components.common import ModelOutput, check_lengths, instance_statistics, mask_time
+
+__all__ = ["LogMelHashNet"]
+
+
+class LogMelHashNet(nn.Module):
+    """Base class of the log-mel hash backbones (see the module docstring).
+
+    A subclass calls :meth:`_init_head` once it knows its last map's channels and frequency rows,
+    and in ``forward`` runs ``self.head(backbone(self.image(x, lengths)), frames)``.
+    """
+
+    def _init_head(self, n_mels: int, n_classes: int, hash_bits: int, channels: int, rows: int,
+                   embed_dim: int, dropout: float, cmvn: bool, pool_freq: bool, time_segments: int,
+                   frame_classes: int) -> None:
+        """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
+        (frequency rows after the backbone).  Argument errors name the subclass."""
+        name = type(self).__name__
+        if int(frame_classes) < 0:
+            raise ValueError(f"{name}: frame_classes must be >= 0 (0: no frame head), got {frame_classes}")
+        if int(time_segments) < 1:
+            raise ValueError(f"{name}: time_segments must be >= 1, got {time_segments}")
+        self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
+        self.pool_freq, self.time_segments = bool(pool_freq), int(time_segments)
+        pooled = 2 * channels * (1 if self.pool_freq else rows) * self.time_segments
+        self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
+                                   nn.Dropout(dropout))
+        self.hash = nn.Linear(embed_dim, hash_bits)
+        self.classifier = nn.Linear(hash_bits, n_classes)
+        self.frame_head = nn.Linear(channels * rows, int(frame_classes) + 1) if frame_classes else None
+
+    def image(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(B, T, n_mels)`` log-mel → ``(B, 1, F, T)`` image (CMVN'd with ``cmvn``, zero beyond each
+        item's frames) and the checked ``lengths``."""
+        if x.ndim != 3 or x.shape[-1] != self.n_mels:
+            raise ValueError(f"{type(self).__name__} expects (B, T, {self.n_mels}) log-mel, got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        lengths = check_lengths(lengths, b, t, x.device)
+        h = x.transpose(1, 2)[:, None]  # (B, 1, F, T)
+        if self.cmvn:  # each band per utterance over its valid frames
+            mu, sig, valid = instance_statistics(h, lengths, (3,), eps=1e-5)
+            return (h - mu) / sig * valid, lengths
+        return mask_time(h, lengths, 3), lengths
+
+    def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
+        """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over
+        frequency too with ``pool_freq``), flattened."""
+        if self.pool_freq:
+            mean = (h * valid).sum((2, 3)) / (count * h.shape[2])[:, None]
+            return [mean, h.masked_fill(~valid, float("-inf")).amax((2, 3))]
+        mean = (h * valid).sum(3) / count[:, None, None]
+        return [mean.flatten(1), h.masked_fill(~valid, float("-inf")).amax(3).flatten(1)]
+
+    def head(self, h: Tensor, n: Tensor) -> ModelOutput:
+        """The last map ``h`` (B, C, F', T') with ``n`` valid frames per item → :class:`ModelOutput`."""
+        n = n.clamp(1, h.shape[-1])
+        frames = torch.arange(h.shape[-1], device=h.device)[None, :]
+        pooled: list[Tensor] = []
+        for s in range(self.time_segments):
+            start = torch.minimum(n * s // self.time_segments, n - 1)
+            end = torch.maximum(n * (s + 1) // self.time_segments, start + 1)
+            valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
+            pooled += self._pool(h, valid, (end - start).to(h.dtype))
+        u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
+        if self.frame_head is None or not self.training:
+            return ModelOutput(logits=self.classifier(u), hash_features=u)
+        frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
+        return ModelOutput(logits=self.classifier(u), hash_features=u, frame_logits=frame_logits, frame_lengths=n)
