@@ -126,3 +126,23 @@ def test_the_config_group_selects_the_backbone(build_speechret_hash):
     loss = model.compute_loss(model(batch["features"], batch["feature_lengths"]), batch)
     loss.backward()
     assert net.stem.weight.grad is not None and float(net.stem.weight.grad.abs().sum()) > 0
+
+
+def test_the_stage_hook_runs_after_the_named_stages():
+    """``style`` runs after the last block of each stage of ``style_after`` (blocks (2, 2, 4, 4):
+    blocks 1 and 7 for stages 0 and 2), with that stage's map and valid frames."""
+    seen = []
+
+    class Record(torch.nn.Module):
+        def forward(self, h, lengths):
+            seen.append((tuple(h.shape[1:3]), lengths.tolist()))
+            return h
+
+    net = BCResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, base=8, sub_bands=5, time_stride=2, style=Record(),
+                          style_after=[0, 2]).eval()
+    assert net._style_at == {1, 7}
+    with torch.no_grad():
+        net(torch.randn(2, 30, 40), torch.tensor([30, 21]))
+    assert seen == [((8, 20), [15, 11]), ((16, 5), [15, 11])]  # widths base, 2 base; rows 20, 5
+    with pytest.raises(ValueError, match="style_after"):
+        BCResNetHashNet(n_mels=40, sub_bands=5, style=Record(), style_after=[4])

@@ -153,12 +153,7 @@ class BCResNetHashNet(LogMelHashNet):
                                          sub_bands=sub_bands, dropout=block_dropout, masked_norm=masked_norm))
                 c_prev = c
         self.stages = nn.ModuleList(layers)
-        bad = [i for i in style_after if not 0 <= int(i) < len(blocks)]
-        if style is not None and bad:
-            raise ValueError(f"BCResNetHashNet: style_after names stages {bad}; there are {len(blocks)} (0-based)")
-        self.style = style
-        ends = [sum(blocks[:i + 1]) - 1 for i in range(len(blocks))]  # each stage's last block
-        self._style_at = {ends[int(i)] for i in style_after} if style is not None else set()
+        self._init_style(style, style_after, blocks)
         self.head_conv = nn.Conv2d(c_prev, c_prev, 5, padding=(0, 2), groups=c_prev, bias=False)
         self.head_point = nn.Conv2d(c_prev, 4 * base, 1, bias=False)
         self.head_norm = _norm(4 * base, masked_norm)
@@ -170,8 +165,6 @@ class BCResNetHashNet(LogMelHashNet):
         lengths = -(-lengths // self.time_stride)  # valid frames after the stem (5 wide, padding 2)
         h = mask_time(nn.functional.relu(self.stem_norm(self.stem(h), lengths)), lengths, 3)
         for k, block in enumerate(self.stages):
-            h = block(h, lengths)
-            if k in self._style_at:
-                h = self.style(h, lengths)
+            h = self.styled(k, block(h, lengths), lengths)
         h = self.head_norm(self.head_point(self.head_conv(h)), lengths)
         return self.head(mask_time(nn.functional.relu(h), lengths, 3), lengths)

@@ -23,6 +23,8 @@ of the first backbone, so its checkpoints load unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -56,6 +58,21 @@ class LogMelHashNet(nn.Module):
         self.hash = nn.Linear(embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
         self.frame_head = nn.Linear(channels * rows, int(frame_classes) + 1) if frame_classes else None
+
+    def _init_style(self, style: nn.Module | None, style_after: Sequence[int], stage_blocks: Sequence[int]) -> None:
+        """The stage hook: ``style`` (``m(h, lengths)``: MixStyle, IBN-b) runs after the last block of each
+        stage named in ``style_after`` (0-based) of stages of ``stage_blocks`` blocks each; ``None``: none."""
+        n = len(stage_blocks)
+        bad = [i for i in style_after if not 0 <= int(i) < n]
+        if style is not None and bad:
+            raise ValueError(f"{type(self).__name__}: style_after names stages {bad}; there are {n} (0-based)")
+        self.style = style
+        ends = [sum(stage_blocks[:i + 1]) - 1 for i in range(n)]
+        self._style_at = {ends[int(i)] for i in style_after} if style is not None else set()
+
+    def styled(self, k: int, h: Tensor, lengths: Tensor) -> Tensor:
+        """``h`` after block ``k``, through the stage hook where ``k`` ends a stage of ``style_after``."""
+        return self.style(h, lengths) if k in self._style_at else h
 
     def image(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """``(B, T, n_mels)`` log-mel → ``(B, 1, F, T)`` image (CMVN'd with ``cmvn``, zero beyond each

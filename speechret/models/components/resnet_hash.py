@@ -160,12 +160,7 @@ class ResNetHashNet(LogMelHashNet):
                                             masked_norm=masked_norm))
                 c_prev = c
         self.stages = nn.ModuleList(layers)
-        bad = [i for i in style_after if not 0 <= int(i) < len(channels)]
-        if style is not None and bad:
-            raise ValueError(f"ResNetHashNet: style_after names stages {bad}; there are {len(channels)} (0-based)")
-        self.style = style
-        # the blocks after which ``style`` runs: the last block of each named stage
-        self._style_at = ({(int(i) + 1) * blocks - 1 for i in style_after} if style is not None else set())
+        self._init_style(style, style_after, [blocks] * len(channels))
         self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
         f_out = int(n_mels)
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
@@ -179,7 +174,6 @@ class ResNetHashNet(LogMelHashNet):
         n = _strided(lengths, self.time_stride)
         for k, block in enumerate(self.stages):
             h, n = block(h, n)
-            if k in self._style_at:
-                h = self.style(h, n)
+            h = self.styled(k, h, n)
         n = n.clamp(1, h.shape[-1])
         return self.head(self.post[1](self.post[0](h, n)), n)
