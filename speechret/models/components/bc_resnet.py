@@ -44,6 +44,10 @@ from speechret.models.components.resnet_hash import FrameBatchNorm, PaddedBatchN
 __all__ = ["BCResBlock", "BCResNetHashNet", "SubSpectralNorm"]
 
 
+#: stage widths in units of ``base``: the paper's four (Table 1), then the same step of 0.5 for a fifth and sixth
+_WIDTHS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
+
+
 def _norm(channels: int, masked: bool) -> nn.Module:
     return FrameBatchNorm(channels) if masked else PaddedBatchNorm(channels)
 
@@ -107,7 +111,8 @@ class BCResNetHashNet(LogMelHashNet):
             (the shared :class:`LogMelHashNet` head; ``dropout`` is the head's).
         base: ``8 τ`` of BC-ResNet-τ (Table 1: stem ``2 base``, stages ``base, 1.5 base, 2 base,
             2.5 base``, last pointwise ``4 base``); 64 = BC-ResNet-8, the paper's largest.
-        blocks: BC-ResBlocks per stage, (2, 2, 4, 4) in the paper.
+        blocks: BC-ResBlocks per stage, (2, 2, 4, 4) in the paper (up to 6 stages; a fifth and sixth
+            are ``3 base`` and ``3.5 base`` wide).
         freq_strides: frequency stride of each stage's first block, (1, 2, 2, 1) in the paper.
         sub_bands: frequency groups of the sub-spectral norms (5 in the paper, on 40 bands).
         block_dropout: channel-wise dropout at the end of each block's ``f1`` (0.1 in the paper).
@@ -122,18 +127,18 @@ class BCResNetHashNet(LogMelHashNet):
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128, base: int = 64,
                  blocks: Sequence[int] = (2, 2, 4, 4), freq_strides: Sequence[int] = (1, 2, 2, 1),
-                 sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, embed_dim: int = 256, dropout: float = 0.1,
-                 cmvn: bool = True, masked_norm: bool = False, pool_freq: bool = False, time_segments: int = 1,
-                 style: nn.Module | None = None, style_after: Sequence[int] = (0,), frame_classes: int = 0) -> None:
+                 sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, embed_dim: int = 256,
+                 dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False, pool_freq: bool = False,
+                 time_segments: int = 1, style: nn.Module | None = None, style_after: Sequence[int] = (0,), frame_classes: int = 0) -> None:
         super().__init__()
-        if len(blocks) != len(freq_strides) or not blocks or min(blocks) < 1:
+        if len(blocks) != len(freq_strides) or not 1 <= len(blocks) <= len(_WIDTHS) or min(blocks) < 1:
             raise ValueError(f"BCResNetHashNet: blocks {list(blocks)} and freq_strides {list(freq_strides)} need "
-                             "one entry per stage and at least one block each")
+                             f"one entry per stage (1 to {len(_WIDTHS)} stages) and at least one block each")
         if int(time_stride) not in (1, 2):
             raise ValueError(f"BCResNetHashNet: time_stride must be 1 or 2, got {time_stride}")
         if any(s not in (1, 2) for s in freq_strides):
             raise ValueError(f"BCResNetHashNet: freq_strides must be 1s and 2s, got {list(freq_strides)}")
-        widths = [int(base * w) for w in (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)[:len(blocks)]]
+        widths = [int(base * w) for w in _WIDTHS[:len(blocks)]]
         rows = -(-int(n_mels) // 2)  # after the stem
         for s in freq_strides:
             rows = -(-rows // s)
