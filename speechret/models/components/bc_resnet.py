@@ -129,7 +129,8 @@ class BCResNetHashNet(LogMelHashNet):
                  blocks: Sequence[int] = (2, 2, 4, 4), freq_strides: Sequence[int] = (1, 2, 2, 1),
                  sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False, pool_freq: bool = False,
-                 time_segments: int = 1, style: nn.Module | None = None, style_after: Sequence[int] = (0,), frame_classes: int = 0) -> None:
+                 time_segments: int = 1, style: nn.Module | None = None, style_after: Sequence[int] = (0,),
+                 frame_classes: int = 0) -> None:
         super().__init__()
         if len(blocks) != len(freq_strides) or not 1 <= len(blocks) <= len(_WIDTHS) or min(blocks) < 1:
             raise ValueError(f"BCResNetHashNet: blocks {list(blocks)} and freq_strides {list(freq_strides)} need "
