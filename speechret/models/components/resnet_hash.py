@@ -19,6 +19,10 @@ Not from the three papers. Built on:
 * a tanh hash layer ``u = tanh(W e)`` of ``hash_bits`` units (the relaxation of sign(·) used by
   DPSH and CSQ), whose sign is the code, and a linear classifier on ``u`` for cross-entropy.
 
+The input, the pooling and the hash layers are those of
+:class:`~speechret.models.components.log_mel_hash.LogMelHashNet`, shared with the BC-ResNet backbone
+(:mod:`speechret.models.components.bc_resnet`).
+
 Input ``(B, T, F)`` (time-major, as :class:`speechret.features.LogMel` with
 ``fixed_seconds=null``) and ``lengths`` (B,) in frames. Output :class:`ModelOutput`:
 ``logits`` (B, n_classes), ``hash_features`` = ``u`` (B, hash_bits). With the defaults
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from speechret.models.components.common import MaskedBatchNorm, ModelOutput, mask_time
