@@ -39,17 +39,13 @@ from torch import Tensor, nn
 
 from speechret.models.components.common import ModelOutput, mask_time
 from speechret.models.components.log_mel_hash import LogMelHashNet
-from speechret.models.components.resnet_hash import FrameBatchNorm, PaddedBatchNorm
+from speechret.models.components.resnet_hash import frame_norm
 
 __all__ = ["BCResBlock", "BCResNetHashNet", "SubSpectralNorm"]
 
 
 #: stage widths in units of ``base``: the paper's four (Table 1), then the same step of 0.5 for a fifth and sixth
 _WIDTHS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
-
-
-def _norm(channels: int, masked: bool) -> nn.Module:
-    return FrameBatchNorm(channels) if masked else PaddedBatchNorm(channels)
 
 
 class SubSpectralNorm(nn.Module):
@@ -62,7 +58,7 @@ class SubSpectralNorm(nn.Module):
         if int(sub_bands) < 1:
             raise ValueError(f"SubSpectralNorm: sub_bands must be >= 1, got {sub_bands}")
         self.sub_bands = int(sub_bands)
-        self.norm = _norm(channels * self.sub_bands, masked)
+        self.norm = frame_norm(channels * self.sub_bands, masked)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         b, c, f, t = x.shape
@@ -80,13 +76,13 @@ class BCResBlock(nn.Module):
         self.transition = c_in != c_out
         if self.transition:
             self.project = nn.Conv2d(c_in, c_out, 1, bias=False)
-            self.project_norm = _norm(c_out, masked_norm)
+            self.project_norm = frame_norm(c_out, masked_norm)
         self.freq_conv = nn.Conv2d(c_out, c_out, (3, 1), stride=(freq_stride, 1), padding=(1, 0), groups=c_out,
                                    bias=False)
         self.freq_norm = SubSpectralNorm(c_out, sub_bands, masked_norm)
         self.time_conv = nn.Conv2d(c_out, c_out, (1, 3), padding=(0, dilation), dilation=(1, dilation),
                                    groups=c_out, bias=False)
-        self.time_norm = _norm(c_out, masked_norm)
+        self.time_norm = frame_norm(c_out, masked_norm)
         self.act = nn.SiLU()
         self.point = nn.Conv2d(c_out, c_out, 1, bias=False)
         self.drop = nn.Dropout2d(dropout)
@@ -150,7 +146,7 @@ class BCResNetHashNet(LogMelHashNet):
             raise ValueError(f"BCResNetHashNet: {n_mels} bands leave {rows} rows for the 5x5 head convolution")
         self.time_stride = int(time_stride)
         self.stem = nn.Conv2d(1, 2 * base, 5, stride=(2, self.time_stride), padding=2, bias=False)
-        self.stem_norm = _norm(2 * base, masked_norm)
+        self.stem_norm = frame_norm(2 * base, masked_norm)
         layers: list[nn.Module] = []
         c_prev = 2 * base
         for i, (n, s, c) in enumerate(zip(blocks, freq_strides, widths)):
@@ -162,7 +158,7 @@ class BCResNetHashNet(LogMelHashNet):
         self._init_style(style, style_after, blocks)
         self.head_conv = nn.Conv2d(c_prev, c_prev, 5, padding=(0, 2), groups=c_prev, bias=False)
         self.head_point = nn.Conv2d(c_prev, 4 * base, 1, bias=False)
-        self.head_norm = _norm(4 * base, masked_norm)
+        self.head_norm = frame_norm(4 * base, masked_norm)
         self._init_head(n_mels, n_classes, hash_bits, 4 * base, rows - 4, embed_dim, dropout, cmvn, pool_freq,
                         time_segments, frame_classes)
 

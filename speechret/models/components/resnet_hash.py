@@ -58,7 +58,8 @@ class PaddedBatchNorm(nn.BatchNorm2d):
         return super().forward(x)
 
 
-def _norm(channels: int, masked: bool) -> nn.Module:
+def frame_norm(channels: int, masked: bool) -> nn.Module:
+    """Batch norm of ``(B, C, F, T)`` maps called as ``norm(x, lengths)``: valid frames only when ``masked``."""
     return FrameBatchNorm(channels) if masked else PaddedBatchNorm(channels)
 
 
@@ -67,9 +68,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, masked_norm: bool = False) -> None:
         super().__init__()
-        self.bn1 = _norm(c_in, masked_norm)
+        self.bn1 = frame_norm(c_in, masked_norm)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = _norm(c_out, masked_norm)
+        self.bn2 = frame_norm(c_out, masked_norm)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.act = nn.ReLU(inplace=True)
         self.shortcut = (nn.Identity() if stride == 1 and c_in == c_out
@@ -164,7 +165,7 @@ class ResNetHashNet(LogMelHashNet):
                 c_prev = c
         self.stages = nn.ModuleList(layers)
         self._init_style(style, style_after, [blocks] * len(channels))
-        self.post = nn.ModuleList([_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
+        self.post = nn.ModuleList([frame_norm(c_prev, masked_norm), nn.ReLU(inplace=True)])  # keys post.0.*
         f_out = int(n_mels)
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
