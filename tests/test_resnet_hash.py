@@ -124,3 +124,29 @@ def test_time_segments_pool_each_part_of_the_word_apart():
     assert short.shape == (1, 16) and bool(torch.isfinite(short).all())
     with pytest.raises(ValueError, match="time_segments"):
         ResNetHashNet(n_mels=40, time_segments=0)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_straight_through_classifier_sees_the_sign_code_and_passes_its_gradient_to_u(training):
+    """``straight_through=True`` (Greedy Hash): same weights, same relaxed code ``u``; the logits are
+    the classifier's on ``sign(u)``, and the cross-entropy's gradient at ``u`` is the one at the sign
+    code, passed through unchanged (not the gradient at ``u``, which differs)."""
+    torch.manual_seed(0)
+    kw = dict(n_mels=32, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False, masked_norm=True)
+    plain, st = ResNetHashNet(**kw), ResNetHashNet(**kw, straight_through=True)
+    st.load_state_dict(plain.state_dict())
+    plain.train(training), st.train(training)
+    x, lengths, y = torch.randn(4, 60, 32), torch.tensor([60, 50, 41, 33]), torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(1)
+    a = plain(x, lengths)
+    torch.manual_seed(1)  # the same dropout mask
+    b = st(x, lengths)
+    assert torch.equal(a.hash_features, b.hash_features)
+    code = torch.sign(b.hash_features).detach().requires_grad_(True)
+    expected_logits = st.classifier(code)
+    assert torch.allclose(b.logits, expected_logits, atol=1e-6)
+    (expected_grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(expected_logits, y), code)
+    (grad_u,) = torch.autograd.grad(torch.nn.functional.cross_entropy(b.logits, y), b.hash_features)
+    (grad_relaxed,) = torch.autograd.grad(torch.nn.functional.cross_entropy(a.logits, y), a.hash_features)
+    assert torch.allclose(grad_u, expected_grad, atol=1e-7)
+    assert not torch.allclose(grad_relaxed, expected_grad, atol=1e-4)

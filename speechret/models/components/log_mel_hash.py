@@ -13,8 +13,16 @@ holds the steps before and after it, so that every backbone makes codes the same
   He et al., "Spatial Pyramid Pooling in Deep Convolutional Networks for Visual Recognition",
   ECCV 2014, §2.3, along time only), an embedding, the tanh hash layer ``u = tanh(W e)`` of
   ``hash_bits`` units (the relaxation of sign(·) used by DPSH and CSQ), whose sign is the code,
-  a linear classifier on ``u`` for cross-entropy, and in training an optional per-frame head on
-  the map for an auxiliary CTC term (:class:`~speechret.models.losses.FrameCTCLoss`).
+  a linear classifier on ``u`` for cross-entropy (on ``sign(u)`` with ``straight_through``, below),
+  and in training an optional per-frame head on the map for an auxiliary CTC term
+  (:class:`~speechret.models.losses.FrameCTCLoss`).
+
+``straight_through``: the classifier sees the code itself, ``sign(u)``, and its gradient reaches ``u``
+unchanged (the straight-through estimator of Bengio, Léonard & Courville, arXiv:1308.3432, 2013, as
+Greedy Hash uses it: Su, Zhang, Han & Tian, "Greedy Hash: Towards Fast Optimization for Accurate Hash
+Coding in CNN", NeurIPS 2018, §3, eq. (4)-(6)).  Cross-entropy is then a loss on the binary code the
+index stores, not on its relaxation; the hash objectives stay on ``u``.  Greedy Hash's own penalty
+``|u - sign(u)|^3`` is not added: the centre loss's quantization term plays that part.
 
 Pooling only over valid frames makes an item's code in ``eval()`` mode independent of the batch
 it is in.  The submodules keep the names ``embed`` / ``hash`` / ``classifier`` / ``frame_head``
@@ -42,7 +50,7 @@ class LogMelHashNet(nn.Module):
 
     def _init_head(self, n_mels: int, n_classes: int, hash_bits: int, channels: int, rows: int,
                    embed_dim: int, dropout: float, cmvn: bool, pool_freq: bool, time_segments: int,
-                   frame_classes: int) -> None:
+                   frame_classes: int, straight_through: bool = False) -> None:
         """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
         (frequency rows after the backbone).  Argument errors name the subclass."""
         name = type(self).__name__
@@ -52,6 +60,7 @@ class LogMelHashNet(nn.Module):
             raise ValueError(f"{name}: time_segments must be >= 1, got {time_segments}")
         self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
         self.pool_freq, self.time_segments = bool(pool_freq), int(time_segments)
+        self.straight_through = bool(straight_through)
         pooled = 2 * channels * (1 if self.pool_freq else rows) * self.time_segments
         self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
                                    nn.Dropout(dropout))
@@ -107,7 +116,8 @@ class LogMelHashNet(nn.Module):
             valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
             pooled += self._pool(h, valid, (end - start).to(h.dtype))
         u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
+        logits = self.classifier(u + (torch.sign(u) - u).detach() if self.straight_through else u)
         if self.frame_head is None or not self.training:
-            return ModelOutput(logits=self.classifier(u), hash_features=u)
+            return ModelOutput(logits=logits, hash_features=u)
         frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
-        return ModelOutput(logits=self.classifier(u), hash_features=u, frame_logits=frame_logits, frame_lengths=n)
+        return ModelOutput(logits=logits, hash_features=u, frame_logits=frame_logits, frame_lengths=n)

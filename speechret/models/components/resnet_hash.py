@@ -138,6 +138,9 @@ class ResNetHashNet(LogMelHashNet):
             (:class:`~speechret.models.losses.FrameCTCLoss`, e.g. on paper C's 27 pronunciation
             classes: ``C = 27``).  It is a training signal only: in ``eval()`` mode it is not run,
             so codes, exports and search are those of the net without it.  ``0`` (default): none.
+        straight_through: the classifier sees ``sign(u)``, the stored code, with the gradient passed
+            straight through to ``u`` (Greedy Hash; :mod:`~speechret.models.components.log_mel_hash`).
+            ``False`` (default): it sees ``u``.  The codes are ``sign(u)`` either way.
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
@@ -145,7 +148,7 @@ class ResNetHashNet(LogMelHashNet):
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
                  pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1,
                  style: nn.Module | None = None, style_after: Sequence[int] = (0, 1),
-                 frame_classes: int = 0) -> None:
+                 frame_classes: int = 0, straight_through: bool = False) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -170,7 +173,7 @@ class ResNetHashNet(LogMelHashNet):
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
         self._init_head(n_mels, n_classes, hash_bits, c_prev, f_out, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes)
+                        time_segments, frame_classes, straight_through)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         h, lengths = self.image(x, lengths)
