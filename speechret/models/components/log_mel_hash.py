@@ -17,10 +17,11 @@ holds the steps before and after it, so that every backbone makes codes the same
   and in training an optional per-frame head on the map for an auxiliary CTC term
   (:class:`~speechret.models.losses.FrameCTCLoss`).
 
-``straight_through``: the classifier sees the code itself, ``sign(u)``, and its gradient reaches ``u``
+``straight_through``: the classifier sees the code itself, ``sign(u)`` (+1 where ``u > 0``, else -1: the
+bits :mod:`speechret.hashing.methods.sign` stores), and its gradient reaches ``u``
 unchanged (the straight-through estimator of Bengio, Léonard & Courville, arXiv:1308.3432, 2013, as
 Greedy Hash uses it: Su, Zhang, Han & Tian, "Greedy Hash: Towards Fast Optimization for Accurate Hash
-Coding in CNN", NeurIPS 2018, §3, eq. (4)-(6)).  Cross-entropy is then a loss on the binary code the
+Coding in CNN", NeurIPS 2018, §3).  Cross-entropy is then a loss on the binary code the
 index stores, not on its relaxation; the hash objectives stay on ``u``.  Greedy Hash's own penalty
 ``|u - sign(u)|^3`` is not added: the centre loss's quantization term plays that part.
 
@@ -116,7 +117,11 @@ class LogMelHashNet(nn.Module):
             valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
             pooled += self._pool(h, valid, (end - start).to(h.dtype))
         u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
-        logits = self.classifier(u + (torch.sign(u) - u).detach() if self.straight_through else u)
+        if self.straight_through:  # the stored code as ±1 (bit 1 where u > 0, as the sign method binarises)
+            u_or_code = u + (torch.where(u > 0, 1.0, -1.0).to(u.dtype) - u).detach()
+        else:
+            u_or_code = u
+        logits = self.classifier(u_or_code)
         if self.frame_head is None or not self.training:
             return ModelOutput(logits=logits, hash_features=u)
         frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
