@@ -39,7 +39,13 @@ from torch import Tensor, nn
 
 from speechret.models.components.common import ModelOutput, check_lengths, instance_statistics, mask_time
 
-__all__ = ["LogMelHashNet"]
+__all__ = ["LogMelHashNet", "straight_through_sign"]
+
+
+def straight_through_sign(u: Tensor) -> Tensor:
+    """The code of ``u`` as ±1 (+1 where ``u > 0``, the bits the sign method stores) in the forward pass,
+    the identity in the backward pass: the straight-through estimator (module docstring)."""
+    return u + ((u > 0).to(u.dtype) * 2 - 1 - u).detach()
 
 
 class LogMelHashNet(nn.Module):
@@ -51,7 +57,7 @@ class LogMelHashNet(nn.Module):
 
     def _init_head(self, n_mels: int, n_classes: int, hash_bits: int, channels: int, rows: int,
                    embed_dim: int, dropout: float, cmvn: bool, pool_freq: bool, time_segments: int,
-                   frame_classes: int, straight_through: bool = False) -> None:
+                   frame_classes: int, straight_through: bool) -> None:
         """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
         (frequency rows after the backbone).  Argument errors name the subclass."""
         name = type(self).__name__
@@ -117,11 +123,7 @@ class LogMelHashNet(nn.Module):
             valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
             pooled += self._pool(h, valid, (end - start).to(h.dtype))
         u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
-        if self.straight_through:  # the stored code as ±1 (bit 1 where u > 0, as the sign method binarises)
-            u_or_code = u + (torch.where(u > 0, 1.0, -1.0).to(u.dtype) - u).detach()
-        else:
-            u_or_code = u
-        logits = self.classifier(u_or_code)
+        logits = self.classifier(straight_through_sign(u) if self.straight_through else u)
         if self.frame_head is None or not self.training:
             return ModelOutput(logits=logits, hash_features=u)
         frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
