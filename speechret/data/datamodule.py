@@ -46,6 +46,7 @@ from speechret.errors import ConfigError
 from speechret.fileio import atomic_path
 
 from .corpora import corpus_kind, load_corpus
+from .extra_train import extra_training_items, parse_train_extra
 from .duplicates import check_policy, file_digest, resolve_duplicates
 from .dataset import CachedFeatureDataset, SpeechDataset, collate_speech, pronunciation_targets
 from .item import Item
@@ -104,6 +105,9 @@ class SpeechDataModule(L.LightningDataModule):
             on both sides of it.
         max_seconds: crop longer waveforms (memory bound for long sentences); ``None`` keeps all.
         cache_waveforms: decode every selected file once in :meth:`setup` (shared by forked workers).
+        train_extra: other corpora whose items of the selected classes (matched by ``text``) join
+            the training split only, their speakers prefixed (:mod:`speechret.data.extra_train`,
+            ``conf/data/train_extra/``); validation and test stay this corpus's own.
         cache_features: precompute features of every batch that is not augmented on the fly
             (val/test, and train when no augmentation is set — CPO copies are deterministic and cached
             too); stored in memory, and in ``cache_dir`` when given, keyed by the manifest and the
@@ -147,6 +151,7 @@ class SpeechDataModule(L.LightningDataModule):
         cache_features: bool = False,
         cache_dir: str | Path | None = None,
         seed: int = 0,
+        train_extra: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if split not in _SPLIT_KINDS:
@@ -191,6 +196,9 @@ class SpeechDataModule(L.LightningDataModule):
         self.cache_waveforms, self.cache_features = cache_waveforms, cache_features
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.seed = seed
+        self.train_extra = parse_train_extra(train_extra)
+        if self.train_extra and split == "none":
+            raise ConfigError("data.train_extra adds training items, but data.split=none has no training split")
         self.items: list[Item] = []
         self.label_map: dict[int, int] = {}
         self.label_names: dict[int, str] = {}
@@ -208,6 +216,8 @@ class SpeechDataModule(L.LightningDataModule):
         """Generate the built-in synthetic corpus when it is the corpus and is missing."""
         if self.corpus == "synthetic":
             generate_corpus(self.root, **self.corpus_kwargs)
+        for extra in self.train_extra:
+            extra.prepare()
 
     def load_manifest(self) -> Manifest:
         kwargs = {} if self.corpus == "synthetic" else self.corpus_kwargs
@@ -239,8 +249,12 @@ class SpeechDataModule(L.LightningDataModule):
             self.label_names = {self.label_map[k]: v for k, v in self.label_names.items()}
         else:
             self.label_map = {k: k for k in self.label_names}
-        self.items = items
         self.split_indices = self._make_split(items)
+        if self.train_extra:  # other corpora's items of the same classes, training split only
+            extra = extra_training_items(self.train_extra, {text: k for k, text in self.label_names.items()})
+            self.split_indices["train"] = self.split_indices["train"] + list(range(len(items), len(items) + len(extra)))
+            items = items + extra
+        self.items = items
         # Evaluation splits are put in a seeded random order: any prefix (limit_val_batches, a
         # first batch) then mixes content classes and speakers, so a partial validation still
         # has relevant pairs for its mAP; the full-set metrics do not depend on the order.

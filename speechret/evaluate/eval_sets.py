@@ -73,11 +73,14 @@ def datamodule(data_cfg: Any, **overrides: Any) -> Any:
     config is the one stored in the checkpoint (same corpus, selection, split kind and seed).
     A config without ``duplicates`` was stored before ``data.duplicates`` existed: its run kept
     every copy (``keep``), and so does its split here; :func:`drop_copies` then takes the copies out
-    of the evaluation set."""
+    of the evaluation set.  With ``split="none"`` (the whole corpus) a run's ``train_extra`` corpora
+    are left out: they joined its training split only."""
     d = as_container(data_cfg)
     d.setdefault("duplicates", "keep")
     d.update(_LOADER_OVERRIDES)
     d.update(overrides)
+    if d.get("split") == "none":  # the whole corpus: a training run's extra corpora are not part of it
+        d["train_extra"] = None
     dm = instantiate(d, _convert_="all")
     dm.prepare_data()
     dm.setup()
