@@ -46,8 +46,8 @@ from speechret.errors import ConfigError
 from speechret.fileio import atomic_path
 
 from .corpora import corpus_kind, load_corpus
-from .extra_train import extra_training_items, parse_train_extra
 from .duplicates import check_policy, file_digest, resolve_duplicates
+from .extra_train import extra_training_items, parse_train_extra
 from .dataset import CachedFeatureDataset, SpeechDataset, collate_speech, pronunciation_targets
 from .item import Item
 from .manifest import Manifest

@@ -40,7 +40,8 @@ class ExtraTrainCorpus:
             with ``corpus_kwargs``, e.g. ``words``, ``n_speakers``, ``repetitions``).
         root: the corpus folder (or manifest file).
         corpus_kwargs: loader arguments, or the generator's for ``synthetic``.
-        speaker_prefix: prepended to its speakers' names (default ``"<corpus>:"``).
+        speaker_prefix: prepended to its speakers' names (:func:`parse_train_extra` gives
+            ``"<corpus>:"`` when the entry names none).
     """
 
     corpus: str
