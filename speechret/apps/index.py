@@ -15,7 +15,6 @@ from hydra.utils import instantiate
 from speechret.audio import AudioPolicy
 from speechret.config import CONF_DIR, refuse_renamed_keys
 from speechret.crypto.keys import build_cipher_from_cfg  # key hygiene: speechret/crypto/keys.py
-from speechret.data.corpora import load_corpus
 from speechret.errors import ConfigError, SpeechretError
 from speechret.hashing.hasher import Hasher
 from speechret.library.indexer import IndexReport, index_items, open_or_create
@@ -116,8 +115,7 @@ def corpus_items(cfg: Any) -> list:
     locally or through the service."""
     dm = instantiate(cfg.data)
     dm.prepare_data()
-    kwargs = {} if dm.corpus == "synthetic" else dm.corpus_kwargs
-    return list(load_corpus(dm.corpus, dm.root, **kwargs).filter(**dm.select))
+    return list(dm.load_manifest().filter(**dm.select))
 
 
 def _print_report(where: Any, n_items: int, report: Any) -> None:

@@ -61,7 +61,7 @@ from .manifest import (
     read_csv_records,
     read_jsonl_records,
 )
-from .synthetic import load_synthetic
+from .synthetic import generate_corpus, load_synthetic
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -366,3 +366,16 @@ def load_corpus(kind: str, root: str | os.PathLike[str], **kw: Any) -> Manifest:
     ``synthetic``, generated when absent); ``kw`` go to the loader.
     """
     return CORPUS_KINDS[corpus_kind(kind)](root, **kw)
+
+
+def prepare_corpus(kind: str, root: str | os.PathLike[str], kwargs: dict[str, Any] | None = None) -> None:
+    """Make a corpus ready to load: the built-in ``synthetic`` one is generated in ``root`` with
+    ``kwargs`` (the generator's arguments; idempotent); every other kind is read as it is."""
+    if kind == "synthetic":
+        generate_corpus(root, **(kwargs or {}))
+
+
+def corpus_manifest(kind: str, root: str | os.PathLike[str], kwargs: dict[str, Any] | None = None) -> Manifest:
+    """:func:`load_corpus` of a data config's ``corpus`` / ``root`` / ``corpus_kwargs``: for
+    ``synthetic`` the kwargs are the generator's (:func:`prepare_corpus`), not the loader's."""
+    return load_corpus(kind, root, **({} if kind == "synthetic" else dict(kwargs or {})))

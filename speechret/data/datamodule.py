@@ -45,14 +45,13 @@ from speechret.cpo import build_cpo
 from speechret.errors import ConfigError
 from speechret.fileio import atomic_path
 
-from .corpora import corpus_kind, load_corpus
+from .corpora import corpus_kind, corpus_manifest, prepare_corpus
 from .duplicates import check_policy, file_digest, resolve_duplicates
 from .extra_train import extra_training_items, parse_train_extra
 from .dataset import CachedFeatureDataset, SpeechDataset, collate_speech, pronunciation_targets
 from .item import Item
 from .manifest import Manifest
 from .splits import SPLITS, split_by_repetition, split_by_speaker, split_from_manifest, split_random
-from .synthetic import generate_corpus
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +213,12 @@ class SpeechDataModule(L.LightningDataModule):
     # ---------------------------------------------------------------- corpus
     def prepare_data(self) -> None:
         """Generate the built-in synthetic corpus when it is the corpus and is missing."""
-        if self.corpus == "synthetic":
-            generate_corpus(self.root, **self.corpus_kwargs)
+        prepare_corpus(self.corpus, self.root, self.corpus_kwargs)
         for extra in self.train_extra:
             extra.prepare()
 
     def load_manifest(self) -> Manifest:
-        kwargs = {} if self.corpus == "synthetic" else self.corpus_kwargs
-        return load_corpus(self.corpus, self.root, **kwargs)
+        return corpus_manifest(self.corpus, self.root, self.corpus_kwargs)
 
     def setup(self, stage: str | None = None) -> None:
         if self._is_setup:

@@ -21,9 +21,8 @@ from typing import Any
 
 from speechret.errors import ConfigError
 
-from .corpora import corpus_kind, load_corpus
+from .corpora import corpus_kind, corpus_manifest, prepare_corpus
 from .item import Item
-from .synthetic import generate_corpus
 
 __all__ = ["ExtraTrainCorpus", "parse_train_extra", "extra_training_items"]
 
@@ -51,12 +50,10 @@ class ExtraTrainCorpus:
 
     def prepare(self) -> None:
         """Generate a synthetic corpus when it is missing (idempotent)."""
-        if self.corpus == "synthetic":
-            generate_corpus(self.root, **self.corpus_kwargs)
+        prepare_corpus(self.corpus, self.root, dict(self.corpus_kwargs))
 
     def load(self) -> list[Item]:
-        kwargs = {} if self.corpus == "synthetic" else dict(self.corpus_kwargs)
-        return list(load_corpus(self.corpus, self.root, **kwargs))
+        return list(corpus_manifest(self.corpus, self.root, dict(self.corpus_kwargs)))
 
 
 def parse_train_extra(specs: Sequence[Mapping[str, Any]] | None, param: str = "data.train_extra") -> list[ExtraTrainCorpus]:
