@@ -44,7 +44,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -368,14 +368,15 @@ def load_corpus(kind: str, root: str | os.PathLike[str], **kw: Any) -> Manifest:
     return CORPUS_KINDS[corpus_kind(kind)](root, **kw)
 
 
-def prepare_corpus(kind: str, root: str | os.PathLike[str], kwargs: dict[str, Any] | None = None) -> None:
+def prepare_corpus(kind: str, root: str | os.PathLike[str], kwargs: Mapping[str, Any] | None = None) -> None:
     """Make a corpus ready to load: the built-in ``synthetic`` one is generated in ``root`` with
     ``kwargs`` (the generator's arguments; idempotent); every other kind is read as it is."""
-    if kind == "synthetic":
+    if corpus_kind(kind) == "synthetic":
         generate_corpus(root, **(kwargs or {}))
 
 
-def corpus_manifest(kind: str, root: str | os.PathLike[str], kwargs: dict[str, Any] | None = None) -> Manifest:
+def corpus_manifest(kind: str, root: str | os.PathLike[str], kwargs: Mapping[str, Any] | None = None) -> Manifest:
     """:func:`load_corpus` of a data config's ``corpus`` / ``root`` / ``corpus_kwargs``: for
     ``synthetic`` the kwargs are the generator's (:func:`prepare_corpus`), not the loader's."""
-    return load_corpus(kind, root, **({} if kind == "synthetic" else dict(kwargs or {})))
+    synthetic = corpus_kind(kind) == "synthetic"
+    return load_corpus(kind, root, **({} if synthetic else dict(kwargs or {})))

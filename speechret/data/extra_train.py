@@ -50,10 +50,10 @@ class ExtraTrainCorpus:
 
     def prepare(self) -> None:
         """Generate a synthetic corpus when it is missing (idempotent)."""
-        prepare_corpus(self.corpus, self.root, dict(self.corpus_kwargs))
+        prepare_corpus(self.corpus, self.root, self.corpus_kwargs)
 
     def load(self) -> list[Item]:
-        return list(corpus_manifest(self.corpus, self.root, dict(self.corpus_kwargs)))
+        return list(corpus_manifest(self.corpus, self.root, self.corpus_kwargs))
 
 
 def parse_train_extra(specs: Sequence[Mapping[str, Any]] | None, param: str = "data.train_extra") -> list[ExtraTrainCorpus]:
