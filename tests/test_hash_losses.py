@@ -117,3 +117,44 @@ def test_speaker_adversary_ignores_unknown_speakers_and_keeps_its_index_in_the_s
     obj.set_speakers(["q"])
     total, parts = obj(torch.zeros(2, 4), labels, ["q", "r"])
     assert set(parts) == {"center", "speaker"} and obj.terms["speaker"].index == {"q": 0}
+
+
+def test_cross_speaker_triplet_takes_its_positives_from_other_voices_only():
+    g = torch.Generator().manual_seed(3)
+    u = torch.tanh(torch.randn(20, 16, generator=g))
+    labels = torch.randint(0, 3, (20,), generator=g)
+    speakers = [f"s{int(i)}" for i in torch.randint(0, 4, (20,), generator=g)]
+    k = u.shape[1]
+    d = (k - u @ u.T) / (2 * k)
+    terms = []
+    for a in range(20):  # brute force: the farthest same-label item of another voice, the nearest other label
+        pos = [float(d[a, p]) for p in range(20) if labels[p] == labels[a] and speakers[p] != speakers[a]]
+        neg = [float(d[a, n]) for n in range(20) if labels[n] != labels[a]]
+        if pos and neg:
+            terms.append(max(0.0, 0.25 + max(pos) - min(neg)))
+    got = TripletLoss(cross_speaker=True)(u, labels, speakers=speakers)
+    assert abs(float(got) - sum(terms) / len(terms)) < 1e-6
+    # a same-voice positive alone is no positive: two items of one word by one speaker give no term
+    two = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
+    assert float(TripletLoss(cross_speaker=True)(two, torch.tensor([0, 0]), speakers=["a", "a"])) == 0.0
+    assert float(TripletLoss()(torch.cat([two, -two[:1]]), torch.tensor([0, 0, 1]))) > 0.0
+    # the objective passes the speakers to the term that names them
+    total, parts = HashObjective({"triplet": TripletLoss(cross_speaker=True)})(u, labels, speakers)
+    assert torch.allclose(parts["triplet"], got)
+    with pytest.raises(ValueError, match="speakers"):
+        TripletLoss(cross_speaker=True)(u, labels)
+
+
+def test_cross_speaker_triplet_learns_on_a_tiny_batch():
+    torch.manual_seed(0)
+    x, labels = _tiny_batch()
+    speakers = [f"s{i % 3}" for i in range(len(labels))]
+    net = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
+    loss_fn = TripletLoss(cross_speaker=True)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = float(loss_fn(torch.tanh(net(x)), labels, speakers=speakers))
+    for _ in range(100):
+        opt.zero_grad()
+        loss_fn(torch.tanh(net(x)), labels, speakers=speakers).backward()
+        opt.step()
+    assert float(loss_fn(torch.tanh(net(x)), labels, speakers=speakers)) < 0.5 * first
