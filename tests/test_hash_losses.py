@@ -134,10 +134,11 @@ def test_cross_speaker_triplet_takes_its_positives_from_other_voices_only():
             terms.append(max(0.0, 0.25 + max(pos) - min(neg)))
     got = TripletLoss(cross_speaker=True)(u, labels, speakers=speakers)
     assert abs(float(got) - sum(terms) / len(terms)) < 1e-6
-    # a same-voice positive alone is no positive: two items of one word by one speaker give no term
-    two = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
-    assert float(TripletLoss(cross_speaker=True)(two, torch.tensor([0, 0]), speakers=["a", "a"])) == 0.0
-    assert float(TripletLoss()(torch.cat([two, -two[:1]]), torch.tensor([0, 0, 1]))) > 0.0
+    # a same-voice positive is no positive: one word twice by one speaker plus another word gives the
+    # plain triplet a term (the two opposite codes) and the cross-speaker one none
+    three, labels3 = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]), torch.tensor([0, 0, 1])
+    assert float(TripletLoss()(three, labels3)) > 0.0
+    assert float(TripletLoss(cross_speaker=True)(three, labels3, speakers=["a", "a", "b"])) == 0.0
     # the objective passes the speakers to the term that names them
     total, parts = HashObjective({"triplet": TripletLoss(cross_speaker=True)})(u, labels, speakers)
     assert torch.allclose(parts["triplet"], got)
