@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -36,8 +38,10 @@ def _tiny_batch(seed=0):
     lambda: CenterLoss(4, 32),
     lambda: PairwiseLikelihoodLoss(),
     lambda: TripletLoss(),
+    # the tiny batch's 24 items in 3 voices (item i by voice i % 3): every word has other-voice positives
+    lambda: functools.partial(TripletLoss(cross_speaker=True), speakers=[f"s{i % 3}" for i in range(24)]),
     lambda: HashObjective({"center": CenterLoss(4, 32), "balance": BitBalanceLoss()}, {"balance": 0.1}),
-], ids=["center", "dpsh", "triplet", "center+balance"])
+], ids=["center", "dpsh", "triplet", "triplet_cross_speaker", "center+balance"])
 def test_each_loss_decreases_on_a_tiny_batch(make):
     torch.manual_seed(0)
     x, labels = _tiny_batch()
@@ -145,17 +149,3 @@ def test_cross_speaker_triplet_takes_its_positives_from_other_voices_only():
     with pytest.raises(ValueError, match="speakers"):
         TripletLoss(cross_speaker=True)(u, labels)
 
-
-def test_cross_speaker_triplet_learns_on_a_tiny_batch():
-    torch.manual_seed(0)
-    x, labels = _tiny_batch()
-    speakers = [f"s{i % 3}" for i in range(len(labels))]
-    net = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
-    loss_fn = TripletLoss(cross_speaker=True)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    first = float(loss_fn(torch.tanh(net(x)), labels, speakers=speakers))
-    for _ in range(100):
-        opt.zero_grad()
-        loss_fn(torch.tanh(net(x)), labels, speakers=speakers).backward()
-        opt.step()
-    assert float(loss_fn(torch.tanh(net(x)), labels, speakers=speakers)) < 0.5 * first
