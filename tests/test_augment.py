@@ -263,6 +263,29 @@ def test_trim_max_gap_keeps_the_word_and_drops_clicks_apart_from_it():
         SilenceTrim(max_gap_ms=-1)
 
 
+def test_trim_energy_region_keeps_the_word_when_a_click_is_louder_than_it():
+    """``region="energy"``: a recorder's click at the clip onset, louder at its peak than the word
+    (DSPSpeech-20's 16307130198-01-03), takes the ``"peak"`` rule's crop; the region holding the
+    most energy is the word.  A lone clip and the same clip in a padded batch get the same span."""
+    torch.manual_seed(0)
+    x = torch.zeros(2, SR * 2)
+    x[0, 0:1600] = 0.9 * torch.randn(1600).clamp(-1, 1) * torch.exp(-torch.arange(1600) / 400.0)  # a 0.1 s click
+    x[0, 8000:18000] = 0.3 * _tone(0.625)           # the word, 0.5-1.125 s, quieter than the click's peak
+    x[1, 4000:9000] = 0.3 * _tone(0.3125)           # a word and nothing else: both rules agree
+    lengths = torch.tensor([SR * 2, SR])
+    kw = dict(margin_ms=20.0, max_gap_ms=200.0, noise_percentile=10.0, remove_dc=True)
+    peak = torch.stack(SilenceTrim(**kw).spans(x, lengths), 1)
+    energy_trim = SilenceTrim(region="energy", **kw)
+    energy = torch.stack(energy_trim.spans(x, lengths), 1)
+    assert int(peak[0, 1]) < 8000                                   # the peak rule keeps the click
+    assert 1600 < int(energy[0, 0]) <= 8000 and 18000 <= int(energy[0, 1]) <= 18000 + 320 + 400 + 160
+    assert torch.equal(peak[1], energy[1])
+    lone = torch.stack(energy_trim.spans(x[1:, :SR], lengths[1:]), 1)
+    assert torch.equal(lone[0], energy[1])
+    with pytest.raises(ValueError, match="region"):
+        SilenceTrim(region="loudest")
+
+
 def test_trim_noise_floor_keeps_the_endpoints_of_a_degraded_copy():
     """``noise_percentile`` / ``remove_dc``: 16 -> 8 -> 16-bit re-quantization (an offset of half a
     coarse step on every sample) and white noise within ``threshold_db`` of the peak make every

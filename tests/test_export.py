@@ -111,6 +111,31 @@ def test_exported_codes_equal_the_hashers_bit_for_bit(experiment, method, clips,
         exported(np.zeros((2, 16000), np.float32))
 
 
+def test_exported_energy_region_trim_equals_the_hashers_bit_for_bit(tmp_path, clips):
+    """``frontend.region=energy`` (the trim keeps the region holding the most energy): the traced
+    span detection follows every clip length, clicks louder than the word included."""
+    from speechret.export import export_hasher, load_exported
+    from speechret.frontend import SilenceTrim
+    from speechret.hashing.hasher import Hasher
+
+    torch.set_num_threads(1)
+    clicked = []
+    for k, c in enumerate(clips[8:14]):
+        c = c.copy()
+        c[:400] = 0.95 * np.sign(np.sin(np.arange(400) * (0.3 + k)))  # a click at the onset, louder than the word
+        clicked.append(c)
+    ckpt = random_checkpoint("speechret_hash", tmp_path, "views=none", "frontend.region=energy")
+    exported = load_exported(export_hasher(ckpt, tmp_path / "energy.pt"))
+    hasher = Hasher.from_checkpoint(ckpt)
+    assert hasher.frontend.region == "energy"
+    peak = SilenceTrim(**{**{k: v for k, v in hasher.config["frontend"].items() if k != "_target_"}, "region": "peak"})
+    moved = [int(peak.spans(torch.from_numpy(c)[None], torch.tensor([len(c)]))[0])
+             != int(hasher.frontend.spans(torch.from_numpy(c)[None], torch.tensor([len(c)]))[0]) for c in clicked]
+    assert sum(moved) >= 3  # the clicks do take the peak rule's crop
+    both = clips + clicked
+    assert np.array_equal(exported.codes(both).numpy(), hasher.codes(both))
+
+
 def test_loader_needs_only_torch(tmp_path, clips, exports):
     from speechret.hashing.hasher import Hasher
 
