@@ -150,7 +150,7 @@ class SilenceTrim(nn.Module):
         any_speech = speech.any(1)
         idx = torch.arange(energy.shape[1], device=wave.device)[None, :].expand_as(speech)
         if self.max_gap is not None:
-            speech = self._region_of_peak(speech, db.argmax(1), idx, energy)
+            speech = self._word_region(speech, db.argmax(1), idx, energy)
         first = torch.where(speech, idx, torch.full_like(idx, energy.shape[1])).min(1).values
         last = torch.where(speech, idx, torch.full_like(idx, -1)).max(1).values
         start = (first * self.hop - self.margin).clamp_min(0)
@@ -160,7 +160,7 @@ class SilenceTrim(nn.Module):
         end = torch.where(keep_whole, lengths, end)
         return start, end
 
-    def _region_of_peak(self, speech: Tensor, peak_idx: Tensor, idx: Tensor, energy: Tensor) -> Tensor:
+    def _word_region(self, speech: Tensor, peak_idx: Tensor, idx: Tensor, energy: Tensor) -> Tensor:
         """The speech frames of one region -- runs of speech joined across gaps of at most
         ``max_gap`` frames (batched: previous / next speech frame by cummax) -- the region holding
         ``peak_idx`` (``region="peak"``) or the one whose speech frames hold the most ``energy``
