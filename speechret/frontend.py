@@ -150,7 +150,7 @@ class SilenceTrim(nn.Module):
         any_speech = speech.any(1)
         idx = torch.arange(energy.shape[1], device=wave.device)[None, :].expand_as(speech)
         if self.max_gap is not None:
-            speech = self._word_region(speech, db.argmax(1), idx, energy)
+            speech = self._word_region(speech, idx, db, energy)
         first = torch.where(speech, idx, torch.full_like(idx, energy.shape[1])).min(1).values
         last = torch.where(speech, idx, torch.full_like(idx, -1)).max(1).values
         start = (first * self.hop - self.margin).clamp_min(0)
@@ -160,11 +160,11 @@ class SilenceTrim(nn.Module):
         end = torch.where(keep_whole, lengths, end)
         return start, end
 
-    def _word_region(self, speech: Tensor, peak_idx: Tensor, idx: Tensor, energy: Tensor) -> Tensor:
+    def _word_region(self, speech: Tensor, idx: Tensor, db: Tensor, energy: Tensor) -> Tensor:
         """The speech frames of one region -- runs of speech joined across gaps of at most
         ``max_gap`` frames (batched: previous / next speech frame by cummax) -- the region holding
-        ``peak_idx`` (``region="peak"``) or the one whose speech frames hold the most ``energy``
-        (``region="energy"``)."""
+        the loudest frame of ``db`` (``region="peak"``) or the one whose speech frames hold the most
+        ``energy`` (``region="energy"``)."""
         n = speech.shape[1]
         prev = torch.where(speech, idx, torch.full_like(idx, -n - 1)).cummax(1).values
         nxt = n - 1 - torch.where(speech, n - 1 - idx, torch.full_like(idx, -n - 1)).flip(1).cummax(1).values.flip(1)
@@ -178,7 +178,7 @@ class SilenceTrim(nn.Module):
             held.scatter_add_(1, region, torch.where(speech, energy, torch.zeros_like(energy)).double())
             mine = held[:, 1:].argmax(1, keepdim=True) + 1
         else:
-            mine = region.gather(1, peak_idx[:, None])
+            mine = region.gather(1, db.argmax(1, keepdim=True))
         return speech & (region == mine)
 
     def forward(self, wave: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
