@@ -286,6 +286,43 @@ def test_trim_energy_region_keeps_the_word_when_a_click_is_louder_than_it():
         SilenceTrim(region="loudest")
 
 
+def test_trim_join_gap_keeps_a_slow_voices_two_syllables_and_not_a_click():
+    """``join_gap_ms``: a syllable 0.35 s from the word region (a slow voice, DSPSpeech-20's
+    16307130260) joins it when it holds ``join_share`` of its energy and spans ``join_min_ms``;
+    a loud click as far away on the other side, too short, and a faint syllable, too weak, do not.
+    The 200 ms gap alone keeps one syllable; a lone clip and the same clip in a padded batch agree."""
+    torch.manual_seed(0)
+    x = torch.zeros(3, SR * 2)
+    click = 0.3 * torch.randn(320).clamp(-1, 1)
+    for b, second in enumerate((0.6, 0.06, 0.6)):     # the second syllable's amplitude
+        x[b, 4000:4320] = click                       # a 20 ms click, 0.26 s before the word
+        x[b, 8480:13280] = 0.9 * _tone(0.3)           # syllable 1: 0.53-0.83 s
+        x[b, 18880:22880] = second * _tone(0.25)      # syllable 2 after 0.35 s of silence
+    lengths = torch.tensor([SR * 2, SR * 2, 26000])
+    kw = dict(margin_ms=20.0, max_gap_ms=200.0, noise_percentile=10.0, remove_dc=True, region="energy")
+    plain = torch.stack(SilenceTrim(**kw).spans(x, lengths), 1)
+    trim = SilenceTrim(join_gap_ms=500.0, join_share=0.25, join_min_ms=80.0, **kw)
+    joined = torch.stack(trim.spans(x, lengths), 1)
+    for b in range(3):
+        assert 4320 < int(plain[b, 0]) <= 8480 and 13280 <= int(plain[b, 1]) < 18880   # one syllable
+    assert 4320 < int(joined[0, 0]) <= 8480 and 22880 <= int(joined[0, 1]) <= 22880 + 320 + 400 + 160
+    assert torch.equal(joined[1], plain[1])     # under 1 % of the word region's energy: not joined
+    assert torch.equal(joined[2, 0], joined[0, 0]) and int(joined[2, 1]) >= 22880
+    lone = torch.stack(trim.spans(x[2:, :26000], lengths[2:]), 1)
+    assert torch.equal(lone[0], joined[2])
+    # the click would join on a small enough share: it is kept out by its length
+    loose = SilenceTrim(join_gap_ms=500.0, join_share=0.01, join_min_ms=0.0, **kw)
+    assert int(loose.spans(x, lengths)[0][0]) <= 4000
+    strict = SilenceTrim(join_gap_ms=500.0, join_share=0.01, join_min_ms=80.0, **kw)
+    assert torch.equal(torch.stack(strict.spans(x, lengths), 1)[0], joined[0])
+    with pytest.raises(ValueError, match="join_gap_ms"):
+        SilenceTrim(join_gap_ms=100.0, max_gap_ms=200.0)
+    with pytest.raises(ValueError, match="join_gap_ms"):
+        SilenceTrim(join_gap_ms=500.0)
+    with pytest.raises(ValueError, match="join_share"):
+        SilenceTrim(max_gap_ms=200.0, join_gap_ms=500.0, join_share=-0.1)
+
+
 def test_trim_noise_floor_keeps_the_endpoints_of_a_degraded_copy():
     """``noise_percentile`` / ``remove_dc``: 16 -> 8 -> 16-bit re-quantization (an offset of half a
     coarse step on every sample) and white noise within ``threshold_db`` of the peak make every

@@ -137,6 +137,33 @@ def test_exported_energy_region_trim_equals_the_hashers_bit_for_bit(tmp_path, cl
     assert np.array_equal(exported.codes(both).numpy(), hasher.codes(both))
 
 
+def test_exported_join_gap_trim_equals_the_hashers_bit_for_bit(tmp_path, clips):
+    """``frontend.join_gap_ms`` (a neighbouring syllable joins the word region across a longer
+    silence): the traced span detection follows every clip length, split words included."""
+    from speechret.export import export_hasher, load_exported
+    from speechret.hashing.hasher import Hasher
+
+    torch.set_num_threads(1)
+    split = []
+    for c in clips[9:16]:  # 2-4 s clips: 0.35 s of silence cut into the middle of the sound
+        c = c.copy()
+        nz = np.flatnonzero(np.abs(c) > 0.01)
+        mid = (nz[0] + nz[-1]) // 2
+        split.append(np.concatenate([c[:mid], 3e-4 * np.ones(5600, np.float32), c[mid:]]))
+    ckpt = random_checkpoint("speechret_hash", tmp_path, "views=none", "frontend.join_gap_ms=500")
+    exported = load_exported(export_hasher(ckpt, tmp_path / "join.pt"))
+    hasher = Hasher.from_checkpoint(ckpt)
+    assert hasher.frontend.join_gap == 50
+    alone = copy.copy(hasher.frontend)
+    alone.join_gap = None
+    moved = [torch.stack(alone.spans(torch.from_numpy(c)[None], torch.tensor([len(c)])))
+             .ne(torch.stack(hasher.frontend.spans(torch.from_numpy(c)[None], torch.tensor([len(c)])))).any().item()
+             for c in split]
+    assert sum(moved) >= 3  # the join does move these clips' spans
+    both = clips + split
+    assert np.array_equal(exported.codes(both).numpy(), hasher.codes(both))
+
+
 def test_loader_needs_only_torch(tmp_path, clips, exports):
     from speechret.hashing.hasher import Hasher
 

@@ -150,3 +150,37 @@ def test_straight_through_classifier_sees_the_sign_code_and_passes_its_gradient_
     (grad_relaxed,) = torch.autograd.grad(torch.nn.functional.cross_entropy(a.logits, y), a.hash_features)
     assert torch.allclose(grad_u, expected_grad, atol=1e-7)
     assert not torch.allclose(grad_relaxed, expected_grad, atol=1e-4)
+
+
+def test_time_frames_resample_every_word_to_one_length():
+    """``time_frames=N`` (linear time normalisation): a word and the same word spoken twice as slowly
+    (every frame repeated) reach the stem as nearly the same N frames; a linear ramp is resampled
+    exactly; an item's code does not depend on its batch's padding; a bad N is refused."""
+    from speechret.models.components.log_mel_hash import linear_time_normalize
+
+    ramp = torch.arange(10.0)[None, None, None, :].repeat(2, 1, 3, 1)       # (2, 1, 3, 10)
+    ramp[1, ..., 5:] = 99.0                                                 # beyond item 1's 5 frames
+    out = linear_time_normalize(ramp, torch.tensor([10, 5]), 20)
+    assert out.shape == (2, 1, 3, 20)
+    want0 = ((torch.arange(20) + 0.5) * 10 / 20 - 0.5).clamp(0, 9)
+    want1 = ((torch.arange(20) + 0.5) * 5 / 20 - 0.5).clamp(0, 4)
+    assert torch.allclose(out[0, 0, 0], want0) and torch.allclose(out[1, 0, 0], want1)   # padding never read
+    torch.manual_seed(0)
+    net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
+                        time_frames=48).eval()
+    word = torch.randn(40, 40).cumsum(0) / 4                               # a smooth trajectory
+    slow = word.repeat_interleave(2, 0)                                    # the same, half the speed
+    with torch.no_grad():
+        img_fast, n_fast = net.image(word[None], torch.tensor([40]))
+        img_slow, n_slow = net.image(slow[None], torch.tensor([80]))
+    assert img_fast.shape == img_slow.shape == (1, 1, 40, 48) and int(n_fast) == int(n_slow) == 48
+    plain = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False).eval()
+    with torch.no_grad():
+        raw_fast, _ = plain.image(word[None], torch.tensor([40]))
+        raw_slow, _ = plain.image(slow[None], torch.tensor([80]))
+    # normalised, the two tempos differ by a fraction of what a fixed-rate image's first 40 frames do
+    assert (img_fast - img_slow).abs().mean() < 0.25 * (raw_fast - raw_slow[..., :40]).abs().mean()
+    together, alone = _alone_and_in_a_padded_batch(net)
+    assert torch.allclose(together, alone, atol=1e-5)
+    with pytest.raises(ValueError, match="time_frames"):
+        ResNetHashNet(n_mels=40, time_frames=0)

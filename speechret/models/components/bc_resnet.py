@@ -103,7 +103,8 @@ class BCResNetHashNet(LogMelHashNet):
 
     Args:
         n_mels, n_classes, hash_bits, embed_dim, dropout, cmvn, pool_freq, time_segments,
-            frame_classes, straight_through: as :class:`~speechret.models.components.resnet_hash.ResNetHashNet`
+            frame_classes, straight_through, time_frames: as
+            :class:`~speechret.models.components.resnet_hash.ResNetHashNet`
             (the shared :class:`LogMelHashNet` head; ``dropout`` is the head's).
         base: ``8 τ`` of BC-ResNet-τ (Table 1: stem ``2 base``, stages ``base, 1.5 base, 2 base,
             2.5 base``, last pointwise ``4 base``); 64 = BC-ResNet-8, the paper's largest.
@@ -126,7 +127,8 @@ class BCResNetHashNet(LogMelHashNet):
                  sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, embed_dim: int = 256,
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False, pool_freq: bool = False,
                  time_segments: int = 1, style: nn.Module | None = None, style_after: Sequence[int] = (0,),
-                 frame_classes: int = 0, straight_through: bool = False) -> None:
+                 frame_classes: int = 0, straight_through: bool = False,
+                 time_frames: int | None = None) -> None:
         super().__init__()
         if len(blocks) != len(freq_strides) or not 1 <= len(blocks) <= len(_WIDTHS) or min(blocks) < 1:
             raise ValueError(f"BCResNetHashNet: blocks {list(blocks)} and freq_strides {list(freq_strides)} need "
@@ -160,7 +162,7 @@ class BCResNetHashNet(LogMelHashNet):
         self.head_point = nn.Conv2d(c_prev, 4 * base, 1, bias=False)
         self.head_norm = frame_norm(4 * base, masked_norm)
         self._init_head(n_mels, n_classes, hash_bits, 4 * base, rows - 4, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes, straight_through)
+                        time_segments, frame_classes, straight_through, time_frames)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         h, lengths = self.image(x, lengths)

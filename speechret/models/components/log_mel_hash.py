@@ -8,6 +8,8 @@ holds the steps before and after it, so that every backbone makes codes the same
 * :meth:`LogMelHashNet.image`: the log-mel as a one-channel image ``(B, 1, F, T)``, each mel band
   normalised per utterance over its valid frames (CMVN, which removes the channel's and, in part,
   the speaker's spectral tilt) and zero beyond them, as a lone item's padding would be;
+* with ``time_frames``, each item's valid frames linearly resampled to that many frames
+  (:func:`linear_time_normalize`);
 * :meth:`LogMelHashNet.head`: mean and max over each item's valid frames only (and over
   frequency too with ``pool_freq``; ``time_segments`` parts apart: a one-level temporal pyramid,
   He et al., "Spatial Pyramid Pooling in Deep Convolutional Networks for Visual Recognition",
@@ -25,6 +27,14 @@ Coding in CNN", NeurIPS 2018, §3).  Cross-entropy is then a loss on the binary 
 index stores, not on its relaxation; the hash objectives stay on ``u``.  Greedy Hash's own penalty
 ``|u - sign(u)|^3`` is not added: the centre loss's quantization term plays that part.
 
+``time_frames`` (``None`` by default) is the linear time normalisation of isolated-word recognisers
+(Rabiner & Juang, *Fundamentals of Speech Recognition*, 1993, ch. 4, time alignment and
+normalisation): every trimmed word reaches the network as ``time_frames`` frames, so a voice that
+speaks faster or slower than the training voices shows it the same number of frames per syllable.
+The speaking rate is taken out of the input; the speed perturbation of training then varies the
+spectrum (pitch and formants) only.  On DSPSpeech-20 some voices' words are 40 % shorter than the
+median (15307130288's fifth repetitions), further than the training speeds (up to 1.35) reach.
+
 Pooling only over valid frames makes an item's code in ``eval()`` mode independent of the batch
 it is in.  The submodules keep the names ``embed`` / ``hash`` / ``classifier`` / ``frame_head``
 of the first backbone, so its checkpoints load unchanged.
@@ -39,13 +49,31 @@ from torch import Tensor, nn
 
 from speechret.models.components.common import ModelOutput, check_lengths, instance_statistics, mask_time
 
-__all__ = ["LogMelHashNet", "straight_through_sign"]
+__all__ = ["LogMelHashNet", "linear_time_normalize", "straight_through_sign"]
 
 
 def straight_through_sign(u: Tensor) -> Tensor:
     """The code of ``u`` as ±1 (+1 where ``u > 0``, the bits the sign method stores) in the forward pass,
     the identity in the backward pass: the straight-through estimator (module docstring)."""
     return u + ((u > 0).to(u.dtype) * 2 - 1 - u).detach()
+
+
+def linear_time_normalize(h: Tensor, lengths: Tensor, frames: int) -> Tensor:
+    """Each item's ``lengths`` valid frames of ``h`` (B, C, F, T) resampled to ``frames`` frames by
+    linear interpolation (frame centres aligned: output frame ``j`` reads input position
+    ``(j + 0.5) n / frames - 0.5``, clamped to ``[0, n - 1]``); returns (B, C, F, frames), every frame
+    valid.  Only valid frames are read, so an item's output does not depend on its padding."""
+    b, t = h.shape[0], h.shape[-1]
+    n = lengths.clamp(1, t).to(torch.float32)[:, None]
+    pos = ((torch.arange(frames, device=h.device, dtype=torch.float32)[None, :] + 0.5) * n / frames - 0.5)
+    pos = torch.minimum(pos.clamp_min(0.0), n - 1)
+    lo = pos.floor().long()
+    hi = torch.minimum(lo + 1, n.long() - 1)
+    w = (pos - lo.to(pos.dtype)).to(h.dtype)[:, None, None, :]
+    view = (b,) + (1,) * (h.ndim - 2) + (frames,)
+    lo = lo.view(view).expand(*h.shape[:-1], frames)
+    hi = hi.view(view).expand(*h.shape[:-1], frames)
+    return torch.gather(h, -1, lo) * (1 - w) + torch.gather(h, -1, hi) * w
 
 
 class LogMelHashNet(nn.Module):
@@ -57,10 +85,14 @@ class LogMelHashNet(nn.Module):
 
     def _init_head(self, n_mels: int, n_classes: int, hash_bits: int, channels: int, rows: int,
                    embed_dim: int, dropout: float, cmvn: bool, pool_freq: bool, time_segments: int,
-                   frame_classes: int, straight_through: bool) -> None:
+                   frame_classes: int, straight_through: bool, time_frames: int | None = None) -> None:
         """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
-        (frequency rows after the backbone).  Argument errors name the subclass."""
+        (frequency rows after the backbone), and set the input's ``time_frames``.  Argument errors
+        name the subclass."""
         name = type(self).__name__
+        if time_frames is not None and int(time_frames) < 1:
+            raise ValueError(f"{name}: time_frames must be >= 1 or null, got {time_frames}")
+        self.time_frames = None if time_frames is None else int(time_frames)
         if int(frame_classes) < 0:
             raise ValueError(f"{name}: frame_classes must be >= 0 (0: no frame head), got {frame_classes}")
         if int(time_segments) < 1:
@@ -92,7 +124,8 @@ class LogMelHashNet(nn.Module):
 
     def image(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """``(B, T, n_mels)`` log-mel → ``(B, 1, F, T)`` image (CMVN'd with ``cmvn``, zero beyond each
-        item's frames) and the checked ``lengths``."""
+        item's frames; with ``time_frames``, ``T = time_frames`` and every frame valid) and the checked
+        ``lengths``."""
         if x.ndim != 3 or x.shape[-1] != self.n_mels:
             raise ValueError(f"{type(self).__name__} expects (B, T, {self.n_mels}) log-mel, got {tuple(x.shape)}")
         b, t, _ = x.shape
@@ -100,8 +133,13 @@ class LogMelHashNet(nn.Module):
         h = x.transpose(1, 2)[:, None]  # (B, 1, F, T)
         if self.cmvn:  # each band per utterance over its valid frames
             mu, sig, valid = instance_statistics(h, lengths, (3,), eps=1e-5)
-            return (h - mu) / sig * valid, lengths
-        return mask_time(h, lengths, 3), lengths
+            h = (h - mu) / sig * valid
+        else:
+            h = mask_time(h, lengths, 3)
+        if self.time_frames is not None:
+            h = linear_time_normalize(h, lengths, self.time_frames)
+            lengths = torch.full_like(lengths, self.time_frames)
+        return h, lengths
 
     def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
         """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over

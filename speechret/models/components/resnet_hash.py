@@ -141,6 +141,9 @@ class ResNetHashNet(LogMelHashNet):
         straight_through: the classifier sees ``sign(u)``, the stored code, with the gradient passed
             straight through to ``u`` (Greedy Hash; :mod:`~speechret.models.components.log_mel_hash`).
             ``False`` (default): it sees ``u``.  The codes are ``sign(u)`` either way.
+        time_frames: ``None`` (default) or the number of frames every item's valid frames are
+            linearly resampled to before the stem (linear time normalisation,
+            :mod:`~speechret.models.components.log_mel_hash`).
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
@@ -148,7 +151,8 @@ class ResNetHashNet(LogMelHashNet):
                  dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
                  pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1,
                  style: nn.Module | None = None, style_after: Sequence[int] = (0, 1),
-                 frame_classes: int = 0, straight_through: bool = False) -> None:
+                 frame_classes: int = 0, straight_through: bool = False,
+                 time_frames: int | None = None) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -173,7 +177,7 @@ class ResNetHashNet(LogMelHashNet):
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
         self._init_head(n_mels, n_classes, hash_bits, c_prev, f_out, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes, straight_through)
+                        time_segments, frame_classes, straight_through, time_frames)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         h, lengths = self.image(x, lengths)
