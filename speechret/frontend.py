@@ -138,7 +138,7 @@ class SilenceTrim(nn.Module):
         if join_gap_ms is not None and (max_gap_ms is None or join_gap_ms < max_gap_ms):
             raise ValueError(f"SilenceTrim.join_gap_ms ({join_gap_ms}) needs max_gap_ms and must be at least "
                              f"it (max_gap_ms={max_gap_ms})")
-        if not 0.0 <= join_share:
+        if not join_share >= 0.0:  # NaN too
             raise ValueError(f"SilenceTrim.join_share must be >= 0, got {join_share}")
         if join_min_ms < 0:
             raise ValueError(f"SilenceTrim.join_min_ms must be >= 0, got {join_min_ms}")
@@ -219,8 +219,10 @@ class SilenceTrim(nn.Module):
         ``join_share``, ``join_min``); region bounds are their first and last speech frames."""
         n = speech.shape[1]
         ids = F.pad(idx, (0, 1))  # (B, n + 1): one slot per region id 0 .. n
-        first = torch.full_like(ids, n).scatter_reduce(1, region, torch.where(speech, idx, torch.full_like(idx, n)), "amin")
-        last = torch.full_like(ids, -1).scatter_reduce(1, region, torch.where(speech, idx, torch.full_like(idx, -1)), "amax")
+        first = torch.full_like(ids, n).scatter_reduce(1, region, torch.where(speech, idx, torch.full_like(idx, n)),
+                                                       "amin")
+        last = torch.full_like(ids, -1).scatter_reduce(1, region, torch.where(speech, idx, torch.full_like(idx, -1)),
+                                                       "amax")
         n_regions = region.max(1, keepdim=True).values
         word_energy = held.gather(1, mine)
         joined = torch.zeros_like(speech)

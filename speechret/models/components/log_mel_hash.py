@@ -34,6 +34,9 @@ speaks faster or slower than the training voices shows it the same number of fra
 The speaking rate is taken out of the input; the speed perturbation of training then varies the
 spectrum (pitch and formants) only.  On DSPSpeech-20 some voices' words are 40 % shorter than the
 median (15307130288's fifth repetitions), further than the training speeds (up to 1.35) reach.
+Measured on ``speechret_hash`` with ``time_frames=96`` (the median word) and not kept: validation
+folds 1 / 3 moved by +0.019 / -0.032 (``reports/cross_speaker.md``, 2026-12-07); the word's own
+duration carries something some voices need.
 
 Pooling only over valid frames makes an item's code in ``eval()`` mode independent of the batch
 it is in.  The submodules keep the names ``embed`` / ``hash`` / ``classifier`` / ``frame_head``
