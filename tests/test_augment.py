@@ -289,7 +289,7 @@ def test_trim_energy_region_keeps_the_word_when_a_click_is_louder_than_it():
 def test_trim_join_gap_keeps_a_slow_voices_two_syllables_and_not_a_click():
     """``join_gap_ms``: a syllable 0.35 s from the word region (a slow voice, DSPSpeech-20's
     16307130260) joins it when it holds ``join_share`` of its energy and spans ``join_min_ms``;
-    a loud click as far away on the other side, too short, and a faint syllable, too weak, do not.
+    a click 0.26 s before the word, too short, and a faint syllable, too weak, do not.
     The 200 ms gap alone keeps one syllable; a lone clip and the same clip in a padded batch agree."""
     torch.manual_seed(0)
     x = torch.zeros(3, SR * 2)
