@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from speechret.errors import ConfigError
+from speechret.features.resample_axis import sample_last_axis
 from speechret.torchaudio_api import FrequencyMasking, TimeMasking
 
 __all__ = ["SpecAugment", "check_prob"]
@@ -97,13 +98,7 @@ class SpecAugment(nn.Module):
             x = x.flip(-1)
         n = x.shape[-1]
         src = (torch.arange(n, device=x.device, dtype=torch.float32)[None, :] / alpha.to(x.device)[:, None])
-        src = src.clamp(0, n - 1)
-        lo = src.floor().long()
-        hi = (lo + 1).clamp(max=n - 1)
-        w = (src - lo).to(x.dtype)
-        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (n,)
-        lo, hi, w = lo.view(shape).expand_as(x), hi.view(shape).expand_as(x), w.view(shape).expand_as(x)
-        out = torch.gather(x, -1, lo) * (1 - w) + torch.gather(x, -1, hi) * w
+        out = sample_last_axis(x, src.clamp(0, n - 1), n - 1)
         if not self.freq_ascending:
             out = out.flip(-1)
         return out.movedim(-1, freq_dim)

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from speechret.features.resample_axis import sample_last_axis
 from speechret.models.components.common import ModelOutput, check_lengths, instance_statistics, mask_time
 
 __all__ = ["LogMelHashNet", "linear_time_normalize", "straight_through_sign"]
@@ -66,17 +67,9 @@ def linear_time_normalize(h: Tensor, lengths: Tensor, frames: int) -> Tensor:
     linear interpolation (frame centres aligned: output frame ``j`` reads input position
     ``(j + 0.5) n / frames - 0.5``, clamped to ``[0, n - 1]``); returns (B, C, F, frames), every frame
     valid.  Only valid frames are read, so an item's output does not depend on its padding."""
-    b, t = h.shape[0], h.shape[-1]
-    n = lengths.clamp(1, t).to(torch.float32)[:, None]
+    n = lengths.clamp(1, h.shape[-1]).to(torch.float32)[:, None]
     pos = ((torch.arange(frames, device=h.device, dtype=torch.float32)[None, :] + 0.5) * n / frames - 0.5)
-    pos = torch.minimum(pos.clamp_min(0.0), n - 1)
-    lo = pos.floor().long()
-    hi = torch.minimum(lo + 1, n.long() - 1)
-    w = (pos - lo.to(pos.dtype)).to(h.dtype)[:, None, None, :]
-    view = (b,) + (1,) * (h.ndim - 2) + (frames,)
-    lo = lo.view(view).expand(*h.shape[:-1], frames)
-    hi = hi.view(view).expand(*h.shape[:-1], frames)
-    return torch.gather(h, -1, lo) * (1 - w) + torch.gather(h, -1, hi) * w
+    return sample_last_axis(h, torch.minimum(pos.clamp_min(0.0), n - 1), n.long() - 1)
 
 
 class LogMelHashNet(nn.Module):
