@@ -53,7 +53,9 @@ class SpecAugment(nn.Module):
             0 (default) disables it.
 
     ``forward(feats, lengths=None)``: masks stay inside each item's ``lengths`` valid frames.
-    The identity in ``eval()`` mode.
+    The identity in ``eval()`` mode.  Bound to an extractor with ``side_dims`` (e.g.
+    :class:`speechret.features.LogMelPitch`'s pitch track), the last ``side_dims`` entries of the
+    frequency axis are not spectral bins: the warp and the masks leave them as they are.
     """
 
     def __init__(self, freq_mask_param: int = 8, time_mask_param: int = 20, n_freq_masks: int = 2,
@@ -70,6 +72,7 @@ class SpecAugment(nn.Module):
         self.time_dim = None if time_dim is None else int(time_dim)
         self.freq_dim = None if freq_dim is None else int(freq_dim)
         self.freq_ascending = True
+        self.side_dims = 0
         if isinstance(mask_value, str) and mask_value != "mean":
             raise ConfigError(f"SpecAugment.mask_value must be a number or 'mean', got {mask_value!r}")
         self.mask_value = mask_value if isinstance(mask_value, str) else float(mask_value)
@@ -82,6 +85,7 @@ class SpecAugment(nn.Module):
         if self.freq_dim is None:
             self.freq_dim = int(getattr(features, "freq_dim", 2))
         self.freq_ascending = bool(getattr(features, "freq_ascending", True))
+        self.side_dims = int(getattr(features, "side_dims", 0))
         return self
 
     def _axes(self) -> tuple[int, int]:
@@ -106,6 +110,14 @@ class SpecAugment(nn.Module):
     def forward(self, feats: Tensor, lengths: Tensor | None = None) -> Tensor:
         if not self.training:
             return feats
+        if self.side_dims:  # trailing columns that are not spectral bins (a pitch track) pass untouched
+            freq_dim = self._axes()[1]
+            n = feats.shape[freq_dim] - self.side_dims
+            spec = self._augment(feats.narrow(freq_dim, 0, n), lengths)
+            return torch.cat([spec, feats.narrow(freq_dim, n, self.side_dims)], freq_dim)
+        return self._augment(feats, lengths)
+
+    def _augment(self, feats: Tensor, lengths: Tensor | None) -> Tensor:
         if self.freq_warp > 0:
             alpha = 1.0 + (torch.rand(feats.shape[0]) * 2 - 1) * self.freq_warp
             feats = self.warp(feats, alpha)

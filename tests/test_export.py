@@ -164,6 +164,21 @@ def test_exported_join_gap_trim_equals_the_hashers_bit_for_bit(tmp_path, clips):
     assert np.array_equal(exported.codes(both).numpy(), hasher.codes(both))
 
 
+def test_exported_pitch_track_equals_the_hashers_bit_for_bit(tmp_path, clips):
+    """``features=logmel64_pitch`` with the net's pitch branch: the traced YIN track (resampling,
+    framing, the threshold's first crossing, the median smoothing) follows every clip length."""
+    from speechret.export import export_hasher, load_exported
+    from speechret.hashing.hasher import Hasher
+
+    torch.set_num_threads(1)
+    ckpt = random_checkpoint("speechret_hash", tmp_path, "views=none", "features=logmel64_pitch",
+                             "model.net.pitch_points=16")
+    exported = load_exported(export_hasher(ckpt, tmp_path / "pitch.pt"))
+    hasher = Hasher.from_checkpoint(ckpt)
+    assert type(hasher.features).__name__ == "LogMelPitch" and hasher.module.net.pitch_points == 16
+    assert np.array_equal(exported.codes(clips).numpy(), hasher.codes(clips))
+
+
 def test_loader_needs_only_torch(tmp_path, clips, exports):
     from speechret.hashing.hasher import Hasher
 

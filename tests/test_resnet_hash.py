@@ -184,3 +184,40 @@ def test_time_frames_resample_every_word_to_one_length():
     assert torch.allclose(together, alone, atol=1e-5)
     with pytest.raises(ValueError, match="time_frames"):
         ResNetHashNet(n_mels=40, time_frames=0)
+
+
+def test_cmvn_mean_removes_each_bands_mean_and_keeps_its_scale():
+    """``cmvn="mean"`` (Kaldi's apply-cmvn default): each band loses its mean over the valid frames and
+    keeps its spread, so a band-limited recording's quiet bands stay quiet; ``True`` scales every
+    band to unit variance; the padding is zero either way; another value is refused."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 50, 8) * torch.tensor([0.1, 1, 1, 1, 4, 4, 4, 4]) + 30.0
+    lengths = torch.tensor([50, 35])
+    for cmvn in ("mean", True):
+        net = ResNetHashNet(n_mels=8, n_classes=2, hash_bits=8, channels=(4, 8), cmvn=cmvn).eval()
+        img, _ = net.image(x, lengths)
+        valid = img[1, 0, :, :35]
+        assert float(valid.mean(-1).abs().max()) < 1e-4 and float(img[1, 0, :, 35:].abs().max()) == 0.0
+        spread = valid.std(-1, unbiased=False)
+        want = x[1, :35].std(0, unbiased=False) if cmvn == "mean" else torch.ones(8)
+        assert torch.allclose(spread, want, rtol=1e-3)
+    with pytest.raises(ValueError, match="cmvn"):
+        ResNetHashNet(n_mels=8, cmvn="var")
+
+
+def test_rnn_head_ignores_the_padding_and_learns():
+    """``rnn_hidden=H`` (a bidirectional GRU over the last map's frames, pooled instead of the map): an
+    item's code does not depend on its batch's padding (the GRU reads packed valid frames only); the
+    GRU gets a gradient; the default-sized backbone stays under 1 M parameters; a negative H is refused."""
+    torch.manual_seed(0)
+    net = ResNetHashNet(n_mels=40, n_classes=5, hash_bits=16, channels=(8, 16), pool_freq=False,
+                        stem_stride=1, rnn_hidden=8).eval()
+    together, alone = _alone_and_in_a_padded_batch(net)
+    assert torch.allclose(together, alone, atol=1e-5)
+    net.train()
+    net(torch.randn(3, 50, 40), torch.tensor([50, 30, 20])).hash_features.square().sum().backward()
+    assert float(net.rnn.weight_ih_l0.grad.abs().sum()) > 0
+    full = ResNetHashNet(n_mels=64, n_classes=20, hash_bits=128, pool_freq=False, stem_stride=(1, 2), rnn_hidden=64)
+    assert sum(p.numel() for p in full.parameters()) < 1_000_000
+    with pytest.raises(ValueError, match="rnn_hidden"):
+        ResNetHashNet(n_mels=40, rnn_hidden=-1)

@@ -24,6 +24,7 @@ class              paper                                       output with defau
 ``LogMelImage``    B §III-A eq. (1)-(7), §IV-E step 1          ``(B, 3, 224, 224)``
 ``SVS``            C §4.1 steps 1-5, §5.1                      ``(B, m_max, 3, 77, 155)``, m per item
 ``MFCCSequence``   C §5.1 baseline (BiLSTM over MFCC)          ``(B, T_max, 39)``, frames per item
+``LogMelPitch``    speechret's own (YIN pitch, features.pitch)  ``(B, T_max, n_mels + 2)``
 =================  =========================================  ==========================================
 
 torchaudio is used only through :mod:`speechret.torchaudio_api` (mel filterbanks, DCT matrix,
@@ -31,7 +32,8 @@ deltas, resampling); replacing it is a change to that module alone.
 
 Layout: :mod:`~speechret.features.base` (the interface and shared batched helpers),
 :mod:`~speechret.features.mel` (A's Log-Mel / MFCC, C's MFCC sequence),
-:mod:`~speechret.features.image` (B's Log-Mel image), :mod:`~speechret.features.svs` (C's SVS),
+:mod:`~speechret.features.image` (B's Log-Mel image), :mod:`~speechret.features.pitch` (log-mel and a
+YIN pitch track, speechret's own), :mod:`~speechret.features.svs` (C's SVS),
 :mod:`~speechret.features.build` (:func:`build_features` from ``conf/features/*.yaml`` / Hydra
 ``_target_`` nodes).  Every class is re-exported here and its ``config["_target_"]`` is
 ``speechret.features.<Class>``, so saved configs do not depend on the module layout.
@@ -43,11 +45,13 @@ from speechret.features.base import FeatureExtractor, fix_length, lengths_to_mas
 from speechret.features.build import FEATURES_CONF_DIR, build_features, load_preset, preset_names
 from speechret.features.image import LogMelImage
 from speechret.features.mel import MFCC, LogMel, MFCCSequence
+from speechret.features.pitch import LogMelPitch
 from speechret.features.svs import SVS
 
 __all__ = [
     "FeatureExtractor",
     "LogMel",
+    "LogMelPitch",
     "MFCC",
     "LogMelImage",
     "SVS",

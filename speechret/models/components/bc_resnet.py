@@ -103,7 +103,7 @@ class BCResNetHashNet(LogMelHashNet):
 
     Args:
         n_mels, n_classes, hash_bits, embed_dim, dropout, cmvn, pool_freq, time_segments,
-            frame_classes, straight_through, time_frames: as
+            frame_classes, straight_through, time_frames, pitch_points, pitch_embed, rnn_hidden: as
             :class:`~speechret.models.components.resnet_hash.ResNetHashNet`
             (the shared :class:`LogMelHashNet` head; ``dropout`` is the head's).
         base: ``8 τ`` of BC-ResNet-τ (Table 1: stem ``2 base``, stages ``base, 1.5 base, 2 base,
@@ -125,10 +125,11 @@ class BCResNetHashNet(LogMelHashNet):
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128, base: int = 64,
                  blocks: Sequence[int] = (2, 2, 4, 4), freq_strides: Sequence[int] = (1, 2, 2, 1),
                  sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, embed_dim: int = 256,
-                 dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False, pool_freq: bool = False,
+                 dropout: float = 0.1, cmvn: bool | str = True, masked_norm: bool = False, pool_freq: bool = False,
                  time_segments: int = 1, style: nn.Module | None = None, style_after: Sequence[int] = (0,),
                  frame_classes: int = 0, straight_through: bool = False,
-                 time_frames: int | None = None) -> None:
+                 time_frames: int | None = None, pitch_points: int = 0, pitch_embed: int = 64,
+                 rnn_hidden: int = 0) -> None:
         super().__init__()
         if len(blocks) != len(freq_strides) or not 1 <= len(blocks) <= len(_WIDTHS) or min(blocks) < 1:
             raise ValueError(f"BCResNetHashNet: blocks {list(blocks)} and freq_strides {list(freq_strides)} need "
@@ -162,13 +163,15 @@ class BCResNetHashNet(LogMelHashNet):
         self.head_point = nn.Conv2d(c_prev, 4 * base, 1, bias=False)
         self.head_norm = frame_norm(4 * base, masked_norm)
         self._init_head(n_mels, n_classes, hash_bits, 4 * base, rows - 4, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes, straight_through, time_frames)
+                        time_segments, frame_classes, straight_through, time_frames, pitch_points, pitch_embed,
+                        rnn_hidden)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
-        h, lengths = self.image(x, lengths)
-        lengths = -(-lengths // self.time_stride)  # valid frames after the stem (5 wide, padding 2)
+        h, frames = self.image(x, lengths)  # checks the input's columns
+        pitch = self.pitch(x, lengths)
+        lengths = -(-frames // self.time_stride)  # valid frames after the stem (5 wide, padding 2)
         h = mask_time(nn.functional.relu(self.stem_norm(self.stem(h), lengths)), lengths, 3)
         for k, block in enumerate(self.stages):
             h = self.styled(k, block(h, lengths), lengths)
         h = self.head_norm(self.head_point(self.head_conv(h)), lengths)
-        return self.head(mask_time(nn.functional.relu(h), lengths, 3), lengths)
+        return self.head(mask_time(nn.functional.relu(h), lengths, 3), lengths, pitch)

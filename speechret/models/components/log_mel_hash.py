@@ -7,7 +7,9 @@ holds the steps before and after it, so that every backbone makes codes the same
 
 * :meth:`LogMelHashNet.image`: the log-mel as a one-channel image ``(B, 1, F, T)``, each mel band
   normalised per utterance over its valid frames (CMVN, which removes the channel's and, in part,
-  the speaker's spectral tilt) and zero beyond them, as a lone item's padding would be;
+  the speaker's spectral tilt; ``cmvn="mean"`` subtracts the mean only, Kaldi's ``apply-cmvn``
+  default, ``norm_vars=false``: a band-limited recording's empty bands then stay flat instead of
+  being scaled up to unit variance) and zero beyond them, as a lone item's padding would be;
 * with ``time_frames``, each item's valid frames linearly resampled to that many frames
   (:func:`linear_time_normalize`);
 * :meth:`LogMelHashNet.head`: mean and max over each item's valid frames only (and over
@@ -38,6 +40,23 @@ Measured on ``speechret_hash`` with ``time_frames=96`` (the median word) and not
 folds 1 / 3 moved by +0.019 / -0.032 (``reports/cross_speaker.md``, 2026-12-07); the word's own
 duration carries something some voices need.
 
+``pitch_points`` (0 by default) reads a pitch track beside the log-mel: the input then has ``n_mels + 2``
+columns, the last two ``log2 F0`` and the periodicity of each frame (:class:`speechret.features.LogMelPitch`,
+YIN).  :meth:`LogMelHashNet.pitch` takes the speaker's register out of the contour (log F0 minus its mean
+over the item's frames weighted by their periodicity, in octaves, as tone recognisers normalise F0 per
+speaker: e.g. Lee et al., "Using tone information in Cantonese continuous speech recognition", ACM
+TALIP 2002, §3), weights each frame by its periodicity (an unvoiced frame's F0 is noise), samples the
+weighted contour and the periodicity at ``pitch_points`` points over the word (:func:`linear_time_normalize`:
+where in the word the pitch rises or falls survives, as a tone's shape needs), and maps them by a linear
+layer, batch norm and ReLU to ``pitch_embed`` features joined to the pooled map before the embedding.
+Mandarin's near-homophones (北京 / 背景, 上海 / 商行, 语音 / 语言) differ only in tone.
+
+``rnn_hidden`` (0 by default): a bidirectional GRU of that many units a direction runs over each item's
+valid frames of the last map (every frame's ``C F'`` features; packed, so the padding is never read), and
+the pooling reads its outputs instead of the map: a convolutional recurrent head, as in Arik et al.,
+"Convolutional Recurrent Neural Networks for Small-Footprint Keyword Spotting", Interspeech 2017, which
+keeps the order of the word's sounds that mean and max pooling drop.
+
 Pooling only over valid frames makes an item's code in ``eval()`` mode independent of the batch
 it is in.  The submodules keep the names ``embed`` / ``hash`` / ``classifier`` / ``frame_head``
 of the first backbone, so its checkpoints load unchanged.
@@ -49,6 +68,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from speechret.features.resample_axis import sample_last_axis
 from speechret.models.components.common import ModelOutput, check_lengths, instance_statistics, mask_time
@@ -80,12 +100,20 @@ class LogMelHashNet(nn.Module):
     """
 
     def _init_head(self, n_mels: int, n_classes: int, hash_bits: int, channels: int, rows: int,
-                   embed_dim: int, dropout: float, cmvn: bool, pool_freq: bool, time_segments: int,
-                   frame_classes: int, straight_through: bool, time_frames: int | None = None) -> None:
+                   embed_dim: int, dropout: float, cmvn: bool | str, pool_freq: bool, time_segments: int,
+                   frame_classes: int, straight_through: bool, time_frames: int | None = None,
+                   pitch_points: int = 0, pitch_embed: int = 64, rnn_hidden: int = 0) -> None:
         """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
-        (frequency rows after the backbone), and set the input's ``time_frames``.  Argument errors
-        name the subclass."""
+        (frequency rows after the backbone), the pitch branch (``pitch_points > 0``), and set the
+        input's ``time_frames``.  Argument errors name the subclass."""
         name = type(self).__name__
+        if int(pitch_points) < 0 or (int(pitch_points) and int(pitch_embed) < 1):
+            raise ValueError(f"{name}: pitch_points must be >= 0 (0: no pitch track) and pitch_embed >= 1, "
+                             f"got {pitch_points}, {pitch_embed}")
+        self.pitch_points = int(pitch_points)
+        side = int(pitch_embed) if self.pitch_points else 0
+        self.pitch_branch = (nn.Sequential(nn.Linear(2 * self.pitch_points, side), nn.BatchNorm1d(side),
+                                           nn.ReLU(inplace=True)) if side else None)
         if time_frames is not None and int(time_frames) < 1:
             raise ValueError(f"{name}: time_frames must be >= 1 or null, got {time_frames}")
         self.time_frames = None if time_frames is None else int(time_frames)
@@ -93,15 +121,24 @@ class LogMelHashNet(nn.Module):
             raise ValueError(f"{name}: frame_classes must be >= 0 (0: no frame head), got {frame_classes}")
         if int(time_segments) < 1:
             raise ValueError(f"{name}: time_segments must be >= 1, got {time_segments}")
-        self.n_mels, self.cmvn = int(n_mels), bool(cmvn)
+        if cmvn not in (True, False, "mean"):
+            raise ValueError(f"{name}: cmvn must be true (mean and variance), 'mean' (mean only) or false, got {cmvn!r}")
+        self.n_mels, self.cmvn = int(n_mels), cmvn
         self.pool_freq, self.time_segments = bool(pool_freq), int(time_segments)
         self.straight_through = bool(straight_through)
+        if int(rnn_hidden) < 0:
+            raise ValueError(f"{name}: rnn_hidden must be >= 0 (0: no recurrent layer), got {rnn_hidden}")
+        map_features = channels * rows  # per frame of the last map
+        self.rnn = (nn.GRU(map_features, int(rnn_hidden), batch_first=True, bidirectional=True)
+                    if int(rnn_hidden) else None)
+        if self.rnn is not None:  # the pooling then reads the GRU's 2 H features per frame
+            channels, rows = 2 * int(rnn_hidden), 1
         pooled = 2 * channels * (1 if self.pool_freq else rows) * self.time_segments
-        self.embed = nn.Sequential(nn.Linear(pooled, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
+        self.embed = nn.Sequential(nn.Linear(pooled + side, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
                                    nn.Dropout(dropout))
         self.hash = nn.Linear(embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
-        self.frame_head = nn.Linear(channels * rows, int(frame_classes) + 1) if frame_classes else None
+        self.frame_head = nn.Linear(map_features, int(frame_classes) + 1) if frame_classes else None
 
     def _init_style(self, style: nn.Module | None, style_after: Sequence[int], stage_blocks: Sequence[int]) -> None:
         """The stage hook: ``style`` (``m(h, lengths)``: MixStyle, IBN-b) runs after the last block of each
@@ -122,20 +159,37 @@ class LogMelHashNet(nn.Module):
         """``(B, T, n_mels)`` log-mel → ``(B, 1, F, T)`` image (CMVN'd with ``cmvn``, zero beyond each
         item's frames; with ``time_frames``, ``T = time_frames`` and every frame valid) and the checked
         ``lengths``."""
-        if x.ndim != 3 or x.shape[-1] != self.n_mels:
-            raise ValueError(f"{type(self).__name__} expects (B, T, {self.n_mels}) log-mel, got {tuple(x.shape)}")
+        cols = self.n_mels + (2 if self.pitch_points else 0)
+        if x.ndim != 3 or x.shape[-1] != cols:
+            what = "log-mel and a pitch track (log2 F0, periodicity)" if self.pitch_points else "log-mel"
+            raise ValueError(f"{type(self).__name__} expects (B, T, {cols}) {what}, got {tuple(x.shape)}")
         b, t, _ = x.shape
         lengths = check_lengths(lengths, b, t, x.device)
-        h = x.transpose(1, 2)[:, None]  # (B, 1, F, T)
+        h = x[..., : self.n_mels].transpose(1, 2)[:, None]  # (B, 1, F, T)
         if self.cmvn:  # each band per utterance over its valid frames
             mu, sig, valid = instance_statistics(h, lengths, (3,), eps=1e-5)
-            h = (h - mu) / sig * valid
+            h = (h - mu) * valid if self.cmvn == "mean" else (h - mu) / sig * valid
         else:
             h = mask_time(h, lengths, 3)
         if self.time_frames is not None:
             h = linear_time_normalize(h, lengths, self.time_frames)
             lengths = torch.full_like(lengths, self.time_frames)
         return h, lengths
+
+    def pitch(self, x: Tensor, lengths: Tensor | None) -> Tensor | None:
+        """The pitch branch's features (B, pitch_embed) from the input's last two columns (module
+        docstring); ``None`` without ``pitch_points``."""
+        if not self.pitch_points:
+            return None
+        lengths = check_lengths(lengths, x.shape[0], x.shape[1], x.device)
+        track = x[..., self.n_mels:].transpose(1, 2)[:, :, None]        # (B, 2, 1, T)
+        valid = mask_time(torch.ones_like(track[:, :1]), lengths, 3)
+        periodic = track[:, 1:].clamp(0.0, 1.0) * valid
+        weight = periodic.sum(3, keepdim=True)
+        register = (track[:, :1] * periodic).sum(3, keepdim=True) / weight.clamp_min(1e-6)
+        contour = (track[:, :1] - register) * periodic                  # octaves from the register
+        points = linear_time_normalize(torch.cat([contour, periodic], 1), lengths, self.pitch_points)
+        return self.pitch_branch(points.flatten(1))
 
     def _pool(self, h: Tensor, valid: Tensor, count: Tensor) -> list[Tensor]:
         """Mean and max of ``h`` (B, C, F', T') over the ``count`` frames where ``valid`` (and over
@@ -146,9 +200,16 @@ class LogMelHashNet(nn.Module):
         mean = (h * valid).sum(3) / count[:, None, None]
         return [mean.flatten(1), h.masked_fill(~valid, float("-inf")).amax(3).flatten(1)]
 
-    def head(self, h: Tensor, n: Tensor) -> ModelOutput:
-        """The last map ``h`` (B, C, F', T') with ``n`` valid frames per item → :class:`ModelOutput`."""
+    def head(self, h: Tensor, n: Tensor, pitch: Tensor | None = None) -> ModelOutput:
+        """The last map ``h`` (B, C, F', T') with ``n`` valid frames per item (and the pitch branch's
+        features, :meth:`pitch`) → :class:`ModelOutput`."""
         n = n.clamp(1, h.shape[-1])
+        cnn = h
+        if self.rnn is not None:  # a bidirectional GRU over each item's valid frames (packed: no padding read)
+            packed = pack_padded_sequence(h.flatten(1, 2).transpose(1, 2), n.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            seq, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=h.shape[-1])
+            h = seq.transpose(1, 2)[:, :, None]                               # (B, 2 H, 1, T')
         frames = torch.arange(h.shape[-1], device=h.device)[None, :]
         pooled: list[Tensor] = []
         for s in range(self.time_segments):
@@ -156,9 +217,11 @@ class LogMelHashNet(nn.Module):
             end = torch.maximum(n * (s + 1) // self.time_segments, start + 1)
             valid = ((frames >= start[:, None]) & (frames < end[:, None]))[:, None, None, :]
             pooled += self._pool(h, valid, (end - start).to(h.dtype))
+        if pitch is not None:
+            pooled.append(pitch)
         u = torch.tanh(self.hash(self.embed(torch.cat(pooled, 1))))
         logits = self.classifier(straight_through_sign(u) if self.straight_through else u)
         if self.frame_head is None or not self.training:
             return ModelOutput(logits=logits, hash_features=u)
-        frame_logits = self.frame_head(h.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
+        frame_logits = self.frame_head(cnn.flatten(1, 2).transpose(1, 2))  # (B, T', C + 1)
         return ModelOutput(logits=logits, hash_features=u, frame_logits=frame_logits, frame_lengths=n)

@@ -103,7 +103,8 @@ class ResNetHashNet(LogMelHashNet):
         blocks: residual blocks per stage.
         embed_dim: width of the embedding between pooling and the hash layer.
         dropout: dropout before the hash layer.
-        cmvn: normalise each mel band per utterance over its valid frames.
+        cmvn: normalise each mel band per utterance over its valid frames: ``True`` its mean and
+            variance, ``"mean"`` its mean only, ``False`` neither.
         masked_norm: batch-norm statistics over valid frames only (see the module docstring);
             ``False`` keeps ``nn.BatchNorm2d`` (the padded cells count).
         pool_freq: ``True`` pools mean and max over time *and* frequency (res8/res15's global
@@ -144,15 +145,23 @@ class ResNetHashNet(LogMelHashNet):
         time_frames: ``None`` (default) or the number of frames every item's valid frames are
             linearly resampled to before the stem (linear time normalisation,
             :mod:`~speechret.models.components.log_mel_hash`).
+        pitch_points: ``0`` (default) or the points at which the pitch branch samples the contour
+            of a pitch track in the input's last two columns (``n_mels + 2`` columns, as
+            :class:`speechret.features.LogMelPitch` gives; :mod:`~speechret.models.components.log_mel_hash`).
+        pitch_embed: the pitch branch's output features.
+        rnn_hidden: ``0`` (default) or the units a direction of a bidirectional GRU over the last
+            map's valid frames, whose outputs are pooled instead of the map (a CRNN head,
+            :mod:`~speechret.models.components.log_mel_hash`).
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
                  channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
-                 dropout: float = 0.1, cmvn: bool = True, masked_norm: bool = False,
+                 dropout: float = 0.1, cmvn: bool | str = True, masked_norm: bool = False,
                  pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1,
                  style: nn.Module | None = None, style_after: Sequence[int] = (0, 1),
                  frame_classes: int = 0, straight_through: bool = False,
-                 time_frames: int | None = None) -> None:
+                 time_frames: int | None = None, pitch_points: int = 0, pitch_embed: int = 64,
+                 rnn_hidden: int = 0) -> None:
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
@@ -177,14 +186,16 @@ class ResNetHashNet(LogMelHashNet):
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
         self._init_head(n_mels, n_classes, hash_bits, c_prev, f_out, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes, straight_through, time_frames)
+                        time_segments, frame_classes, straight_through, time_frames, pitch_points, pitch_embed,
+                        rnn_hidden)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
-        h, lengths = self.image(x, lengths)
+        h, frames = self.image(x, lengths)  # checks the input's columns
+        pitch = self.pitch(x, lengths)
         h = self.stem(h)  # (B, C, F', T'): the input is already masked
-        n = _strided(lengths, self.time_stride)
+        n = _strided(frames, self.time_stride)
         for k, block in enumerate(self.stages):
             h, n = block(h, n)
             h = self.styled(k, h, n)
         n = n.clamp(1, h.shape[-1])
-        return self.head(self.post[1](self.post[0](h, n)), n)
+        return self.head(self.post[1](self.post[0](h, n)), n, pitch)
