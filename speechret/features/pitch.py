@@ -21,9 +21,9 @@ Step 6 (the "best local estimate" re-search) is not done; in its place ``log2 F0
 ``median_frames`` frames (as torchaudio's ``detect_pitch_frequency`` smooths its NCCF track), which removes
 isolated octave jumps.  The track is computed on the waveform resampled to ``pitch_sample_rate`` (4 kHz by
 default, as Kaldi's pitch tracker: F0 up to 500 Hz needs no more, and the lags and FFTs are a quarter as
-long; Ghahremani et al., ICASSP 2014), with ``hop`` and ``W`` scaled to match.  The periodicity of a frame is ``1 − d'(τ)``
-at the chosen lag, clamped to [0, 1] (YIN's aperiodicity, §II.E, turned round); a frame with no energy
-has periodicity 0.  Frames are centred as the log-mel's (``center=True``: frame ``t`` around sample
+long; Ghahremani et al., ICASSP 2014), with ``hop`` and ``W`` scaled to match.  The periodicity of a
+frame is ``1 − d'(τ)`` at the chosen lag, clamped to [0, 1] (YIN's aperiodicity, §II.E, turned round); a
+frame with no energy has periodicity 0.  Frames are centred as the log-mel's (``center=True``: frame ``t`` around sample
 ``t · hop``, zero padding at both ends), so the track has the log-mel's ``1 + n // hop`` frames.
 
 :class:`LogMelPitch` is :class:`~speechret.features.mel.LogMel` with two more columns per frame:

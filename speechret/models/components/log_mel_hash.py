@@ -104,8 +104,8 @@ class LogMelHashNet(nn.Module):
                    frame_classes: int, straight_through: bool, time_frames: int | None = None,
                    pitch_points: int = 0, pitch_embed: int = 64, rnn_hidden: int = 0) -> None:
         """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
-        (frequency rows after the backbone), the pitch branch (``pitch_points > 0``), and set the
-        input's ``time_frames``.  Argument errors name the subclass."""
+        (frequency rows after the backbone), the pitch branch (``pitch_points > 0``) and the recurrent
+        layer (``rnn_hidden > 0``), and set the input's ``time_frames``.  Argument errors name the subclass."""
         name = type(self).__name__
         if int(pitch_points) < 0 or (int(pitch_points) and int(pitch_embed) < 1):
             raise ValueError(f"{name}: pitch_points must be >= 0 (0: no pitch track) and pitch_embed >= 1, "
@@ -122,7 +122,8 @@ class LogMelHashNet(nn.Module):
         if int(time_segments) < 1:
             raise ValueError(f"{name}: time_segments must be >= 1, got {time_segments}")
         if cmvn not in (True, False, "mean"):
-            raise ValueError(f"{name}: cmvn must be true (mean and variance), 'mean' (mean only) or false, got {cmvn!r}")
+            raise ValueError(f"{name}: cmvn must be true (mean and variance), 'mean' (mean only) or false, "
+                             f"got {cmvn!r}")
         self.n_mels, self.cmvn = int(n_mels), cmvn
         self.pool_freq, self.time_segments = bool(pool_freq), int(time_segments)
         self.straight_through = bool(straight_through)
@@ -134,8 +135,8 @@ class LogMelHashNet(nn.Module):
         if self.rnn is not None:  # the pooling then reads the GRU's 2 H features per frame
             channels, rows = 2 * int(rnn_hidden), 1
         pooled = 2 * channels * (1 if self.pool_freq else rows) * self.time_segments
-        self.embed = nn.Sequential(nn.Linear(pooled + side, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True),
-                                   nn.Dropout(dropout))
+        self.embed = nn.Sequential(nn.Linear(pooled + side, embed_dim), nn.BatchNorm1d(embed_dim),
+                                   nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.hash = nn.Linear(embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
         self.frame_head = nn.Linear(map_features, int(frame_classes) + 1) if frame_classes else None
