@@ -157,6 +157,9 @@ class FeatureExtractor(nn.Module, abc.ABC):
     freq_dim: int = 2
     #: whether index 0 of ``freq_dim`` is the lowest frequency (False: image rows, DC at the bottom)
     freq_ascending: bool = True
+    #: trailing entries of ``freq_dim`` that are not spectral bins (a pitch track: LogMelPitch's 2), which
+    #: SpecAugment's warp and masks leave alone
+    side_dims: int = 0
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

@@ -111,8 +111,7 @@ class LogMelPitch(LogMel):
     hold ``pad_value`` in every column, as the log-mel's do.
     """
 
-    #: trailing columns of the frequency axis that are not spectral bins (SpecAugment leaves them alone)
-    side_dims: int = 2
+    side_dims: int = 2  # log2 F0 and the periodicity (FeatureExtractor.side_dims)
 
     def __init__(self, *args: Any, pitch_win_ms: float = 32.0, f0_min: float = 60.0, f0_max: float = 500.0,
                  yin_threshold: float = 0.1, pitch_sample_rate: int = 4000, median_frames: int = 5,
