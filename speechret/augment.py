@@ -43,9 +43,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from speechret.audio import resample_padded
 from speechret.errors import ConfigError
 from speechret.spec_augment import SpecAugment, check_prob as _check_prob
-from speechret.torchaudio_api import resample
 
 __all__ = [
     "speed_change",
@@ -127,9 +127,7 @@ def speed_change(wave: Tensor, lengths: Tensor, step: Tensor, resolution: int = 
     parts = []
     for s in step.unique().tolist():
         idx = torch.nonzero(step == s).reshape(-1)
-        orig, new = speed_ratio(s, resolution)
-        x = wave[idx] * _mask(lengths[idx], wave.shape[1])
-        parts.append((idx, x if s == resolution else resample(x, orig, new)))
+        parts.append((idx, resample_padded(wave[idx], lengths[idx], *speed_ratio(s, resolution))[0]))
     out = wave.new_zeros((b, int(new_len.max().item()) if b else 0))
     for idx, y in parts:
         n = min(out.shape[1], y.shape[1])

@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from speechret import torchaudio_api as AF
-from speechret.features.base import _ms_to_samples, _next_pow2, lengths_to_mask
+from speechret.audio import resample_padded
+from speechret.features.base import _ms_to_samples, _next_pow2
 from speechret.features.mel import LogMel
 
 __all__ = ["LogMelPitch", "yin_pitch"]
@@ -89,8 +89,7 @@ def yin_pitch(wave: Tensor, hop: int, win: int, tau_min: int, tau_max: int, thre
     curv = left - 2 * mid + right
     shift = torch.where(curv > eps, 0.5 * (left - right) / curv.clamp_min(eps), torch.zeros_like(curv))
     lag = idx.to(wave.dtype) + shift.clamp(-0.5, 0.5)
-    energy = sq[..., win] - sq[..., 0]
-    periodic = (1.0 - mid.squeeze(-1)).clamp(0.0, 1.0) * (energy > eps)
+    periodic = (1.0 - mid.squeeze(-1)).clamp(0.0, 1.0) * (e_tau[..., 0] > eps)   # e_0: the window's energy
     return lag.squeeze(-1), periodic
 
 
@@ -143,10 +142,7 @@ class LogMelPitch(LogMel):
 
     def _forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         db, flen = self._mel_db(wave, lengths)                       # [B, n_mels, F]
-        low = wave
-        if self.pitch_rate != self.sample_rate:  # cut at each item's own resampled length: the filter's tail
-            low = AF.resample(wave, self.sample_rate, self.pitch_rate)  # past it is not there for a lone item
-            low = low * lengths_to_mask(-(-lengths * self.pitch_rate // self.sample_rate), low.shape[-1]).to(low.dtype)
+        low, _ = resample_padded(wave, lengths, self.sample_rate, self.pitch_rate)  # each row as it is alone
         lag, periodic = yin_pitch(low, self.pitch_hop, self.pitch_win, self.tau_min, self.tau_max, self.yin_threshold)
         frames = db.shape[-1]  # the resampled track may hold one frame more
         log_f0 = torch.log2(self.pitch_rate / lag[:, :frames])
