@@ -375,21 +375,6 @@ def resample_torch(wave: Any, orig_sr: int, new_sr: int) -> Any:
     return resample(x, orig_sr, new_sr)
 
 
-def resample_padded(wave: Any, lengths: Any, orig_sr: int, new_sr: int) -> tuple[Any, Any]:
-    """A zero-padded batch ``wave`` (B, T) with ``lengths`` valid samples per row, resampled from
-    ``orig_sr`` to ``new_sr`` as :func:`resample_torch` does, each row zero past its own new length
-    ``ceil(L · new_sr / orig_sr)``: what the row gives resampled alone (the filter's tail past the
-    row's end, and any padding, are not kept).  Returns the batch and the new lengths."""
-    import torch
-
-    lengths = torch.as_tensor(lengths, device=wave.device)
-    frames = torch.arange(wave.shape[-1], device=wave.device)
-    out = resample_torch(wave * (frames[None, :] < lengths[:, None]).to(wave.dtype), orig_sr, new_sr)
-    new_len = -(-lengths * int(new_sr) // int(orig_sr))
-    frames = torch.arange(out.shape[-1], device=wave.device)
-    return out * (frames[None, :] < new_len[:, None]).to(out.dtype), new_len
-
-
 # ---- bad-input policy: one for index.py and search.py ----------------------------------------
 
 

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from speechret.audio import resample_padded
 from speechret.errors import ConfigError
+from speechret.padded_resample import resample_padded
 from speechret.spec_augment import SpecAugment, check_prob as _check_prob
 
 __all__ = [

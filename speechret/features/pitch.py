@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from speechret.audio import resample_padded
+from speechret.padded_resample import resample_padded
 from speechret.features.base import _ms_to_samples, _next_pow2
 from speechret.features.mel import LogMel
 
