@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from speechret.errors import ConfigError
-from speechret.padded_resample import resample_padded
+from speechret.features.resample_axis import resample_padded
 from speechret.spec_augment import SpecAugment, check_prob as _check_prob
 
 __all__ = [

@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own layer and those below, never one above):
 
 0. ``speechret``, ``errors``, ``fileio``, ``metrics`` (retrieval metrics, pure numpy), ``torchaudio_api`` — foundations;
-1. ``audio``, ``padded_resample``, ``crypto`` — waveforms and ciphers;
+1. ``audio``, ``crypto`` — waveforms and ciphers;
 2. ``cpo``, ``augment`` (with ``spec_augment``, ``concat``), ``frontend``, ``features`` — signal operations on waveforms;
 3. ``data`` — corpora, manifests, the DataModule;
 4. ``hashing`` — hash methods (codes, widths, distances, matchers they need), bits, sliding
@@ -29,7 +29,7 @@ PKG = Path(__file__).resolve().parents[1] / "speechret"
 
 LAYERS: list[tuple[str, ...]] = [
     ("speechret", "speechret.errors", "speechret.fileio", "speechret.metrics", "speechret.torchaudio_api"),
-    ("speechret.audio", "speechret.padded_resample", "speechret.crypto"),
+    ("speechret.audio", "speechret.crypto"),
     ("speechret.cpo", "speechret.augment", "speechret.spec_augment", "speechret.concat", "speechret.frontend",
      "speechret.features"),
     ("speechret.data",),

@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from speechret.padded_resample import resample_padded
 from speechret.features.base import _ms_to_samples, _next_pow2
 from speechret.features.mel import LogMel
+from speechret.features.resample_axis import resample_padded
 
 __all__ = ["LogMelPitch", "yin_pitch"]
 
