@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from speechret.models.components.bc_resnet import BCResBlock, BCResNetHashNet, SubSpectralNorm
+from speechret.models.components.resnet_hash import ResNetHashNet
 
 
 def test_shapes_and_parameter_budget():
@@ -114,6 +115,22 @@ def test_bad_settings_name_the_parameter():
         BCResNetHashNet(n_mels=64, freq_strides=(1, 2, 2))
     with pytest.raises(ValueError, match="rows"):
         BCResNetHashNet(n_mels=16, sub_bands=1)  # 2 rows left for the 5x5 head convolution
+
+
+@pytest.mark.parametrize("backbone, pools_freq, pooled", [(ResNetHashNet, True, 2 * 2 * 64),
+                                                           (BCResNetHashNet, False, 2 * 2 * 32 * 1)])
+def test_both_backbones_take_the_head_options_and_refuse_others_by_name(backbone, pools_freq, pooled):
+    """The head's options (HeadOptions) reach either backbone as keywords; each keeps its own default pooling
+    (ResNet over time and frequency, BC-ResNet over time only), which a given ``pool_freq`` overrides; a
+    misspelt option is a TypeError naming the backbone and the key, not a silent default."""
+    kw = dict(n_mels=40, n_classes=5, hash_bits=16)
+    kw.update(base=8, sub_bands=5) if backbone is BCResNetHashNet else kw.update(channels=(8, 16, 32, 64))
+    net = backbone(**kw, embed_dim=24, cmvn="mean", time_segments=2)
+    assert net.embed[0].out_features == 24 and net.cmvn == "mean" and net.time_segments == 2
+    assert net.pool_freq is pools_freq and net.embed[0].in_features == pooled   # mean, max x 2 segments
+    assert backbone(**kw, pool_freq=not pools_freq).pool_freq is not pools_freq
+    with pytest.raises(TypeError, match=f"{backbone.__name__}.*'time_segment'.*time_segments"):
+        backbone(**kw, time_segment=2)
 
 
 def test_the_config_group_selects_the_backbone(build_speechret_hash):

@@ -34,11 +34,12 @@ statistics it was trained with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from speechret.models.components.common import ModelOutput, mask_time
-from speechret.models.components.log_mel_hash import LogMelHashNet
+from speechret.models.components.log_mel_hash import HeadOptions, LogMelHashNet
 from speechret.models.components.resnet_hash import frame_norm
 
 __all__ = ["BCResBlock", "BCResNetHashNet", "SubSpectralNorm"]
@@ -102,10 +103,7 @@ class BCResNetHashNet(LogMelHashNet):
     """BC-ResNet hash network (see the module docstring).
 
     Args:
-        n_mels, n_classes, hash_bits, embed_dim, dropout, cmvn, pool_freq, time_segments,
-            frame_classes, straight_through, time_frames, pitch_points, pitch_embed, rnn_hidden: as
-            :class:`~speechret.models.components.resnet_hash.ResNetHashNet`
-            (the shared :class:`LogMelHashNet` head; ``dropout`` is the head's).
+        n_mels, n_classes, hash_bits: as :class:`~speechret.models.components.resnet_hash.ResNetHashNet`.
         base: ``8 τ`` of BC-ResNet-τ (Table 1: stem ``2 base``, stages ``base, 1.5 base, 2 base,
             2.5 base``, last pointwise ``4 base``); 64 = BC-ResNet-8, the paper's largest.
         blocks: BC-ResBlocks per stage, (2, 2, 4, 4) in the paper (up to 6 stages; a fifth and sixth
@@ -120,17 +118,17 @@ class BCResNetHashNet(LogMelHashNet):
         style, style_after: a module ``m(h, lengths)`` on the output of the named stages (0-based),
             as :class:`~speechret.models.components.resnet_hash.ResNetHashNet`'s (MixStyle, IBN-b);
             ``None`` (default): none.
+        **head: the head options of the shared :class:`LogMelHashNet` head
+            (:class:`~speechret.models.components.log_mel_hash.HeadOptions`; ``dropout`` is the head's,
+            ``block_dropout`` the blocks'); ``pool_freq`` is ``False`` unless given.
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128, base: int = 64,
                  blocks: Sequence[int] = (2, 2, 4, 4), freq_strides: Sequence[int] = (1, 2, 2, 1),
-                 sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, embed_dim: int = 256,
-                 dropout: float = 0.1, cmvn: bool | str = True, masked_norm: bool = False, pool_freq: bool = False,
-                 time_segments: int = 1, style: nn.Module | None = None, style_after: Sequence[int] = (0,),
-                 frame_classes: int = 0, straight_through: bool = False,
-                 time_frames: int | None = None, pitch_points: int = 0, pitch_embed: int = 64,
-                 rnn_hidden: int = 0) -> None:
+                 sub_bands: int = 4, block_dropout: float = 0.1, time_stride: int = 1, masked_norm: bool = False,
+                 style: nn.Module | None = None, style_after: Sequence[int] = (0,), **head: Any) -> None:
         super().__init__()
+        options = HeadOptions.of(type(self).__name__, {"pool_freq": False, **head})
         if len(blocks) != len(freq_strides) or not 1 <= len(blocks) <= len(_WIDTHS) or min(blocks) < 1:
             raise ValueError(f"BCResNetHashNet: blocks {list(blocks)} and freq_strides {list(freq_strides)} need "
                              f"one entry per stage (1 to {len(_WIDTHS)} stages) and at least one block each")
@@ -162,9 +160,7 @@ class BCResNetHashNet(LogMelHashNet):
         self.head_conv = nn.Conv2d(c_prev, c_prev, 5, padding=(0, 2), groups=c_prev, bias=False)
         self.head_point = nn.Conv2d(c_prev, 4 * base, 1, bias=False)
         self.head_norm = frame_norm(4 * base, masked_norm)
-        self._init_head(n_mels, n_classes, hash_bits, 4 * base, rows - 4, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes, straight_through, time_frames, pitch_points, pitch_embed,
-                        rnn_hidden)
+        self._init_head(n_mels, n_classes, hash_bits, 4 * base, rows - 4, options)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         h, frames = self.image(x, lengths)  # checks the input's columns

@@ -64,7 +64,9 @@ of the first backbone, so its checkpoints load unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -73,7 +75,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from speechret.features.resample_axis import sample_last_axis
 from speechret.models.components.common import ModelOutput, check_lengths, instance_statistics, mask_time
 
-__all__ = ["LogMelHashNet", "linear_time_normalize", "straight_through_sign"]
+__all__ = ["HeadOptions", "LogMelHashNet", "linear_time_normalize", "straight_through_sign"]
 
 
 def straight_through_sign(u: Tensor) -> Tensor:
@@ -92,54 +94,121 @@ def linear_time_normalize(h: Tensor, lengths: Tensor, frames: int) -> Tensor:
     return sample_last_axis(h, torch.minimum(pos.clamp_min(0.0), n - 1), n.long() - 1)
 
 
+@dataclass(frozen=True)
+class HeadOptions:
+    """The options of the input, pooling and hash head every log-mel backbone shares (module docstring).
+
+    A backbone takes its own arguments and, as keywords, these (``model.net.<option>`` in the configs):
+    one list, so that a new head option is added here and in :meth:`LogMelHashNet.head` only.
+
+    Args:
+        embed_dim: width of the embedding between pooling and the hash layer.
+        dropout: dropout before the hash layer.
+        cmvn: normalise each mel band per utterance over its valid frames: ``True`` its mean and
+            variance, ``"mean"`` its mean only, ``False`` neither.
+        pool_freq: ``True`` pools mean and max over time *and* frequency (res8/res15's global
+            pooling: ``2 C`` features); ``False`` pools over time only and keeps the ``F'``
+            frequency rows of the last map (``2 C F'`` features): where in the spectrum a pattern
+            lies survives pooling.  Each backbone sets its own default
+            (:class:`~speechret.models.components.resnet_hash.ResNetHashNet`: ``True``, res15's).
+        time_segments: ``S`` consecutive parts of each item's valid frames at the last map,
+            pooled (mean and max) apart and concatenated (``S`` times the pooled features): a
+            one-level temporal pyramid (module docstring).  ``1`` (default) pools the whole word;
+            ``2`` keeps which half of the word a pattern lies in.  Part ``s`` covers frames
+            ``[floor(s n / S), floor((s + 1) n / S))`` of the ``n`` valid frames, at least one frame
+            each (parts overlap when ``n < S``).
+        frame_classes: ``C > 0`` adds an auxiliary per-frame head on the last map: a linear layer from
+            each frame's ``C_map · F'`` features to ``C + 1`` scores (the last one the CTC blank),
+            returned in training only as ``ModelOutput.frame_logits`` / ``frame_lengths`` for a CTC
+            term of the objective (:class:`~speechret.models.losses.FrameCTCLoss`, e.g. on paper C's
+            27 pronunciation classes: ``C = 27``).  It is a training signal only: in ``eval()`` mode
+            it is not run, so codes, exports and search are those of the net without it.  ``0``
+            (default): none.
+        straight_through: the classifier sees ``sign(u)``, the stored code, with the gradient passed
+            straight through to ``u`` (Greedy Hash, module docstring).  ``False`` (default): it sees
+            ``u``.  The codes are ``sign(u)`` either way.
+        time_frames: ``None`` (default) or the number of frames every item's valid frames are
+            linearly resampled to before the stem (linear time normalisation, module docstring).
+        pitch_points: ``0`` (default) or the points at which the pitch branch samples the contour of
+            a pitch track in the input's last two columns (``n_mels + 2`` columns, as
+            :class:`speechret.features.LogMelPitch` gives; module docstring).
+        pitch_embed: the pitch branch's output features.
+        rnn_hidden: ``0`` (default) or the units a direction of a bidirectional GRU over the last
+            map's valid frames, whose outputs are pooled instead of the map (a CRNN head, module
+            docstring).
+    """
+
+    embed_dim: int = 256
+    dropout: float = 0.1
+    cmvn: bool | str = True
+    pool_freq: bool = False
+    time_segments: int = 1
+    frame_classes: int = 0
+    straight_through: bool = False
+    time_frames: int | None = None
+    pitch_points: int = 0
+    pitch_embed: int = 64
+    rnn_hidden: int = 0
+
+    @classmethod
+    def of(cls, owner: str, options: Mapping[str, Any]) -> HeadOptions:
+        """The options a backbone ``owner`` was given beyond its own arguments; a ``TypeError`` naming
+        ``owner`` and the unknown keys (with the accepted ones) for any that is not a head option."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise TypeError(f"{owner}: unknown argument(s) {unknown}; beyond its own arguments a log-mel "
+                            f"backbone takes the head options {names}")
+        return cls(**options)
+
+
 class LogMelHashNet(nn.Module):
     """Base class of the log-mel hash backbones (see the module docstring).
 
-    A subclass calls :meth:`_init_head` once it knows its last map's channels and frequency rows,
-    and in ``forward`` runs ``self.head(backbone(self.image(x, lengths)), frames)``.
+    A subclass calls :meth:`_init_head` with its :class:`HeadOptions` once it knows its last map's
+    channels and frequency rows, and in ``forward`` runs ``self.head(backbone(self.image(x, lengths)), frames)``.
     """
 
     def _init_head(self, n_mels: int, n_classes: int, hash_bits: int, channels: int, rows: int,
-                   embed_dim: int, dropout: float, cmvn: bool | str, pool_freq: bool, time_segments: int,
-                   frame_classes: int, straight_through: bool, time_frames: int | None = None,
-                   pitch_points: int = 0, pitch_embed: int = 64, rnn_hidden: int = 0) -> None:
+                   options: HeadOptions) -> None:
         """Build the pooling / hash / classifier head over a last map of ``channels`` × ``rows``
         (frequency rows after the backbone), the pitch branch (``pitch_points > 0``) and the recurrent
-        layer (``rnn_hidden > 0``), and set the input's ``time_frames``.  Argument errors name the subclass."""
-        name = type(self).__name__
-        if int(pitch_points) < 0 or (int(pitch_points) and int(pitch_embed) < 1):
+        layer (``rnn_hidden > 0``), and set the input's ``time_frames``, as ``options`` say.  Argument
+        errors name the subclass."""
+        name, o = type(self).__name__, options
+        if int(o.pitch_points) < 0 or (int(o.pitch_points) and int(o.pitch_embed) < 1):
             raise ValueError(f"{name}: pitch_points must be >= 0 (0: no pitch track) and pitch_embed >= 1, "
-                             f"got {pitch_points}, {pitch_embed}")
-        self.pitch_points = int(pitch_points)
-        side = int(pitch_embed) if self.pitch_points else 0
+                             f"got {o.pitch_points}, {o.pitch_embed}")
+        self.pitch_points = int(o.pitch_points)
+        side = int(o.pitch_embed) if self.pitch_points else 0
         self.pitch_branch = (nn.Sequential(nn.Linear(2 * self.pitch_points, side), nn.BatchNorm1d(side),
                                            nn.ReLU(inplace=True)) if side else None)
-        if time_frames is not None and int(time_frames) < 1:
-            raise ValueError(f"{name}: time_frames must be >= 1 or null, got {time_frames}")
-        self.time_frames = None if time_frames is None else int(time_frames)
-        if int(frame_classes) < 0:
-            raise ValueError(f"{name}: frame_classes must be >= 0 (0: no frame head), got {frame_classes}")
-        if int(time_segments) < 1:
-            raise ValueError(f"{name}: time_segments must be >= 1, got {time_segments}")
-        if cmvn not in (True, False, "mean"):
+        if o.time_frames is not None and int(o.time_frames) < 1:
+            raise ValueError(f"{name}: time_frames must be >= 1 or null, got {o.time_frames}")
+        self.time_frames = None if o.time_frames is None else int(o.time_frames)
+        if int(o.frame_classes) < 0:
+            raise ValueError(f"{name}: frame_classes must be >= 0 (0: no frame head), got {o.frame_classes}")
+        if int(o.time_segments) < 1:
+            raise ValueError(f"{name}: time_segments must be >= 1, got {o.time_segments}")
+        if o.cmvn not in (True, False, "mean"):
             raise ValueError(f"{name}: cmvn must be true (mean and variance), 'mean' (mean only) or false, "
-                             f"got {cmvn!r}")
-        self.n_mels, self.cmvn = int(n_mels), cmvn
-        self.pool_freq, self.time_segments = bool(pool_freq), int(time_segments)
-        self.straight_through = bool(straight_through)
-        if int(rnn_hidden) < 0:
-            raise ValueError(f"{name}: rnn_hidden must be >= 0 (0: no recurrent layer), got {rnn_hidden}")
+                             f"got {o.cmvn!r}")
+        self.n_mels, self.cmvn = int(n_mels), o.cmvn
+        self.pool_freq, self.time_segments = bool(o.pool_freq), int(o.time_segments)
+        self.straight_through = bool(o.straight_through)
+        if int(o.rnn_hidden) < 0:
+            raise ValueError(f"{name}: rnn_hidden must be >= 0 (0: no recurrent layer), got {o.rnn_hidden}")
         map_features = channels * rows  # per frame of the last map
-        self.rnn = (nn.GRU(map_features, int(rnn_hidden), batch_first=True, bidirectional=True)
-                    if int(rnn_hidden) else None)
+        self.rnn = (nn.GRU(map_features, int(o.rnn_hidden), batch_first=True, bidirectional=True)
+                    if int(o.rnn_hidden) else None)
         if self.rnn is not None:  # the pooling then reads the GRU's 2 H features per frame
-            channels, rows = 2 * int(rnn_hidden), 1
+            channels, rows = 2 * int(o.rnn_hidden), 1
         pooled = 2 * channels * (1 if self.pool_freq else rows) * self.time_segments
-        self.embed = nn.Sequential(nn.Linear(pooled + side, embed_dim), nn.BatchNorm1d(embed_dim),
-                                   nn.ReLU(inplace=True), nn.Dropout(dropout))
-        self.hash = nn.Linear(embed_dim, hash_bits)
+        self.embed = nn.Sequential(nn.Linear(pooled + side, o.embed_dim), nn.BatchNorm1d(o.embed_dim),
+                                   nn.ReLU(inplace=True), nn.Dropout(o.dropout))
+        self.hash = nn.Linear(o.embed_dim, hash_bits)
         self.classifier = nn.Linear(hash_bits, n_classes)
-        self.frame_head = nn.Linear(map_features, int(frame_classes) + 1) if frame_classes else None
+        self.frame_head = nn.Linear(map_features, int(o.frame_classes) + 1) if o.frame_classes else None
 
     def _init_style(self, style: nn.Module | None, style_after: Sequence[int], stage_blocks: Sequence[int]) -> None:
         """The stage hook: ``style`` (``m(h, lengths)``: MixStyle, IBN-b) runs after the last block of each

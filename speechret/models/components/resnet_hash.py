@@ -34,11 +34,12 @@ parameters; 0.6 M with ``pool_freq=False``, 0.9 M with the ``speechret_hash`` mo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from speechret.models.components.common import MaskedBatchNorm, ModelOutput, mask_time
-from speechret.models.components.log_mel_hash import LogMelHashNet
+from speechret.models.components.log_mel_hash import HeadOptions, LogMelHashNet
 
 __all__ = ["ResNetHashNet", "ResidualBlock"]
 
@@ -101,16 +102,8 @@ class ResNetHashNet(LogMelHashNet):
         channels: output channels of the stages; every stage after the first halves time and
             frequency (stride 2), the stem divides them by ``stem_stride`` more.
         blocks: residual blocks per stage.
-        embed_dim: width of the embedding between pooling and the hash layer.
-        dropout: dropout before the hash layer.
-        cmvn: normalise each mel band per utterance over its valid frames: ``True`` its mean and
-            variance, ``"mean"`` its mean only, ``False`` neither.
         masked_norm: batch-norm statistics over valid frames only (see the module docstring);
             ``False`` keeps ``nn.BatchNorm2d`` (the padded cells count).
-        pool_freq: ``True`` pools mean and max over time *and* frequency (res8/res15's global
-            pooling: ``2 C`` features); ``False`` pools over time only and keeps the ``F'``
-            frequency rows of the last stage (``2 C F'`` features, ``F' = ceil(n_mels / 16)``
-            with the default 4 stages): where in the spectrum a pattern lies survives pooling.
         stem_stride: stride of the stem convolution: 2 (res15's downsampling of time and
             frequency before the stages, the default) or 1, which keeps the input resolution
             through the first stage at about four times the convolution FLOPs (and, with
@@ -118,51 +111,26 @@ class ResNetHashNet(LogMelHashNet):
             ``(frequency, time)`` of 1s and 2s (the order of the ``(B, C, F, T)`` maps), e.g.
             ``(2, 1)``: every frame is kept and the bands are halved, at half the first stage's
             cost of stride 1.
-        time_segments: ``S`` consecutive parts of each item's valid frames at the last stage,
-            pooled (mean and max) apart and concatenated (``S`` times the pooled features): a
-            one-level temporal pyramid (the spatial pyramid pooling of He et al., "Spatial Pyramid
-            Pooling in Deep Convolutional Networks for Visual Recognition", ECCV 2014, §2.3, along
-            time only).  ``1`` (default) pools the whole word; ``2`` keeps which half of the word
-            a pattern lies in -- the order of its sounds, which one global pool loses.  Part ``s``
-            covers frames ``[floor(s n / S), floor((s + 1) n / S))`` of the ``n`` valid frames,
-            at least one frame each (parts overlap when ``n < S``).
         style: a module called as ``m(h, lengths)`` on the output of the stages of ``style_after``
             (0-based; MixStyle's ``res1``, ``res2`` and IBN-b's first stages are ``(0, 1)``):
             :class:`~speechret.models.components.mixstyle.MixStyle` (mixes the instance statistics
             between items in training, the identity in eval) or
             :class:`~speechret.models.components.instance_norm.InstanceNorm` (removes them, in
             training and eval alike); ``None`` (default): none.
-        frame_classes: ``C > 0`` adds an auxiliary per-frame head on the last stage's map: a linear
-            layer from each frame's ``channels[-1] · F'`` features to ``C + 1`` scores (the last one
-            the CTC blank), returned in training only as ``ModelOutput.frame_logits`` /
-            ``frame_lengths`` for a CTC term of the objective
-            (:class:`~speechret.models.losses.FrameCTCLoss`, e.g. on paper C's 27 pronunciation
-            classes: ``C = 27``).  It is a training signal only: in ``eval()`` mode it is not run,
-            so codes, exports and search are those of the net without it.  ``0`` (default): none.
-        straight_through: the classifier sees ``sign(u)``, the stored code, with the gradient passed
-            straight through to ``u`` (Greedy Hash; :mod:`~speechret.models.components.log_mel_hash`).
-            ``False`` (default): it sees ``u``.  The codes are ``sign(u)`` either way.
-        time_frames: ``None`` (default) or the number of frames every item's valid frames are
-            linearly resampled to before the stem (linear time normalisation,
-            :mod:`~speechret.models.components.log_mel_hash`).
-        pitch_points: ``0`` (default) or the points at which the pitch branch samples the contour
-            of a pitch track in the input's last two columns (``n_mels + 2`` columns, as
-            :class:`speechret.features.LogMelPitch` gives; :mod:`~speechret.models.components.log_mel_hash`).
-        pitch_embed: the pitch branch's output features.
-        rnn_hidden: ``0`` (default) or the units a direction of a bidirectional GRU over the last
-            map's valid frames, whose outputs are pooled instead of the map (a CRNN head,
-            :mod:`~speechret.models.components.log_mel_hash`).
+        **head: the head options (:class:`~speechret.models.components.log_mel_hash.HeadOptions`:
+            ``embed_dim``, ``dropout``, ``cmvn``, ``pool_freq``, ``time_segments``, ``frame_classes``,
+            ``straight_through``, ``time_frames``, ``pitch_points``, ``pitch_embed``, ``rnn_hidden``).
+            ``pool_freq`` is ``True`` here unless given (res8/res15's global pooling); with ``False`` the
+            pooling keeps ``F' = ceil(n_mels / 16)`` frequency rows with the default 4 stages (twice as
+            many with a frequency stem stride of 1).
     """
 
     def __init__(self, n_mels: int = 64, n_classes: int = 20, hash_bits: int = 128,
-                 channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, embed_dim: int = 256,
-                 dropout: float = 0.1, cmvn: bool | str = True, masked_norm: bool = False,
-                 pool_freq: bool = True, stem_stride: int | Sequence[int] = 2, time_segments: int = 1,
-                 style: nn.Module | None = None, style_after: Sequence[int] = (0, 1),
-                 frame_classes: int = 0, straight_through: bool = False,
-                 time_frames: int | None = None, pitch_points: int = 0, pitch_embed: int = 64,
-                 rnn_hidden: int = 0) -> None:
+                 channels: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, masked_norm: bool = False,
+                 stem_stride: int | Sequence[int] = 2, style: nn.Module | None = None,
+                 style_after: Sequence[int] = (0, 1), **head: Any) -> None:
         super().__init__()
+        options = HeadOptions.of(type(self).__name__, {"pool_freq": True, **head})
         if not channels or blocks < 1:
             raise ValueError(f"ResNetHashNet needs at least one stage and block, got {channels}, {blocks}")
         pair = tuple(stem_stride) if isinstance(stem_stride, Sequence) else (stem_stride, stem_stride)
@@ -185,9 +153,7 @@ class ResNetHashNet(LogMelHashNet):
         f_out = int(n_mels)
         for _ in range(len(channels) - 1 + (self.freq_stride == 2)):  # the stem (stride 2) and stages 2..
             f_out = -(-f_out // 2)                                     # each halve the frequency rows
-        self._init_head(n_mels, n_classes, hash_bits, c_prev, f_out, embed_dim, dropout, cmvn, pool_freq,
-                        time_segments, frame_classes, straight_through, time_frames, pitch_points, pitch_embed,
-                        rnn_hidden)
+        self._init_head(n_mels, n_classes, hash_bits, c_prev, f_out, options)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> ModelOutput:
         h, frames = self.image(x, lengths)  # checks the input's columns
