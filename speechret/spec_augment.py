@@ -44,6 +44,15 @@ class SpecAugment(nn.Module):
             i.e. with their mean; on un-normalised log-mel (absolute dB, mean near -45 dB, peak
             near +15 dB) a 0 paints a stripe as loud as the loudest speech, which the
             per-utterance normalisation downstream then spreads over the whole item.
+        time_mask_placement: where a time mask may fall.  ``"batch"`` (default): torchaudio's
+            ``TimeMasking`` on the padded batch, which draws the start over the batch's longest
+            item, so a mask on a shorter item can land (partly or wholly) in its padding and is then
+            dropped: how much of an item is masked depends on what else is in its batch.
+            ``"item"``: each mask is drawn within the item's own valid frames (width
+            ``U[0, min(time_mask_param, n))``, start ``U[0, n - width]`` for ``n`` valid frames, the
+            same rounding as torchaudio), so every item gets its ``n_time_masks`` whatever its batch
+            -- Park et al.'s masks on one utterance ("SpecAugment", Interspeech 2019, §2: ``t0``
+            from ``[0, τ - t)`` for the utterance's ``τ`` steps).
         freq_warp: ``w`` ≥ 0: before masking, each item's frequency axis is stretched by a factor
             ``α ~ U[1 − w, 1 + w]`` (output bin ``f`` reads input bin ``f / α``, linear
             interpolation, the top bin repeated past the edge) — vocal tract length perturbation
@@ -60,14 +69,19 @@ class SpecAugment(nn.Module):
 
     def __init__(self, freq_mask_param: int = 8, time_mask_param: int = 20, n_freq_masks: int = 2,
                  n_time_masks: int = 2, p: float = 1.0, time_dim: int | None = None,
-                 freq_dim: int | None = None, mask_value: float | str = 0.0, freq_warp: float = 0.0) -> None:
+                 freq_dim: int | None = None, mask_value: float | str = 0.0, freq_warp: float = 0.0,
+                 time_mask_placement: str = "batch") -> None:
         super().__init__()
+        if time_mask_placement not in ("batch", "item"):
+            raise ConfigError(f"SpecAugment.time_mask_placement must be 'batch' or 'item', got {time_mask_placement!r}")
+        self.time_mask_placement = time_mask_placement
         if not 0.0 <= float(freq_warp) < 1.0:
             raise ConfigError(f"SpecAugment.freq_warp must lie in [0, 1), got {freq_warp}")
         self.freq_warp = float(freq_warp)
         self.p = check_prob(p, "SpecAugment")
         self.freq = FrequencyMasking(int(freq_mask_param), iid_masks=True)
         self.time = TimeMasking(int(time_mask_param), iid_masks=True)
+        self.time_mask_param = int(time_mask_param)
         self.n_freq, self.n_time = int(n_freq_masks), int(n_time_masks)
         self.time_dim = None if time_dim is None else int(time_dim)
         self.freq_dim = None if freq_dim is None else int(freq_dim)
@@ -131,8 +145,11 @@ class SpecAugment(nn.Module):
         marker = torch.zeros_like(x4[:, :1])
         for _ in range(self.n_freq):
             marker = self.freq(marker, mask_value=1.0)
-        for _ in range(self.n_time):
-            marker = self.time(marker, mask_value=1.0)
+        if self.time_mask_placement == "item" and lengths is not None:
+            marker = self._item_time_masks(marker, torch.as_tensor(lengths, device=marker.device))
+        else:
+            for _ in range(self.n_time):
+                marker = self.time(marker, mask_value=1.0)
         hit = marker > 0.5
         valid = torch.ones_like(hit)
         if lengths is not None:
@@ -146,3 +163,15 @@ class SpecAugment(nn.Module):
         else:
             x4 = torch.where(hit, torch.full_like(x4, self.mask_value), x4)
         return x4.reshape(moved).movedim((-2, -1), (freq_dim, time_dim))
+
+    def _item_time_masks(self, marker: Tensor, lengths: Tensor) -> Tensor:
+        """``marker`` (B, 1, F, T) with ``n_time_masks`` time masks per item set to 1, each drawn within
+        the item's ``lengths`` valid frames (``time_mask_placement="item"``)."""
+        b, frames = marker.shape[0], torch.arange(marker.shape[-1], device=marker.device)
+        n = lengths.to(torch.float32).clamp_min(0)[:, None]                              # (B, 1)
+        width = torch.rand(b, self.n_time, device=marker.device) * n.clamp(max=float(self.time_mask_param))
+        start = torch.rand(b, self.n_time, device=marker.device) * (n - width)
+        lo = start.long()[..., None]                                                     # (B, M, 1)
+        hi = lo + width.long()[..., None]                           # torchaudio's rounding: < param wide
+        masked = ((frames >= lo) & (frames < hi)).any(1)                                  # (B, T)
+        return marker.masked_fill(masked[:, None, None, :], 1.0)

@@ -9,6 +9,7 @@ import torch
 
 from speechret.augment import (AddNoise, CPOs, Mixup, RandomCrop, RandomGain, RandomLowpass, SpecAugment, SpeedPerturb,
                                TimeShift, WaveAugment)
+from speechret.errors import ConfigError
 from speechret.frontend import SilenceTrim
 
 SR = 16000
@@ -132,11 +133,13 @@ def test_wave_augment_chain_is_identity_in_eval_and_seeded_in_train():
     assert torch.equal(y1, y2) and torch.equal(l1, l2) and not torch.equal(l1, lengths)
 
 
-def test_specaugment_masks_never_exceed_their_widths():
+@pytest.mark.parametrize("placement", ["batch", "item"])
+def test_specaugment_masks_never_exceed_their_widths(placement):
     torch.manual_seed(0)
     feats = torch.ones(64, 100, 40)  # (B, T, F)
     lengths = torch.randint(30, 101, (64,))
-    sa = SpecAugment(freq_mask_param=7, time_mask_param=13, n_freq_masks=1, n_time_masks=1).train()
+    sa = SpecAugment(freq_mask_param=7, time_mask_param=13, n_freq_masks=1, n_time_masks=1,
+                     time_mask_placement=placement).train()
     out = sa(feats, lengths)
     masked = out == 0
     for b in range(64):
@@ -149,6 +152,28 @@ def test_specaugment_masks_never_exceed_their_widths():
             assert int(idx[-1] - idx[0]) + 1 == len(idx)  # one contiguous mask
     assert masked.any()
     assert torch.equal(sa.eval()(feats, lengths), feats)
+
+
+def test_item_placed_time_masks_reach_a_short_item_whatever_its_batch():
+    """A 20-frame word padded to 400 frames: torchaudio's batch placement draws the mask's start over all
+    400, so it rarely lands on the word; ``time_mask_placement="item"`` draws it within the word's own
+    frames, so the word is masked as much as when it is alone (width U[0, 10): 4.5 frames on average)."""
+    torch.manual_seed(0)
+    feats = torch.ones(400, 400, 8)
+    lengths = torch.full((400,), 20)
+    masked = {}
+    for placement in ("batch", "item"):
+        sa = SpecAugment(freq_mask_param=1, time_mask_param=10, n_freq_masks=0, n_time_masks=1,
+                         time_mask_placement=placement).train()
+        out = sa(feats, lengths)
+        assert not bool((out[:, 20:] == 0).any())            # never in the padding
+        masked[placement] = float((out[:, :20] == 0).all(2).sum(1).float().mean())
+    alone = SpecAugment(freq_mask_param=1, time_mask_param=10, n_freq_masks=0, n_time_masks=1,
+                        time_mask_placement="batch").train()(torch.ones(400, 20, 8), lengths)
+    alone = float((alone == 0).all(2).sum(1).float().mean())
+    assert masked["batch"] < 0.5 < 3.5 < masked["item"] < 5.5 and abs(masked["item"] - alone) < 0.6
+    with pytest.raises(ConfigError, match="time_mask_placement"):
+        SpecAugment(time_mask_placement="utterance")
 
 
 def test_trim_removes_silence_around_a_tone_and_keeps_the_tone():
