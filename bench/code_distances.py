@@ -30,19 +30,16 @@ Measured on 2026-12-07 over the eight checkpoints of the default recipe's valida
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from speechret.evaluate.eval_sets import load_eval_data  # noqa: E402
-from speechret.hashing.bits import field  # noqa: E402
-from speechret.hashing.hasher import Hasher  # noqa: E402
-from speechret.metrics import cross_speaker_relevance, mean_average_precision  # noqa: E402
+from speechret.evaluate.eval_sets import load_eval_data
+from speechret.hashing.bits import field
+from speechret.hashing.hasher import Hasher
+from speechret.metrics import cross_speaker_relevance, mean_average_precision
 
 
 def relaxed_codes(hasher: Hasher, waves: Sequence[np.ndarray]) -> np.ndarray:
