@@ -99,7 +99,8 @@ class HeadOptions:
     """The options of the input, pooling and hash head every log-mel backbone shares (module docstring).
 
     A backbone takes its own arguments and, as keywords, these (``model.net.<option>`` in the configs):
-    one list, so that a new head option is added here and in :meth:`LogMelHashNet.head` only.
+    one list, so that a new head option touches this class and the head's own code
+    (:meth:`LogMelHashNet._init_head`, :meth:`LogMelHashNet.head`), not every backbone.
 
     Args:
         embed_dim: width of the embedding between pooling and the hash layer.
