@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from speechret.evaluate.eval_sets import load_eval_data
-from speechret.hashing.bits import field
+from speechret.hashing.bits import ber_matrix, field
 from speechret.hashing.hasher import Hasher
 from speechret.metrics import cross_speaker_relevance, mean_average_precision
 
@@ -45,11 +45,8 @@ from speechret.metrics import cross_speaker_relevance, mean_average_precision
 def relaxed_codes(hasher: Hasher, waves: Sequence[np.ndarray]) -> np.ndarray:
     """The relaxed codes ``u`` (N, K), each clip's test-time views merged as :meth:`Hasher.codes_of_waves`
     merges them before the sign."""
-    step = max(1, hasher.batch_size // hasher.n_views)
-    parts = []
-    for start in range(0, len(waves), step):
-        out = hasher.hashing.merge_views(hasher.outputs(waves[start : start + step], views=True), hasher.n_views)
-        parts.append(field(out, "hash_features").float().cpu().numpy())
+    parts = [field(hasher.hashing.merge_views(out, hasher.n_views), "hash_features").float().cpu().numpy()
+             for out in hasher.batched_outputs(waves)]
     return np.concatenate(parts).astype(np.float64)
 
 
@@ -68,11 +65,9 @@ def alpha_query_expansion(codes: np.ndarray, speakers: np.ndarray, k: int, alpha
 
 def rankings(codes: np.ndarray, u: np.ndarray, speakers: np.ndarray, qe: Sequence[tuple[int, float]]) -> dict:
     """Distance matrices (N, N), query rows against library columns, by name."""
-    b = codes.astype(np.float64) * 2 - 1
-    out = {"hamming": (b.shape[1] - b @ b.T) / (2 * b.shape[1]), "asymmetric": -(u @ b.T)}
+    out = {"hamming": ber_matrix(codes, codes), "asymmetric": -(u @ (codes * 2.0 - 1).T)}
     for k, a in qe:
-        q = alpha_query_expansion(codes, speakers, k, a).astype(np.float64) * 2 - 1
-        out[f"qe k={k} a={a:g}"] = (b.shape[1] - q @ b.T) / (2 * b.shape[1])
+        out[f"qe k={k} a={a:g}"] = ber_matrix(alpha_query_expansion(codes, speakers, k, a), codes)
     un = u / np.linalg.norm(u, axis=1, keepdims=True).clip(1e-12)
     out["relaxed"] = -(un @ un.T)
     return out

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from speechret.errors import ConfigError
+from speechret.features.base import lengths_to_mask
 from speechret.features.resample_axis import resample_padded
 from speechret.spec_augment import SpecAugment, check_prob as _check_prob
 
@@ -73,10 +74,6 @@ def _lengths_of(wave: Tensor, lengths: Tensor | None) -> Tensor:
     if lens.numel() != wave.shape[0] or bool((lens < 0).any()) or bool((lens > wave.shape[1]).any()):
         raise ValueError(f"lengths must be {wave.shape[0]} values in [0, {wave.shape[1]}], got {lens.tolist()}")
     return lens
-
-
-def _mask(lengths: Tensor, n: int) -> Tensor:
-    return torch.arange(n, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class WaveOp(nn.Module, abc.ABC):
@@ -132,7 +129,7 @@ def speed_change(wave: Tensor, lengths: Tensor, step: Tensor, resolution: int = 
     for idx, y in parts:
         n = min(out.shape[1], y.shape[1])
         out[idx, :n] = y[:, :n]
-    return out * _mask(new_len, out.shape[1]), new_len
+    return out * lengths_to_mask(new_len, out.shape[1]), new_len
 
 
 class SpeedPerturb(WaveOp):
@@ -220,7 +217,7 @@ class RandomCrop(WaveOp):
         new_len = torch.where(crop, torch.full_like(lengths, self.max_len), lengths)
         n_out = int(new_len.max().item()) if b else 0
         src = (torch.arange(n_out, device=wave.device)[None, :] + start[:, None]).clamp_max(max(wave.shape[1] - 1, 0))
-        return torch.gather(wave, 1, src) * _mask(new_len, n_out), new_len
+        return torch.gather(wave, 1, src) * lengths_to_mask(new_len, n_out), new_len
 
 
 class RandomLowpass(WaveOp):
@@ -287,10 +284,10 @@ class RandomLowpass(WaveOp):
         n_fft = 1 << (n + self.guard - 1).bit_length()
         dtype = torch.promote_types(wave.dtype, torch.float32)  # the FFT in float32 at least (bf16 / fp16 waves)
         h = self.response(fc[sel].to(wave.device, dtype), att[sel].to(wave.device, dtype), n_fft)
-        x = (wave[idx] * _mask(lengths[idx], n)).to(dtype)
+        x = (wave[idx] * lengths_to_mask(lengths[idx], n)).to(dtype)
         y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * h, n=n_fft)[:, :n].to(wave.dtype)
         out = wave.clone()
-        out[idx] = y * _mask(lengths[idx], n)
+        out[idx] = y * lengths_to_mask(lengths[idx], n)
         return out, lengths
 
     def extra_repr(self) -> str:
@@ -311,7 +308,7 @@ class AddNoise(WaveOp):
         b = wave.shape[0]
         sel = self.select(b, generator).to(wave.device)
         snr = self.uniform(b, self.min_snr, self.max_snr, generator).to(wave.device)
-        mask = _mask(lengths, wave.shape[1])
+        mask = lengths_to_mask(lengths, wave.shape[1])
         power = (wave.double() ** 2 * mask).sum(1) / lengths.clamp_min(1)
         noise = torch.randn(wave.shape, generator=generator).to(wave.device, torch.float64)
         scale = torch.sqrt(power / 10.0 ** (snr / 10.0)) * sel
@@ -402,6 +399,6 @@ class Mixup(nn.Module):
         lam = float(self.rng.beta(self.alpha, self.alpha))
         lam = max(lam, 1.0 - lam)
         perm = torch.from_numpy(self.rng.permutation(b)).to(wave.device)
-        partner = wave[perm] * _mask(lens[perm], wave.shape[1]).to(wave.dtype)
+        partner = wave[perm] * lengths_to_mask(lens[perm], wave.shape[1]).to(wave.dtype)
         mixed = lam * wave + (1.0 - lam) * partner
         return mixed, torch.maximum(lens, lens[perm]), perm, torch.tensor(lam, device=wave.device)

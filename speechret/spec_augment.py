@@ -83,7 +83,6 @@ class SpecAugment(nn.Module):
         self.p = check_prob(p, "SpecAugment")
         self.freq = FrequencyMasking(int(freq_mask_param), iid_masks=True)
         self.time = TimeMasking(int(time_mask_param), iid_masks=True)
-        self.time_mask_param = int(time_mask_param)
         self.n_freq, self.n_time = int(n_freq_masks), int(n_time_masks)
         self.time_dim = None if time_dim is None else int(time_dim)
         self.freq_dim = None if freq_dim is None else int(freq_dim)
@@ -171,7 +170,7 @@ class SpecAugment(nn.Module):
         the item's ``lengths`` valid frames (``time_mask_placement="item"``)."""
         b, frames = marker.shape[0], torch.arange(marker.shape[-1], device=marker.device)
         n = lengths.to(torch.float32).clamp_min(0)[:, None]                              # (B, 1)
-        width = torch.rand(b, self.n_time, device=marker.device) * n.clamp(max=float(self.time_mask_param))
+        width = torch.rand(b, self.n_time, device=marker.device) * n.clamp(max=float(self.time.mask_param))
         start = torch.rand(b, self.n_time, device=marker.device) * (n - width)
         lo = start.long()[..., None]                                                     # (B, M, 1)
         hi = lo + width.long()[..., None]                           # torchaudio's rounding: < param wide

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from speechret.audio import resample_torch
+from speechret.features.base import lengths_to_mask
 
 __all__ = ["resample_padded", "sample_last_axis"]
 
@@ -43,8 +44,6 @@ def resample_padded(wave: Tensor, lengths: Tensor, orig_sr: int, new_sr: int) ->
     what the row gives resampled alone (the filter's tail past the row's end, and any padding, are
     not kept).  Returns the batch and the new lengths."""
     lengths = torch.as_tensor(lengths, device=wave.device)
-    frames = torch.arange(wave.shape[-1], device=wave.device)
-    out = resample_torch(wave * (frames[None, :] < lengths[:, None]).to(wave.dtype), orig_sr, new_sr)
+    out = resample_torch(wave * lengths_to_mask(lengths, wave.shape[-1]).to(wave.dtype), orig_sr, new_sr)
     new_len = -(-lengths * int(new_sr) // int(orig_sr))
-    frames = torch.arange(out.shape[-1], device=wave.device)
-    return out * (frames[None, :] < new_len[:, None]).to(out.dtype), new_len
+    return out * lengths_to_mask(new_len, out.shape[-1]).to(out.dtype), new_len

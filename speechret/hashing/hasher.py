@@ -10,7 +10,7 @@ then runs the steps training runs in :meth:`SpeechDataModule.prepare_batch` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,12 +168,15 @@ class Hasher:
     def codes_of_waves(self, waves: Sequence[np.ndarray]) -> Any:
         """Codes for a list of waveforms: an (N, bits) bool array, or a list of (S, 27) arrays
         for paper C's variable-length codes; with ``views``, each clip's code merges its views."""
-        parts = []
-        step = max(1, self.batch_size // self.n_views)  # batch_size rows per forward pass
+        return self.hashing.concat([self.hashing.codes_of_views(out, self.n_views)
+                                    for out in self.batched_outputs(waves)])
+
+    def batched_outputs(self, waves: Sequence[np.ndarray]) -> Iterator[Any]:
+        """:meth:`outputs` of ``waves`` with every test-time view, ``batch_size`` rows per forward pass:
+        one output per slice of ``batch_size // n_views`` clips, ``n_views`` rows per clip, item-major."""
+        step = max(1, self.batch_size // self.n_views)
         for start in range(0, len(waves), step):
-            out = self.outputs(waves[start : start + step], views=True)
-            parts.append(self.hashing.codes_of_views(out, self.n_views))
-        return self.hashing.concat(parts)
+            yield self.outputs(waves[start : start + step], views=True)
 
     def codes(self, waves: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor,
               lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> Any:
