@@ -27,6 +27,8 @@ name configs and checkpoints written before the split instantiate.
 
 Across items: :class:`Mixup` — each item of a batch is superposed with another item of the same
 batch (Zhang et al., "mixup", ICLR 2018); the loss then weighs both items' targets.
+:class:`RepeatBatch` — repeated augmentation: every clip of a training batch appears ``repeats``
+times in it, and each copy is augmented on its own (Hoffer et al., CVPR 2020; Berman et al. 2019).
 
 All of them are the identity in ``eval()`` mode, so validation, indexing and search never see
 them.
@@ -62,6 +64,7 @@ __all__ = [
     "WaveAugment",
     "SpecAugment",
     "Mixup",
+    "RepeatBatch",
 ]
 
 
@@ -402,3 +405,49 @@ class Mixup(nn.Module):
         partner = wave[perm] * lengths_to_mask(lens[perm], wave.shape[1]).to(wave.dtype)
         mixed = lam * wave + (1.0 - lam) * partner
         return mixed, torch.maximum(lens, lens[perm]), perm, torch.tensor(lam, device=wave.device)
+
+
+class RepeatBatch(nn.Module):
+    """Repeated augmentation: each clip of a training batch is repeated ``repeats`` times, and
+    every copy then goes through the rest of the augmentation on its own draws (Hoffer, Ben-Nun,
+    Hubara, Giladi, Hoefler & Soudry, "Augment Your Batch: Improving Generalization Through
+    Instance Repetition", CVPR 2020; Berman, Jégou, Vedaldi, Kokkinos & Douze, "MultiGrain",
+    2019; DeiT's recipe, Touvron et al., ICML 2021).  A batch then holds the loader's ``B``
+    distinct clips in ``B · repeats`` rows, each clip's copies side by side
+    (``repeat_interleave``), so the loss sees several views of one voice's word at once.
+
+    Choices (configurable or documented here):
+
+    * ``data.batch_size`` stays the rows of a training step, as in DeiT: the DataModule's loader
+      draws ``batch_size / repeats`` distinct clips (:meth:`speechret.data.SpeechDataModule.train_dataloader`),
+      so a step costs what it did, and the step budget shows each clip as often;
+    * it runs first among the training transforms (:meth:`speechret.data.SpeechDataModule.prepare_batch`),
+      before the CPOs and the front end, so every later random step draws for each copy apart;
+    * every per-row field of the collated batch is repeated: tensors whose first axis is the
+      batch's, and lists of that length (ids, speakers); other values pass unchanged.
+
+    ``forward(batch) -> batch``; the identity in ``eval()`` mode and for ``repeats == 1``.
+    """
+
+    def __init__(self, repeats: int = 2) -> None:
+        super().__init__()
+        if int(repeats) != repeats or int(repeats) < 1:
+            raise ConfigError(f"RepeatBatch.repeats must be an integer >= 1 (1: no repetition), got {repeats}")
+        self.repeats = int(repeats)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if not self.training or self.repeats == 1:
+            return batch
+        b = len(batch["wave"])
+        out: dict[str, Any] = {}
+        for key, value in batch.items():
+            if isinstance(value, Tensor) and value.ndim and value.shape[0] == b:
+                out[key] = value.repeat_interleave(self.repeats, dim=0)
+            elif isinstance(value, list) and len(value) == b:
+                out[key] = [v for v in value for _ in range(self.repeats)]
+            else:
+                out[key] = value
+        return out
+
+    def extra_repr(self) -> str:
+        return f"repeats={self.repeats}"

@@ -51,8 +51,8 @@ def build_datamodule(cfg: DictConfig):
     """The DataModule with its feature extractor, front end and (optional) augmentation.
 
     ``cfg.frontend`` (``conf/frontend``) runs on every split; ``cfg.cpo`` (the papers' CPOs) and
-    ``cfg.augment.wave`` / ``cfg.augment.spec`` / ``cfg.augment.mix`` / ``cfg.augment.concat`` (``conf/augment``) on
-    training batches only.
+    ``cfg.augment.wave`` / ``spec`` / ``mix`` / ``concat`` / ``repeat`` (``conf/augment``) on training
+    batches only.
     """
     features = instantiate(cfg.features)
     augment = None
@@ -62,7 +62,7 @@ def build_datamodule(cfg: DictConfig):
     optional = {name: instantiate(node) if node else None
                 for name, node in (("frontend", cfg.get("frontend")), ("wave_augment", aug.get("wave")),
                                    ("feature_augment", aug.get("spec")), ("mix_augment", aug.get("mix")),
-                                   ("concat_augment", aug.get("concat")))}
+                                   ("concat_augment", aug.get("concat")), ("repeat_augment", aug.get("repeat")))}
     return instantiate(cfg.data, features=features, augment=augment, **optional)
 
 

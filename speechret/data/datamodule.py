@@ -86,6 +86,10 @@ class SpeechDataModule(L.LightningDataModule):
         concat_augment: train-time re-packing of a batch of words into multi-word rows with their
             CTC targets joined, after the front end and before ``wave_augment``
             (:class:`speechret.concat.ConcatWords`, ``conf/augment`` ``concat``; CTC models only).
+        repeat_augment: train-time repetition of every clip of a batch, first of the training
+            transforms, so each copy is augmented on its own draws
+            (:class:`speechret.augment.RepeatBatch`, ``conf/augment`` ``repeat``); a training
+            batch keeps ``batch_size`` rows, drawn as ``batch_size / repeats`` distinct clips.
         mix_augment: train-time mixing of items after ``wave_augment``
             (:class:`speechret.augment.Mixup`, ``conf/augment`` ``mix``); it adds
             ``batch["mix_index"]`` and ``batch["mix_weight"]``, which the model's loss weighs.
@@ -125,6 +129,7 @@ class SpeechDataModule(L.LightningDataModule):
         feature_augment: nn.Module | None = None,
         mix_augment: nn.Module | None = None,
         concat_augment: nn.Module | None = None,
+        repeat_augment: nn.Module | None = None,
         copies: Sequence[str | Callable] | None = None,
         include_original: bool = True,
         sample_rate: int = 16000,
@@ -170,6 +175,11 @@ class SpeechDataModule(L.LightningDataModule):
         self.feature_augment = feature_augment
         self.mix_augment = mix_augment
         self.concat_augment = concat_augment
+        self.repeat_augment = repeat_augment
+        if batch_size % self._repeats:
+            raise ConfigError(f"data.batch_size={batch_size} is the rows of a training step, which augment.repeat "
+                              f"fills with batch_size / repeats distinct clips: make it a multiple of "
+                              f"augment.repeat.repeats={self._repeats}")
         bind = getattr(feature_augment, "bind", None)
         if callable(bind) and features is not None:  # masks follow the extractor's time / freq axes
             bind(features)
@@ -282,7 +292,7 @@ class SpeechDataModule(L.LightningDataModule):
         """Whether training batches are augmented on the fly (then their features are not cached)."""
         return any(m is not None
                    for m in (self.augment, self.wave_augment, self.feature_augment, self.mix_augment,
-                             self.concat_augment))
+                             self.concat_augment, self.repeat_augment))
 
     def _load_item(self, i: int) -> np.ndarray:
         return load_audio(self.items[i].path, self.sample_rate)
@@ -342,7 +352,7 @@ class SpeechDataModule(L.LightningDataModule):
         """A collated batch already on its device → CPOs (when asked) → front end → augmentation
         (when asked) → features.
 
-        Order: ``augment`` (CPOs), ``frontend`` (every split), ``concat_augment`` (multi-word
+        Order: ``repeat_augment`` (each clip's copies), ``augment`` (CPOs), ``frontend`` (every split), ``concat_augment`` (multi-word
         rows: the batch may come back with fewer rows), ``wave_augment`` and ``mix_augment`` on the
         waveform, features, then ``feature_augment`` on the features.
         The CPOs come before the front end because they model what happens to a recording before
@@ -355,6 +365,8 @@ class SpeechDataModule(L.LightningDataModule):
         if "features" in batch and not augment:
             return batch
         batch.pop("features", None)
+        if augment and self.repeat_augment is not None:
+            batch = self.repeat_augment(batch)
         wave, lengths = batch["wave"], batch["wave_lengths"]
         if augment and self.augment is not None:
             self.augment.to(wave.device)
@@ -399,7 +411,13 @@ class SpeechDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.batch_size)
+        """Training batches of ``batch_size`` rows: with ``repeat_augment``, ``batch_size / repeats``
+        distinct clips, each repeated into its rows by :meth:`prepare_batch`."""
+        return self._loader("train", True, self.batch_size // self._repeats)
+
+    @property
+    def _repeats(self) -> int:
+        return int(getattr(self.repeat_augment, "repeats", 1))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False, self.eval_batch_size)
