@@ -420,7 +420,8 @@ class RepeatBatch(nn.Module):
 
     * ``data.batch_size`` stays the rows of a training step, as in DeiT: the DataModule's loader
       draws ``batch_size / repeats`` distinct clips (:meth:`speechret.data.SpeechDataModule.train_dataloader`),
-      so a step costs what it did, and the step budget shows each clip as often;
+      so a step costs what it did, the step budget shows each clip as often, and an epoch holds
+      ``repeats`` times as many steps;
     * it runs first among the training transforms (:meth:`speechret.data.SpeechDataModule.prepare_batch`),
       before the CPOs and the front end, so every later random step draws for each copy apart;
     * every per-row field of the collated batch is repeated: tensors whose first axis is the
