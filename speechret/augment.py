@@ -65,6 +65,7 @@ __all__ = [
     "SpecAugment",
     "Mixup",
     "RepeatBatch",
+    "take_rows",
 ]
 
 
@@ -439,16 +440,25 @@ class RepeatBatch(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         if not self.training or self.repeats == 1:
             return batch
-        b = len(batch["wave"])
-        out: dict[str, Any] = {}
-        for key, value in batch.items():
-            if isinstance(value, Tensor) and value.ndim and value.shape[0] == b:
-                out[key] = value.repeat_interleave(self.repeats, dim=0)
-            elif isinstance(value, list) and len(value) == b:
-                out[key] = [v for v in value for _ in range(self.repeats)]
-            else:
-                out[key] = value
-        return out
+        return take_rows(batch, torch.arange(len(batch["wave"])).repeat_interleave(self.repeats))
 
     def extra_repr(self) -> str:
         return f"repeats={self.repeats}"
+
+
+def take_rows(batch: dict[str, Any], index: Tensor) -> dict[str, Any]:
+    """The collated ``batch`` with its rows taken at ``index`` (a 1-D long tensor; rows may repeat):
+    every per-row field, a tensor whose first axis is the batch's or a list / tuple of that length
+    (returned as a list), is indexed; other values pass unchanged.  Shared by :class:`RepeatBatch`
+    and :class:`speechret.concat.ConcatWords`."""
+    b = len(batch["wave"])
+    rows = index.tolist()
+    out: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, Tensor) and value.ndim and value.shape[0] == b:
+            out[key] = value[index.to(value.device)]
+        elif isinstance(value, (list, tuple)) and len(value) == b:
+            out[key] = [value[j] for j in rows]
+        else:
+            out[key] = value
+    return out

@@ -58,8 +58,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from speechret.augment import take_rows
 from speechret.errors import ConfigError
 from speechret.spec_augment import check_prob
 
@@ -160,16 +161,10 @@ class ConcatWords(nn.Module):
                 tout[r, tpos:tpos + tlens[j]] = targets[j, :tlens[j]]
                 pos += lengths[j] + (pauses[k] if k < len(pauses) else 0)
                 tpos += tlens[j]
-        first = torch.tensor([items[0] for items, _ in rows], dtype=torch.long)
-        new: dict[str, Any] = {}
-        for key, value in batch.items():
-            if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == b:
-                new[key] = value[first.to(value.device)]
-            elif isinstance(value, (list, tuple)) and len(value) == b:
-                new[key] = (["+".join(str(value[j]) for j in items) for items, _ in rows] if key == "ids"
-                            else [value[items[0]] for items, _ in rows])
-            else:
-                new[key] = value
+        new = take_rows(batch, torch.tensor([items[0] for items, _ in rows], dtype=torch.long))
+        ids = batch.get("ids")
+        if isinstance(ids, (list, tuple)) and len(ids) == b:  # a row is named by all of its words
+            new["ids"] = ["+".join(str(ids[j]) for j in items) for items, _ in rows]
         new["wave"] = out
         new["wave_lengths"] = torch.tensor(row_len, dtype=lens.dtype, device=lens.device)
         new["targets"] = tout

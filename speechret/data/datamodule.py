@@ -352,9 +352,10 @@ class SpeechDataModule(L.LightningDataModule):
         """A collated batch already on its device → CPOs (when asked) → front end → augmentation
         (when asked) → features.
 
-        Order: ``repeat_augment`` (each clip's copies), ``augment`` (CPOs), ``frontend`` (every split), ``concat_augment`` (multi-word
-        rows: the batch may come back with fewer rows), ``wave_augment`` and ``mix_augment`` on the
-        waveform, features, then ``feature_augment`` on the features.
+        Order: ``repeat_augment`` (each clip's copies), ``augment`` (CPOs), ``frontend`` (every
+        split), ``concat_augment`` (multi-word rows: the batch may come back with fewer rows),
+        ``wave_augment`` and ``mix_augment`` on the waveform, features, then ``feature_augment`` on
+        the features.
         The CPOs come before the front end because they model what happens to a recording before
         speechret sees it, which is where the robustness protocols (``protocol=cpo_retrieval``) and
         the deterministic ``copies`` apply them: with a silence trimmer, a re-quantized or noisy
