@@ -70,6 +70,9 @@ class HashingModule(L.LightningModule):
         hash_options: the hash method's code-construction options (its
             :attr:`~speechret.hashing.HashMethod.options`, e.g. paper C's ``binarize``); an option
             the method does not take is a :class:`~speechret.errors.ConfigError`.
+        sharpness: optional partial wrapper taking the built optimizer and this module
+            (``conf/sharpness``: :class:`speechret.models.sam.SAM`, sharpness-aware minimisation,
+            Foret et al. ICLR 2021); ``None`` (``sharpness=none``) steps the optimizer as built.
 
     A module whose loss weighs mixed items (``conf/augment`` ``mix``) sets :attr:`mixes_targets`;
     any other refuses a mixed batch, rather than train on superposed audio with one item's target.
@@ -87,11 +90,13 @@ class HashingModule(L.LightningModule):
         compile: bool = False,
         scheduler_interval: str = "epoch",
         hash_options: Mapping[str, Any] | None = None,
+        sharpness: Callable[..., torch.optim.Optimizer] | None = None,
     ) -> None:
         if scheduler_interval not in {"epoch", "step"}:
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective", "sharpness"],
+                                  logger=False)
         self.net = net
         hash_method = hash_method or getattr(net, "hash_method", None)
         if hash_method is None:
@@ -102,6 +107,7 @@ class HashingModule(L.LightningModule):
         self.hash_options = hash_method_class(hash_method).check_options(hash_options)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.sharpness_factory = sharpness
         self.run_config: dict[str, Any] | None = None
         self._val: list[tuple[Any, ...]] = []
 
@@ -231,8 +237,10 @@ class HashingModule(L.LightningModule):
         its schedule: what ``configure_optimizers`` steps, and what a benchmark outside a Trainer times
         (a one-cycle schedule needs the Trainer's step count)."""
         if self.optimizer_factory is None:
-            return torch.optim.Adam(self.parameters(), lr=1e-3)
-        return self.optimizer_factory(params=self.parameters())
+            opt = torch.optim.Adam(self.parameters(), lr=1e-3)
+        else:
+            opt = self.optimizer_factory(params=self.parameters())
+        return opt if self.sharpness_factory is None else self.sharpness_factory(optimizer=opt, module=self)
 
     def configure_optimizers(self):
         opt = self.build_optimizer()
@@ -296,12 +304,14 @@ class ClassificationHashModule(HashingModule):
         ce_weight: float = 1.0,
         scheduler_interval: str = "epoch",
         hash_options: Mapping[str, Any] | None = None,
+        sharpness: Callable[..., torch.optim.Optimizer] | None = None,
     ) -> None:
         if loss not in {"ce", "bce"}:
             raise ValueError(f"loss must be 'ce' (paper B) or 'bce' (paper A), not {loss!r}")
         super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile,
-                         scheduler_interval=scheduler_interval, hash_options=hash_options)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective"], logger=False)
+                         scheduler_interval=scheduler_interval, hash_options=hash_options, sharpness=sharpness)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "hash_objective", "sharpness"],
+                                  logger=False)
         self.hash_objective = hash_objective
 
     @property
@@ -409,6 +419,7 @@ class CTCHashModule(HashingModule):
         frame_warn_ratio: float = 1.5,
         label_smoothing: float = 0.0,
         hash_options: Mapping[str, Any] | None = None,
+        sharpness: Callable[..., torch.optim.Optimizer] | None = None,
     ) -> None:
         if label_smoothing:
             raise ValueError(f"CTCHashModule: label_smoothing={label_smoothing} does not apply to CTC (no "
@@ -433,8 +444,8 @@ class CTCHashModule(HashingModule):
         if int(beam_width) < 1:
             raise ValueError(f"beam_width must be >= 1, got {beam_width}")
         super().__init__(net, hash_method, optimizer, scheduler, scheduler_monitor, compile,
-                         scheduler_interval=scheduler_interval, hash_options=hash_options)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+                         scheduler_interval=scheduler_interval, hash_options=hash_options, sharpness=sharpness)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "sharpness"], logger=False)
         self.hparams.blank = int(blank)  # the resolved index (checkpoints record it)
         if blank_bias is not None or blank_prior is not None:
             out_layer = getattr(net, "out", None)
