@@ -68,11 +68,16 @@ def measure(experiment: str, device: str, precision: str, batch_size: int, steps
         clips, seconds = b["wave"].shape[0], float(b["wave_lengths"].sum()) / dm.sample_rate
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in b.items()}
         b = dm.prepare_batch(b, augment=True)  # a training batch: CPOs and augmentation as configured
-        with autocast:
-            loss = model.compute_loss(model(b["features"], b.get("feature_lengths")), b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+
+        def closure():
+            # the loss as a closure, as Lightning steps: sharpness=sam (speechret.models.sam) calls it twice
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                loss = model.compute_loss(model(b["features"], b.get("feature_lengths")), b)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
         return clips, seconds
 
     step(batches[0])  # warm-up

@@ -4,17 +4,12 @@ its checkpointed state, and a Lightning run through the config group."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 
 from speechret.errors import ConfigError
 from speechret.models.sam import SAM
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _quadratic():
@@ -100,24 +95,16 @@ def test_a_step_without_the_loss_closure_and_a_bad_radius_are_refused_by_name():
         opt.step()
 
 
-def test_sharpness_sam_trains_speechret_hash_two_passes_a_step_under_one_cycle(tiny_corpus, tmp_path):
+def test_sharpness_sam_trains_speechret_hash_two_passes_a_step_under_one_cycle(build_speechret_hash):
     """``sharpness=sam`` composes with the experiment: Lightning runs the training step twice per
     optimizer step (the same batch), the one-cycle schedule still moves the learning rate, and the
     loss falls on a tiny corpus."""
     import lightning as L
 
-    from speechret.apps.train import build_datamodule, build_model
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("train", overrides=[
-            "experiment=speechret_hash", "data=manifest", f"data.root={tiny_corpus / 'manifest.csv'}",
-            "data.val_fraction=0.25", "data.test_fraction=0.25", f"paths.output_dir={tmp_path}",
-            "sharpness=sam", "data.batch_size=8", "augment=none", "model.net.channels=[8,16]"])
-    assert cfg.model.sharpness.rho == 0.05
     torch.manual_seed(0)
-    dm = build_datamodule(cfg)
-    dm.setup()
-    model = build_model(cfg, dm)
+    model, dm, cfg = build_speechret_hash("sharpness=sam", "data.batch_size=8", "augment=none",
+                                          "model.net.channels=[8,16]")
+    assert cfg.model.sharpness.rho == 0.05
     calls, losses, lrs = [], [], []
     step = model.training_step
 
@@ -142,3 +129,14 @@ def test_sharpness_sam_trains_speechret_hash_two_passes_a_step_under_one_cycle(t
     assert len(set(lrs)) > 5                                      # the schedule steps the shared groups
     first, last = sum(losses[0:6:2]) / 3, sum(losses[-6::2]) / 3
     assert last < first
+
+
+def test_sharpness_with_gradient_accumulation_is_refused_by_name(build_speechret_hash):
+    import lightning as L
+
+    model, dm, _ = build_speechret_hash("sharpness=sam", "data.batch_size=4", "model.net.channels=[8,16]")
+    trainer = L.Trainer(max_steps=1, accumulate_grad_batches=2, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0)
+    with pytest.raises(ConfigError, match="accumulate_grad_batches=2"):
+        trainer.fit(model, datamodule=dm)

@@ -243,6 +243,10 @@ class HashingModule(L.LightningModule):
         return opt if self.sharpness_factory is None else self.sharpness_factory(optimizer=opt, module=self)
 
     def configure_optimizers(self):
+        accumulate = int(getattr(self._trainer, "accumulate_grad_batches", 1) or 1)
+        if self.sharpness_factory is not None and accumulate > 1:
+            raise ConfigError(f"model.sharpness (SAM) with trainer.accumulate_grad_batches={accumulate}: its second "
+                              "pass would see only the last micro-batch; use 1, or a larger data.batch_size")
         opt = self.build_optimizer()
         if self.scheduler_factory is None:
             return opt

@@ -28,6 +28,8 @@ Choices the paper leaves open, documented here:
 * **Mixed precision.** bf16 works (the optimizer step receives Lightning's closure). float16 with a
   gradient scaler does not: the scaler steps the optimizer without a closure, and :meth:`SAM.step`
   refuses that by name rather than take a plain step.
+* **Gradient accumulation** is refused (``HashingModule.configure_optimizers``): the second pass would
+  see only the last micro-batch.
 * The ascent uses the whole model's gradient norm; under DDP each pass's gradient is already
   averaged over the processes, so every process takes the same ε̂ (the paper's m-sharpness with m
   the global batch, not per-device m).
