@@ -95,10 +95,11 @@ def test_a_step_without_the_loss_closure_and_a_bad_radius_are_refused_by_name():
         opt.step()
 
 
-def test_sharpness_sam_trains_speechret_hash_two_passes_a_step_under_one_cycle(build_speechret_hash):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_sharpness_sam_trains_speechret_hash_two_passes_a_step_under_one_cycle(build_speechret_hash, precision):
     """``sharpness=sam`` composes with the experiment: Lightning runs the training step twice per
-    optimizer step (the same batch), the one-cycle schedule still moves the learning rate, and the
-    loss falls on a tiny corpus."""
+    optimizer step (the same batch), in 32-bit and bf16 alike, the one-cycle schedule still moves
+    the learning rate, and the loss falls on a tiny corpus."""
     import lightning as L
 
     torch.manual_seed(0)
@@ -120,7 +121,7 @@ def test_sharpness_sam_trains_speechret_hash_two_passes_a_step_under_one_cycle(b
         def on_train_batch_end(self, trainer, *args):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer = L.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_steps=12, accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[LR()])
     trainer.fit(model, datamodule=dm)
