@@ -169,3 +169,17 @@ def one_faiss_thread():
     faiss.omp_set_num_threads(1)
     yield
     faiss.omp_set_num_threads(n)
+
+
+@pytest.fixture
+def fork_safe_threads(monkeypatch):
+    """For tests that fork workers (DDP over gloo): one intra-op thread in this process and
+    (through ``OMP_NUM_THREADS``, which Lightning's launcher then leaves alone) in its forked
+    workers; the thread count is restored afterwards."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

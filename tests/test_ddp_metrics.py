@@ -30,17 +30,6 @@ from speechret.apps.train import build_datamodule, build_model
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def fork_safe_threads(monkeypatch):
-    """One intra-op thread in this process and (through ``OMP_NUM_THREADS``, which Lightning's
-    launcher then leaves alone) in its forked workers; the thread count is restored afterwards."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _validate(model, dm, **trainer_kwargs) -> dict[str, float]:
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, **trainer_kwargs)
