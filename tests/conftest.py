@@ -183,3 +183,41 @@ def fork_safe_threads(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def run_gloo_ranks(target, world: int, init_file: str, *args, timeout: float = 60.0) -> dict[int, tuple]:
+    """Fork ``world`` processes running ``target(rank, world, init_file, *args, results)`` (each sets
+    up its gloo process group on ``init_file``) and collect what each puts on ``results`` as
+    ``(rank, *payload)``: ``{rank: payload}``.  A rank that dies, or silence past ``timeout``
+    seconds, fails the test; every process is joined or killed on the way out."""
+    import multiprocessing as mp
+    import queue
+    import time
+
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(r, world, init_file, *args, results)) for r in range(world)]
+    for p in procs:
+        p.start()
+    got: dict[int, tuple] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < world:
+            try:
+                rank, *payload = results.get(timeout=0.5)
+                got[rank] = tuple(payload)
+            except queue.Empty:
+                assert all(p.is_alive() or p.exitcode == 0 for p in procs), "a rank failed"
+                assert time.monotonic() < deadline, f"the ranks did not answer within {timeout:g} s"
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    return got
+
+
+@pytest.fixture(scope="session")
+def gloo_ranks():
+    """:func:`run_gloo_ranks` for test modules (``gloo_ranks(target, world, init_file, *args)``)."""
+    return run_gloo_ranks

@@ -13,9 +13,6 @@ exchange without distances in the workers.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import queue
-import time
 from pathlib import Path
 
 import lightning as L
@@ -77,7 +74,7 @@ def _gather_on_rank(rank: int, world: int, init_file: str, shards, results) -> N
         torch.distributed.destroy_process_group()
 
 
-def test_paper_c_codes_gathered_over_two_gloo_processes(tmp_path, fork_safe_threads):
+def test_paper_c_codes_gathered_over_two_gloo_processes(tmp_path, fork_safe_threads, gloo_ranks):
     """Both ranks end with every item's list of segment codes once, in dataset order."""
     seg = _segments(5)
     # a DistributedSampler over 5 items, 2 a batch: rank 0 gets 0 2 4, rank 1 gets 1 3 and 0 again
@@ -85,26 +82,7 @@ def test_paper_c_codes_gathered_over_two_gloo_processes(tmp_path, fork_safe_thre
         [([seg[0], seg[2]], np.array([0, 1]), np.array([0, 2])), ([seg[4]], np.array([1]), np.array([4]))],
         [([seg[1], seg[3]], np.array([0, 1]), np.array([1, 3])), ([seg[0]], np.array([0]), np.array([0]))],
     ]
-    ctx = mp.get_context("fork")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_gather_on_rank, args=(r, 2, str(tmp_path / "pg"), shards, results)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got: dict[int, tuple] = {}
-    deadline = time.monotonic() + 60
-    try:
-        while len(got) < len(procs):
-            try:
-                rank, codes, labels = results.get(timeout=0.5)
-                got[rank] = (codes, labels)
-            except queue.Empty:
-                assert all(p.is_alive() or p.exitcode == 0 for p in procs), "a rank failed"
-                assert time.monotonic() < deadline, "the ranks did not answer within 60 s"
-    finally:
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
+    got = gloo_ranks(_gather_on_rank, 2, str(tmp_path / "pg"), shards)
     for codes, labels in got.values():
         assert labels.tolist() == [0, 0, 1, 1, 1]
         assert len(codes) == 5 and all(np.array_equal(c, s) for c, s in zip(codes, seg))

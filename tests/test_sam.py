@@ -12,6 +12,18 @@ from speechret.errors import ConfigError
 from speechret.models.sam import SAM
 
 
+def _mse_step(model, opt, x, y):
+    """One ``opt.step`` on the mean squared error of ``model`` over ``(x, y)``, through a closure."""
+
+    def closure():
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    return opt.step(closure)
+
+
 def _quadratic():
     torch.manual_seed(0)
     a = torch.randn(5, 5, dtype=torch.float64)
@@ -51,15 +63,7 @@ def test_second_pass_leaves_batch_norm_statistics_as_one_forward_left_them():
     ref.load_state_dict(net.state_dict())
     ref.train()
     ref(x)                                            # one forward at the unperturbed weights
-    opt = SAM(torch.optim.SGD(net.parameters(), lr=0.1), rho=0.5, module=net)
-
-    def closure():
-        opt.zero_grad()
-        loss = ((net(x) - y) ** 2).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    _mse_step(net, SAM(torch.optim.SGD(net.parameters(), lr=0.1), rho=0.5, module=net), x, y)
     bn, bn_ref = net[1], ref[1]
     torch.testing.assert_close(bn.running_mean, bn_ref.running_mean)
     torch.testing.assert_close(bn.running_var, bn_ref.running_var)
@@ -149,64 +153,26 @@ def _sam_step_on_rank(rank: int, world: int, init_file: str, x, y, w0, results) 
         net = nn.Linear(x.shape[1], 1, dtype=torch.float64)
         net.load_state_dict(w0)
         ddp = nn.parallel.DistributedDataParallel(net)
-        opt = SAM(torch.optim.SGD(ddp.parameters(), lr=0.1), rho=0.05, module=ddp)
         shard = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
-
-        def closure():
-            opt.zero_grad()
-            loss = ((ddp(x[shard]) - y[shard]) ** 2).mean()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        _mse_step(ddp, SAM(torch.optim.SGD(ddp.parameters(), lr=0.1), rho=0.05, module=ddp), x[shard], y[shard])
         results.put((rank, {k: v.clone() for k, v in net.state_dict().items()}))
     finally:
         torch.distributed.destroy_process_group()
 
 
-def test_two_ddp_processes_take_the_step_one_process_takes_on_the_whole_batch(tmp_path, fork_safe_threads):
+def test_two_ddp_processes_take_the_step_one_process_takes_on_the_whole_batch(tmp_path, fork_safe_threads,
+                                                                              gloo_ranks):
     """Under DDP each pass's gradient is averaged over the processes before the ascent, so every rank
     takes the same ε̂ and ends with the weights of one process's SAM step on the whole batch (m-sharpness
     with m the global batch, as the module docstring says)."""
-    import multiprocessing as mp
-    import queue
-    import time
-
     torch.manual_seed(0)
     x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
     net = nn.Linear(3, 1, dtype=torch.float64)
     w0 = {k: v.clone() for k, v in net.state_dict().items()}
-    opt = SAM(torch.optim.SGD(net.parameters(), lr=0.1), rho=0.05, module=net)
-
-    def closure():
-        opt.zero_grad()
-        loss = ((net(x) - y) ** 2).mean()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    ctx = mp.get_context("fork")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_sam_step_on_rank, args=(r, 2, str(tmp_path / "pg"), x, y, w0, results))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    got = {}
-    deadline = time.monotonic() + 60
-    try:
-        while len(got) < 2:
-            try:
-                rank, state = results.get(timeout=0.5)
-                got[rank] = state
-            except queue.Empty:
-                assert all(p.is_alive() or p.exitcode == 0 for p in procs), "a rank failed"
-                assert time.monotonic() < deadline, "the ranks did not answer within 60 s"
-    finally:
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-    for state in got.values():
+    _mse_step(net, SAM(torch.optim.SGD(net.parameters(), lr=0.1), rho=0.05, module=net), x, y)
+    got = gloo_ranks(_sam_step_on_rank, 2, str(tmp_path / "pg"), x, y, w0)
+    assert sorted(got) == [0, 1]
+    for (state,) in got.values():
         for k, v in net.state_dict().items():
             torch.testing.assert_close(state[k], v, rtol=1e-12, atol=1e-12)
         assert not torch.equal(state["weight"], w0["weight"])
