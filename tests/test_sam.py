@@ -24,6 +24,18 @@ def _mse_step(model, opt, x, y):
     return opt.step(closure)
 
 
+def _quadratic_step(opt, a, w):
+    """One ``opt.step`` on ½ wᵀAw, through a closure."""
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * w @ a @ w
+        loss.backward()
+        return loss
+
+    return opt.step(closure)
+
+
 def _quadratic():
     torch.manual_seed(0)
     a = torch.randn(5, 5, dtype=torch.float64)
@@ -39,13 +51,7 @@ def test_one_step_is_the_base_step_with_the_gradient_at_the_ascended_weights(ada
     w0 = w.detach().clone()
     opt = SAM(torch.optim.SGD([w], lr=0.1), rho=rho, adaptive=adaptive)
 
-    def closure():
-        opt.zero_grad()
-        loss = 0.5 * w @ a @ w
-        loss.backward()
-        return loss
-
-    loss = opt.step(closure)
+    loss = _quadratic_step(opt, a, w)
     g = a @ w0
     t = w0.abs() if adaptive else torch.ones_like(w0)
     eps = rho * t * t * g / torch.linalg.vector_norm(t * g)
@@ -74,13 +80,7 @@ def test_state_dict_is_the_base_optimizers_and_reloads_its_moments():
     a, w = _quadratic()
     opt = SAM(torch.optim.AdamW([w], lr=0.01), rho=0.05)
 
-    def closure():
-        opt.zero_grad()
-        loss = 0.5 * w @ a @ w
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    _quadratic_step(opt, a, w)
     state = opt.state_dict()
     assert state == opt.base_optimizer.state_dict()
     w2 = nn.Parameter(w.detach().clone())

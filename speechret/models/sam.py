@@ -70,11 +70,10 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer = optimizer
         self.module = module
         self.eps = float(eps)
-        super().__init__(optimizer.param_groups, {"rho": float(rho), "adaptive": bool(adaptive)})
+        super().__init__(optimizer.param_groups, {**optimizer.defaults, "rho": float(rho), "adaptive": bool(adaptive)})
         # one set of groups and one state for both objects: schedulers and checkpoints see the base's
         self.param_groups = optimizer.param_groups
         self.state = optimizer.state
-        self.defaults = {**optimizer.defaults, "rho": float(rho), "adaptive": bool(adaptive)}
 
     def _grad_norm(self) -> torch.Tensor:
         norms = []
@@ -98,7 +97,9 @@ class SAM(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                e = (p.pow(2) if group["adaptive"] else torch.ones_like(p)) * p.grad * scale.to(p.device, p.dtype)
+                e = p.grad * scale.to(p.device, p.dtype)
+                if group["adaptive"]:
+                    e.mul_(p.pow(2))
                 p.add_(e)
                 moved.append((p, e))
         return moved
