@@ -12,28 +12,26 @@ from speechret.errors import ConfigError
 from speechret.models.sam import SAM
 
 
-def _mse_step(model, opt, x, y):
-    """One ``opt.step`` on the mean squared error of ``model`` over ``(x, y)``, through a closure."""
+def _closure_step(opt, loss_fn):
+    """One ``opt.step`` through a closure that zeroes the gradients and back-propagates ``loss_fn()``."""
 
     def closure():
         opt.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
+        loss = loss_fn()
         loss.backward()
         return loss
 
     return opt.step(closure)
+
+
+def _mse_step(model, opt, x, y):
+    """One ``opt.step`` on the mean squared error of ``model`` over ``(x, y)``."""
+    return _closure_step(opt, lambda: ((model(x) - y) ** 2).mean())
 
 
 def _quadratic_step(opt, a, w):
-    """One ``opt.step`` on ½ wᵀAw, through a closure."""
-
-    def closure():
-        opt.zero_grad()
-        loss = 0.5 * w @ a @ w
-        loss.backward()
-        return loss
-
-    return opt.step(closure)
+    """One ``opt.step`` on ½ wᵀAw."""
+    return _closure_step(opt, lambda: 0.5 * w @ a @ w)
 
 
 def _quadratic():
