@@ -37,9 +37,13 @@ CPU two 1-thread trainings do more work than one 2-thread training); a last run 
 and no ``--shard`` then reuses every result and writes the report.
 
 Profiles: ``--quick`` (folds 0 and 1 on the 10 Mandarin words with the CPO, near-homophone and
-DTW tables; no 20-word run, no bit sweep: 32 min alone on 2 CPU cores, where a 20-word run alone
-takes about 29) and the full one (every fold on 10 and 20 words, plus the bit sweep; about
-4.5 h serially on 2 cores, less with ``--shard``). ``--reuse`` skips every training or evaluation
+DTW tables; no 20-word run, no bit sweep) and the full one (every fold on 10 and 20 words, plus the
+bit sweep: 11 trainings). Their time on 2 CPU cores is set by the experiment's step budget: at
+``speechret_hash``'s 4200 steps one training takes about 13 min on 2 threads (the "Done when" run,
+2026-12-07), and two 1-thread trainings side by side about 22 min, so ``--quick`` takes about 31 min
+(17.7 min measured at 2100 steps) and the full profile about 2.4 h as two ``--shard`` processes
+(about 2.6 h serially); these two are estimates from single runs. ``--train-args
+trainer.max_steps=2100`` halves the trainings. ``--reuse`` skips every training or evaluation
 whose result exists for the same command, composed config and checkpoint
 (``reproduce_common.run_digest``), so an interrupted run continues where it stopped and a changed
 default is trained again rather than reused.
